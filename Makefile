@@ -1,0 +1,66 @@
+# Milepost. The two commands a new machine needs (as root): `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+export MILEPOST_ROOT := $(ROOT)
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+HOSTS ?= 6
+SCENARIOS := $(notdir $(wildcard molecule/*))
+
+.PHONY: help deps venv lab lab-down demo test lint unit integration molecule requirements clean
+
+help:
+	@echo "make demo   set up, bring the lab up, run playbooks/maintain.yml"
+	@echo "make test   set up, lint, unit + integration tests, molecule scenarios"
+	@echo "make lab | lab-down | lint | unit | integration | molecule | requirements | clean"
+
+deps:
+	@scripts/install-deps
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: deps $(VENV)/.installed
+
+lab: venv
+	scripts/lab up --hosts $(HOSTS)
+
+lab-down: venv
+	scripts/lab down
+
+demo: lab
+	ansible-playbook playbooks/maintain.yml
+
+lint: venv
+	yamllint -s .
+	ansible-lint
+	ruff check .
+	ruff format --check .
+	mypy
+	bandit -q -r milepost -c pyproject.toml
+
+unit: venv
+	pytest -q tests/unit
+
+integration: lab
+	pytest -q tests/integration
+
+molecule: lab
+	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s $$s; done
+
+test: lint unit integration molecule
+
+requirements:
+	$(BIN)/pip install -q pip-tools
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
+
+clean:
+	-scripts/lab down
+	rm -rf $(VENV) .milepost

@@ -1,0 +1,3 @@
+"""Milepost: operations and maintenance automation for a Road Usage Charge program."""
+
+__version__ = "0.1.0"

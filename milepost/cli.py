@@ -1,0 +1,124 @@
+"""The `milepost` command.
+
+Exit codes: 0 success, 1 the work failed, 2 bad input or a missing prerequisite.
+"""
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer._click.exceptions import NoArgsIsHelpError
+
+from milepost.errors import MilepostError, UserError
+from milepost.lab import topology
+
+app = typer.Typer(
+    help="Milepost: operations and maintenance automation for a Road Usage Charge program.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+lab_app = typer.Typer(help="The local lab fleet of Debian hosts.", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+console = Console()
+
+
+@lab_app.command("up")
+def lab_up(
+    hosts: Annotated[
+        str,
+        typer.Option(
+            "--hosts",
+            metavar="N",
+            help=f"Number of hosts, {topology.MIN_HOSTS} to {topology.MAX_HOSTS}.",
+        ),
+    ] = str(topology.DEFAULT_HOSTS),
+) -> None:
+    """Start the lab: base image, signed APT repository, hosts, inventory/lab/hosts.yml."""
+    if not hosts.isdigit() or not topology.MIN_HOSTS <= int(hosts) <= topology.MAX_HOSTS:
+        raise UserError(
+            f"--hosts must be a whole number from {topology.MIN_HOSTS} to {topology.MAX_HOSTS},"
+            f" not {hosts!r}"
+        )
+    from milepost.lab import fleet
+
+    started = fleet.up(int(hosts))
+    console.print(f"lab up: {len(started)} hosts; inventory written to inventory/lab/hosts.yml")
+
+
+@lab_app.command("down")
+def lab_down() -> None:
+    """Remove every lab container and the lab inventory."""
+    from milepost.lab import fleet
+
+    removed = fleet.down()
+    console.print(f"lab down: removed {len(removed)} containers")
+
+
+@lab_app.command("status")
+def lab_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A table of lab hosts: group, vendor, port, reachable, ruc-* versions."""
+    from milepost.lab import fleet
+
+    rows = fleet.status()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print("no lab hosts: run `scripts/lab up`")
+        return
+    table = Table("host", "group", "vendor", "port", "reachable", "ruc-* versions")
+    for r in rows:
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(r["versions"].items())) or "-"
+        table.add_row(
+            r["name"],
+            r["group"],
+            r["vendor"],
+            str(r["port"]),
+            "yes" if r["reachable"] else f"no ({r['container']})",
+            versions,
+        )
+    console.print(table)
+    reachable = sum(1 for r in rows if r["reachable"])
+    console.print(f"{reachable} of {len(rows)} hosts reachable")
+    if reachable < len(rows):
+        raise typer.Exit(1)
+
+
+def _one_line(bad: typer.TyperException) -> str:
+    return " ".join(bad.format_message().split()) + " (see --help)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every error is one line on stderr, never a traceback."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="milepost", standalone_mode=False)
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        print("milepost: interrupted", file=sys.stderr)
+        return 130
+    except NoArgsIsHelpError as no_args:
+        print(no_args.format_message(), file=sys.stderr)
+        return 2
+    except typer.TyperException as bad:
+        print(f"milepost: error: {_one_line(bad)}", file=sys.stderr)
+        return 2
+    except MilepostError as failed:
+        print(f"milepost: error: {failed}", file=sys.stderr)
+        return failed.exit_code
+    except KeyboardInterrupt:
+        print("milepost: interrupted", file=sys.stderr)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

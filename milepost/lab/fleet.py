@@ -1,0 +1,396 @@
+"""Bring the lab fleet up, take it down, and report its state.
+
+Every lab process is a container labelled `milepost.lab`: the hosts (sshd on their own
+127.0.0.1 port, host network) and the APT repository's HTTP server. `down` removes them all.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from milepost import paths
+from milepost.errors import MilepostError, UserError
+from milepost.lab import apt_repo, base_image, dockerd, inventory, ruc_packages
+from milepost.lab.commands import require, run
+from milepost.lab.topology import REPO_PORT, SSH_PORT_BASE, LabHost, plan
+
+LABEL = "milepost.lab"
+REPO_CONTAINER = "milepost-lab-repo"
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    lab: Path
+    key: Path
+    known_hosts: Path
+    repo: Path
+    gnupg: Path
+    debs: Path
+    build: Path
+    state: Path
+    control: Path
+    inventory: Path
+
+    @classmethod
+    def here(cls) -> "LabPaths":
+        lab = paths.lab_dir()
+        return cls(
+            lab=lab,
+            key=lab / "ssh" / "id_ed25519",
+            known_hosts=lab / "ssh" / "known_hosts",
+            repo=lab / "repo",
+            gnupg=lab / "gnupg",
+            debs=lab / "debs",
+            build=lab / "build",
+            state=lab / "state.json",
+            control=lab / "cp",
+            inventory=paths.project_root() / "inventory" / "lab" / "hosts.yml",
+        )
+
+
+def _port_setting(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1024 <= int(raw) <= 65000:
+        raise UserError(f"{name}={raw} is not a port number between 1024 and 65000")
+    return int(raw)
+
+
+def ssh_port_base() -> int:
+    return _port_setting("MILEPOST_LAB_SSH_PORT_BASE", SSH_PORT_BASE)
+
+
+def repo_port() -> int:
+    return _port_setting("MILEPOST_LAB_REPO_PORT", REPO_PORT)
+
+
+def _parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(fn, items))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _containers() -> dict[str, dict[str, str]]:
+    """Lab containers by name: {name: {"state": running|exited|..., "image": ...}}."""
+    out = run(
+        [
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            f"label={LABEL}",
+            "--format",
+            "{{.Names}}\t{{.State}}\t{{.Image}}",
+        ]
+    ).stdout
+    found = {}
+    for line in out.splitlines():
+        name, state, image = line.split("\t")
+        found[name] = {"state": state, "image": image}
+    return found
+
+
+# ---------------------------------------------------------------- up
+
+
+def up(count: int) -> list[LabHost]:
+    require("docker", "ssh", "ssh-keygen", "gpg", "dpkg-deb", "apt-ftparchive")
+    hosts = plan(count, ssh_port_base())
+    lab = LabPaths.here()
+    lab.lab.mkdir(parents=True, exist_ok=True)
+    dockerd.ensure_running(lab.lab / "dockerd.log")
+    image = base_image.ensure(lab.build)
+    _ensure_keypair(lab.key)
+    debs = ruc_packages.build_all(lab.debs)
+    apt_repo.ensure_signing_key(lab.gnupg)
+    apt_repo.build_repo(lab.repo, lab.gnupg, debs)
+    port = repo_port()
+    _start_repo_server(image, lab.repo, port)
+
+    existing = _containers()
+    wanted = {h.container for h in hosts}
+    stale = [
+        name
+        for name, info in existing.items()
+        if name != REPO_CONTAINER and (name not in wanted or info["image"] != image)
+    ]
+    if stale:
+        run(["docker", "rm", "-f", *stale])
+    existing = {k: v for k, v in existing.items() if k not in stale}
+    new = [h for h in hosts if h.container not in existing]
+    busy = [h.port for h in new if not _port_free(h.port)]
+    if busy:
+        raise UserError(
+            f"127.0.0.1 port(s) {', '.join(map(str, busy))} already in use: free them or set"
+            " MILEPOST_LAB_SSH_PORT_BASE"
+        )
+    stopped = [h.container for h in hosts if existing.get(h.container, {}).get("state") == "exited"]
+    if stopped:
+        run(["docker", "start", *stopped])
+    public_key = (lab.key.with_suffix(".pub")).read_text().strip()
+    _parallel(lambda h: _create_host(h, image, public_key), new)
+    _parallel(_wait_for_host_keys, hosts)
+    _parallel(_install_initial_packages, new)
+
+    lab.known_hosts.write_text("".join(_parallel(_known_hosts_lines, hosts)))
+    repo_url = f"http://127.0.0.1:{port}/"
+    inventory.write(
+        lab.inventory,
+        inventory.render(
+            hosts,
+            key_file=lab.key,
+            known_hosts=lab.known_hosts,
+            control_dir=lab.control,
+            repo_url=repo_url,
+            repo_key=lab.repo / "milepost-lab.asc",
+        ),
+    )
+    lab.state.write_text(
+        json.dumps({"hosts": [asdict(h) for h in hosts], "repo_url": repo_url}, indent=2)
+    )
+    unreachable = [h.name for h, ok in zip(hosts, _parallel(_wait_reachable, hosts)) if not ok]
+    if unreachable:
+        raise MilepostError(f"lab hosts not reachable over SSH: {', '.join(unreachable)}")
+    return hosts
+
+
+def _ensure_keypair(key: Path) -> None:
+    if key.exists():
+        return
+    key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "milepost-lab", "-f", str(key)])
+
+
+def _start_repo_server(image: str, repo: Path, port: int) -> None:
+    """Serve the repository read-only over HTTP on 127.0.0.1:port (restarted on every up, so
+    it serves the repository just rebuilt)."""
+    subprocess.run(["docker", "rm", "-f", REPO_CONTAINER], capture_output=True, check=False)
+    if not _port_free(port):
+        raise UserError(
+            f"127.0.0.1:{port} is already in use: free it or set MILEPOST_LAB_REPO_PORT"
+        )
+    run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            REPO_CONTAINER,
+            "--label",
+            LABEL,
+            "--network",
+            "host",
+            "--init",
+            "-v",
+            f"{repo.parent}:/srv/lab:ro",
+            image,
+            "python3",
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            f"/srv/lab/{repo.name}",
+        ]
+    )
+    _wait(lambda: not _port_free(port), 30, f"the lab repository on 127.0.0.1:{port}")
+
+
+def _create_host(host: LabHost, image: str, public_key: str) -> None:
+    run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            host.container,
+            "--hostname",
+            host.name,
+            "--label",
+            LABEL,
+            "--label",
+            f"{LABEL}.host={host.name}",
+            "--network",
+            "host",
+            "--init",
+            "-e",
+            f"LAB_SSH_PORT={host.port}",
+            "-e",
+            f"LAB_AUTHORIZED_KEY={public_key}",
+            image,
+            base_image.INIT_PATH,
+        ]
+    )
+
+
+def _wait(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise MilepostError(f"timed out after {seconds:.0f}s waiting for {what}")
+
+
+def _wait_for_host_keys(host: LabHost) -> None:
+    def ready() -> bool:
+        probe = subprocess.run(
+            ["docker", "exec", host.container, "test", "-s", "/etc/ssh/ssh_host_ed25519_key.pub"],
+            capture_output=True,
+            check=False,
+        )
+        return probe.returncode == 0 and not _port_free(host.port)
+
+    _wait(ready, 60, f"sshd on {host.name} (127.0.0.1:{host.port})")
+
+
+def _install_initial_packages(host: LabHost) -> None:
+    """A new host starts on the oldest release of its group's RUC package."""
+    pkg = ruc_packages.package_for_group(host.group)
+    deb = LabPaths.here().debs / f"{pkg.name}_{pkg.initial.version}_all.deb"
+    run(["docker", "cp", str(deb), f"{host.container}:/tmp/{deb.name}"])
+    run(
+        [
+            "docker",
+            "exec",
+            "-e",
+            "DEBIAN_FRONTEND=noninteractive",
+            host.container,
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            f"/tmp/{deb.name}",
+        ],
+        timeout=300,
+    )
+    run(["docker", "exec", host.container, "rm", "-f", f"/tmp/{deb.name}"])
+
+
+def _known_hosts_lines(host: LabHost) -> str:
+    """Host keys read from inside the container (out of band), never scanned off the wire."""
+    keys = run(
+        ["docker", "exec", host.container, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub"]
+    ).stdout
+    lines = []
+    for key in keys.splitlines():
+        kind, blob = key.split()[:2]
+        lines.append(f"[127.0.0.1]:{host.port} {kind} {blob}\n")
+    return "".join(lines)
+
+
+def _ssh(host: LabHost, command: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    lab = LabPaths.here()
+    argv = [
+        "ssh",
+        "-i",
+        str(lab.key),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"UserKnownHostsFile={lab.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=5",
+        "-p",
+        str(host.port),
+        "ops@127.0.0.1",
+        command,
+    ]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 255, "", "timed out")
+
+
+def _wait_reachable(host: LabHost) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if _ssh(host, "true").returncode == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+# ---------------------------------------------------------------- down
+
+
+def down() -> list[str]:
+    """Remove every lab container and the files that describe the running fleet."""
+    require("docker")
+    lab = LabPaths.here()
+    if lab.control.is_dir():
+        for sock in lab.control.iterdir():
+            subprocess.run(
+                ["ssh", "-O", "exit", "-o", f"ControlPath={sock}", "lab"],
+                capture_output=True,
+                check=False,
+                timeout=10,
+            )
+    removed: list[str] = []
+    if dockerd.is_running():
+        removed = sorted(_containers())
+        if removed:
+            run(["docker", "rm", "-f", *removed])
+    for path in (lab.inventory, lab.known_hosts, lab.state):
+        path.unlink(missing_ok=True)
+    return removed
+
+
+# ---------------------------------------------------------------- status
+
+
+def load_hosts() -> list[LabHost]:
+    lab = LabPaths.here()
+    if not lab.state.is_file():
+        return []
+    return [LabHost(**h) for h in json.loads(lab.state.read_text())["hosts"]]
+
+
+def status() -> list[dict[str, Any]]:
+    """One row per lab host: where it is, whether SSH works, its ruc-* versions."""
+    require("docker", "ssh")
+    hosts = load_hosts()
+    containers = _containers() if hosts and dockerd.is_running() else {}
+
+    def row(host: LabHost) -> dict[str, Any]:
+        state = containers.get(host.container, {}).get("state", "absent")
+        reachable = False
+        versions: dict[str, str] = {}
+        if state == "running":
+            probe = _ssh(
+                host,
+                "dpkg-query -W -f='${Package} ${Version} ${db:Status-Status}\\n' 'ruc-*'"
+                " 2>/dev/null; true",
+            )
+            reachable = probe.returncode == 0
+            for line in probe.stdout.splitlines():
+                name, version, st = (line.split() + ["", "", ""])[:3]
+                if st == "installed":
+                    versions[name] = version
+        return {**asdict(host), "container": state, "reachable": reachable, "versions": versions}
+
+    return _parallel(row, hosts)
