@@ -25,6 +25,9 @@ lab_app = typer.Typer(help="The local lab fleet of Debian hosts.", no_args_is_he
 app.add_typer(lab_app, name="lab")
 
 console = Console()
+if not console.is_terminal:
+    # Piped or captured output: do not squeeze tables into 80 columns.
+    console = Console(width=200)
 
 
 @lab_app.command("up")
