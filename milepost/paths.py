@@ -13,7 +13,9 @@ def project_root() -> Path:
     if env:
         root = Path(env).resolve()
         if not (root / "ansible.cfg").is_file():
-            raise UserError(f"MILEPOST_ROOT={env} has no ansible.cfg: point it at a Milepost checkout")
+            raise UserError(
+                f"MILEPOST_ROOT={env} has no ansible.cfg: point it at a Milepost checkout"
+            )
         return root
     here = Path.cwd().resolve()
     for candidate in (here, *here.parents):

@@ -127,9 +127,7 @@ def _customize(rootfs: Path) -> None:
     sudoers = rootfs / "etc/sudoers.d/ops"
     sudoers.write_text("ops ALL=(ALL) NOPASSWD: ALL\n")
     sudoers.chmod(0o440)
-    (rootfs / "etc/ssh/sshd_config.d/milepost-lab.conf").write_text(
-        _file("sshd-milepost-lab.conf")
-    )
+    (rootfs / "etc/ssh/sshd_config.d/milepost-lab.conf").write_text(_file("sshd-milepost-lab.conf"))
     init = rootfs / INIT_PATH.lstrip("/")
     init.write_text(_file("milepost-lab-init"))
     init.chmod(0o755)

@@ -36,7 +36,8 @@ def run(
     check: bool = True,
     timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a program, capturing text output; on failure raise MilepostError with the last line of its stderr."""
+    """Run a program, capturing text output; on failure raise MilepostError with the last
+    line of its stderr."""
     try:
         proc = subprocess.run(
             list(argv),

@@ -4,6 +4,7 @@ Every lab process is a container labelled `milepost.lab`: the hosts (sshd on the
 127.0.0.1 port, host network) and the APT repository's HTTP server. `down` removes them all.
 """
 
+import hashlib
 import json
 import os
 import socket
@@ -99,14 +100,19 @@ def _containers() -> dict[str, dict[str, str]]:
             "--filter",
             f"label={LABEL}",
             "--format",
-            "{{.Names}}\t{{.State}}\t{{.Image}}",
+            '{{.Names}}\t{{.State}}\t{{.Image}}\t{{.Label "milepost.lab.key"}}',
         ]
     ).stdout
     found = {}
     for line in out.splitlines():
-        name, state, image = line.split("\t")
-        found[name] = {"state": state, "image": image}
+        name, state, image, key = line.split("\t")
+        found[name] = {"state": state, "image": image, "key": key}
     return found
+
+
+def _key_id(public_key: str) -> str:
+    """Which lab key a host trusts: hosts made for another checkout's key are replaced."""
+    return hashlib.sha256(public_key.encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- up
@@ -126,12 +132,16 @@ def up(count: int) -> list[LabHost]:
     port = repo_port()
     _start_repo_server(image, lab.repo, port)
 
+    public_key = lab.key.with_suffix(".pub").read_text().strip()
     existing = _containers()
     wanted = {h.container for h in hosts}
     stale = [
         name
         for name, info in existing.items()
-        if name != REPO_CONTAINER and (name not in wanted or info["image"] != image)
+        if name != REPO_CONTAINER
+        and (
+            name not in wanted or info["image"] != image or info["key"] != _key_id(public_key)
+        )
     ]
     if stale:
         run(["docker", "rm", "-f", *stale])
@@ -146,7 +156,6 @@ def up(count: int) -> list[LabHost]:
     stopped = [h.container for h in hosts if existing.get(h.container, {}).get("state") == "exited"]
     if stopped:
         run(["docker", "start", *stopped])
-    public_key = (lab.key.with_suffix(".pub")).read_text().strip()
     _parallel(lambda h: _create_host(h, image, public_key), new)
     _parallel(_wait_for_host_keys, hosts)
     _parallel(_install_initial_packages, new)
@@ -167,7 +176,9 @@ def up(count: int) -> list[LabHost]:
     lab.state.write_text(
         json.dumps({"hosts": [asdict(h) for h in hosts], "repo_url": repo_url}, indent=2)
     )
-    unreachable = [h.name for h, ok in zip(hosts, _parallel(_wait_reachable, hosts)) if not ok]
+    unreachable = [
+        h.name for h, ok in zip(hosts, _parallel(_wait_reachable, hosts), strict=True) if not ok
+    ]
     if unreachable:
         raise MilepostError(f"lab hosts not reachable over SSH: {', '.join(unreachable)}")
     return hosts
@@ -230,6 +241,8 @@ def _create_host(host: LabHost, image: str, public_key: str) -> None:
             LABEL,
             "--label",
             f"{LABEL}.host={host.name}",
+            "--label",
+            f"{LABEL}.key={_key_id(public_key)}",
             "--network",
             "host",
             "--init",
@@ -268,7 +281,7 @@ def _install_initial_packages(host: LabHost) -> None:
     """A new host starts on the oldest release of its group's RUC package."""
     pkg = ruc_packages.package_for_group(host.group)
     deb = LabPaths.here().debs / f"{pkg.name}_{pkg.initial.version}_all.deb"
-    run(["docker", "cp", str(deb), f"{host.container}:/tmp/{deb.name}"])
+    run(["docker", "cp", str(deb), f"{host.container}:/root/{deb.name}"])
     run(
         [
             "docker",
@@ -280,11 +293,11 @@ def _install_initial_packages(host: LabHost) -> None:
             "install",
             "-y",
             "-q",
-            f"/tmp/{deb.name}",
+            f"/root/{deb.name}",
         ],
         timeout=300,
     )
-    run(["docker", "exec", host.container, "rm", "-f", f"/tmp/{deb.name}"])
+    run(["docker", "exec", host.container, "rm", "-f", f"/root/{deb.name}"])
 
 
 def _known_hosts_lines(host: LabHost) -> str:

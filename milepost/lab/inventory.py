@@ -7,7 +7,16 @@ import yaml
 
 from milepost.lab.topology import GROUPS, LabHost
 
-HEADER = "# Written by `scripts/lab up`; rewritten on every up, removed by down. Do not edit.\n"
+HEADER = (
+    "---\n# Written by `scripts/lab up`; rewritten on every up, removed by down. Do not edit.\n"
+)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Indents list items under their key, as yamllint expects."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
 def render(
@@ -43,7 +52,7 @@ def render(
             "children": {"ruc": {"children": children}},
         }
     }
-    return HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+    return HEADER + yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
 def write(path: Path, text: str) -> None:

@@ -32,9 +32,20 @@ def test_each_host_runs_its_ruc_service_and_it_is_healthy(lab_hosts):
 
 def test_ansible_reaches_every_host_with_become(lab_hosts):
     proc = subprocess.run(
-        ["ansible", "-i", str(INVENTORY), "ruc", "-b", "-m", "ansible.builtin.command",
-         "-a", "id -un"],
-        capture_output=True, text=True, env=ansible_env(),
+        [
+            "ansible",
+            "-i",
+            str(INVENTORY),
+            "ruc",
+            "-b",
+            "-m",
+            "ansible.builtin.command",
+            "-a",
+            "id -un",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("root") == len(lab_hosts)
@@ -48,10 +59,21 @@ def test_ansible_refuses_a_host_whose_key_is_not_in_the_known_hosts_it_uses(lab_
     empty.write_text("")
     host = lab_hosts[0]["name"]
     proc = subprocess.run(
-        ["ansible", "-i", str(INVENTORY), host, "-m", "ansible.builtin.ping",
-         "-e", f"ansible_ssh_common_args='-o UserKnownHostsFile={empty}'",
-         "-e", f"ansible_control_path_dir={tmp_path / 'cp'}"],
-        capture_output=True, text=True, env=ansible_env(),
+        [
+            "ansible",
+            "-i",
+            str(INVENTORY),
+            host,
+            "-m",
+            "ansible.builtin.ping",
+            "-e",
+            f"ansible_ssh_common_args='-o UserKnownHostsFile={empty}'",
+            "-e",
+            f"ansible_control_path_dir={tmp_path / 'cp'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
     )
     assert proc.returncode != 0
     assert "UNREACHABLE" in proc.stdout
@@ -69,10 +91,21 @@ def test_ansible_refuses_a_host_presenting_a_different_key(lab_hosts, tmp_path):
     wrong = tmp_path / "known_hosts"
     wrong.write_text("\n".join(lines) + "\n")
     proc = subprocess.run(
-        ["ansible", "-i", str(INVENTORY), first["name"], "-m", "ansible.builtin.ping",
-         "-e", f"ansible_ssh_common_args='-o UserKnownHostsFile={wrong}'",
-         "-e", f"ansible_control_path_dir={tmp_path / 'cp'}"],
-        capture_output=True, text=True, env=ansible_env(),
+        [
+            "ansible",
+            "-i",
+            str(INVENTORY),
+            first["name"],
+            "-m",
+            "ansible.builtin.ping",
+            "-e",
+            f"ansible_ssh_common_args='-o UserKnownHostsFile={wrong}'",
+            "-e",
+            f"ansible_control_path_dir={tmp_path / 'cp'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
     )
     assert proc.returncode != 0
     assert "UNREACHABLE" in proc.stdout
@@ -83,8 +116,8 @@ set -e
 key=$1
 d=$(mktemp -d)
 mkdir -p "$d/lists/partial"
-printf 'Types: deb\nURIs: http://127.0.0.1:8780/\nSuites: bookworm\nComponents: main\nSigned-By: %s\n' \
-    "$key" > "$d/test.sources"
+printf 'Types: deb\nURIs: http://127.0.0.1:8780/\nSuites: bookworm\n' > "$d/test.sources"
+printf 'Components: main\nSigned-By: %s\n' "$key" >> "$d/test.sources"
 sudo apt-get update -q -o Dir::Etc::SourceList="$d/test.sources" \
     -o Dir::Etc::SourceParts=/nonexistent -o Dir::State::Lists="$d/lists" \
     -o APT::Update::Error-Mode=any 2>&1
@@ -98,8 +131,11 @@ def test_repository_is_trusted_only_with_its_own_signing_key(lab_hosts):
     copied = ssh(port, "cat > /tmp/milepost-lab-test.gpg", input=lab_key)
     assert copied.returncode == 0
 
-    wrong = ssh(port, "sh -s /usr/share/keyrings/debian-archive-keyring.gpg",
-                input=APT_UPDATE_WITH_KEY.encode())
+    wrong = ssh(
+        port,
+        "sh -s /usr/share/keyrings/debian-archive-keyring.gpg",
+        input=APT_UPDATE_WITH_KEY.encode(),
+    )
     assert wrong.returncode != 0, wrong.stdout
     assert "NO_PUBKEY" in wrong.stdout or "not signed" in wrong.stdout, wrong.stdout
 

@@ -8,8 +8,10 @@ from milepost.lab import ruc_packages
 
 def run_maintain(tmp_path, *, check: bool = False):
     cmdline = "--check --diff" if check else ""
+    private = tmp_path / "runner"
+    private.mkdir(parents=True)
     return ansible_runner.run(
-        private_data_dir=str(tmp_path / "runner"),
+        private_data_dir=str(private),
         project_dir=str(ROOT),
         playbook=str(ROOT / "playbooks" / "maintain.yml"),
         inventory=str(INVENTORY),

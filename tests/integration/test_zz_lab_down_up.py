@@ -15,7 +15,9 @@ def lab(*args: str) -> subprocess.CompletedProcess:
 def lab_containers() -> list[str]:
     proc = subprocess.run(
         ["docker", "ps", "-a", "--filter", "label=milepost.lab", "--format", "{{.Names}}"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return proc.stdout.split()
 

@@ -12,7 +12,12 @@ from milepost.lab.topology import GROUPS, plan
 def test_default_fleet_covers_every_group_and_doubles_the_payment_gateway():
     hosts = plan(6)
     assert [h.name for h in hosts] == [
-        "pay-01", "acct-01", "ingest-01", "sftp-01", "report-01", "pay-02"
+        "pay-01",
+        "acct-01",
+        "ingest-01",
+        "sftp-01",
+        "report-01",
+        "pay-02",
     ]
     assert {h.group for h in hosts} == {g for g, _, _ in GROUPS}
     assert len({h.port for h in hosts}) == 6
