@@ -139,9 +139,7 @@ def up(count: int) -> list[LabHost]:
         name
         for name, info in existing.items()
         if name != REPO_CONTAINER
-        and (
-            name not in wanted or info["image"] != image or info["key"] != _key_id(public_key)
-        )
+        and (name not in wanted or info["image"] != image or info["key"] != _key_id(public_key))
     ]
     if stale:
         run(["docker", "rm", "-f", *stale])
