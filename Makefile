@@ -10,12 +10,14 @@ export PATH := $(BIN):$(PATH)
 HOSTS ?= 6
 SCENARIOS := $(notdir $(wildcard molecule/*))
 
-.PHONY: help deps venv lab lab-down demo test lint unit integration molecule requirements clean
+.PHONY: help deps venv postgres lab lab-down demo test lint unit ledger-tests integration molecule \
+	bench requirements clean
 
 help:
 	@echo "make demo   set up, bring the lab up, run playbooks/maintain.yml"
 	@echo "make test   set up, lint, unit + integration tests, molecule scenarios"
-	@echo "make lab | lab-down | lint | unit | integration | molecule | requirements | clean"
+	@echo "make lab | lab-down | lint | unit | ledger-tests | integration | molecule | bench"
+	@echo "     requirements | clean"
 
 deps:
 	@scripts/install-deps
@@ -27,6 +29,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 venv: deps $(VENV)/.installed
+
+postgres: deps
+	scripts/postgres >/dev/null
 
 lab: venv
 	scripts/lab up --hosts $(HOSTS)
@@ -48,13 +53,17 @@ lint: venv
 unit: venv
 	pytest -q tests/unit
 
+# Every ledger test runs against SQLite and a real PostgreSQL (Debian's, on 127.0.0.1).
+ledger-tests: venv postgres
+	pytest -q tests/ledger
+
 integration: lab
 	pytest -q tests/integration
 
 molecule: lab
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s $$s; done
 
-test: lint unit integration molecule
+test: lint unit ledger-tests integration molecule
 
 requirements:
 	$(BIN)/pip install -q pip-tools

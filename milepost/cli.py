@@ -14,6 +14,7 @@ from typer._click.exceptions import NoArgsIsHelpError
 
 from milepost.errors import MilepostError, UserError
 from milepost.lab import topology
+from milepost.ledger.cli import app as ledger_app
 
 app = typer.Typer(
     help="Milepost: operations and maintenance automation for a Road Usage Charge program.",
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 lab_app = typer.Typer(help="The local lab fleet of Debian hosts.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
+app.add_typer(ledger_app, name="ledger")
 
 console = Console()
 if not console.is_terminal:

@@ -25,7 +25,11 @@ def project_root() -> Path:
 
 
 def state_dir() -> Path:
-    """Local state of this checkout (lab keys, repository, ledger): <root>/.milepost."""
+    """Local state (lab keys and repository, the default ledger, the spool):
+    $MILEPOST_STATE_DIR, else <root>/.milepost."""
+    env = os.environ.get("MILEPOST_STATE_DIR")
+    if env:
+        return Path(env).resolve()
     return project_root() / ".milepost"
 
 

@@ -1,0 +1,71 @@
+"""The maintenance ledger: every run, task result, package change and finding, append-only
+and tamper-evident, in SQLite (default: <checkout>/.milepost/ledger.sqlite) or PostgreSQL
+(any SQLAlchemy URL in $MILEPOST_LEDGER_URL).
+
+The integrity model, in plain words
+-----------------------------------
+Every record carries a SHA-256 hash of its own content (seq, kind, run_id, host,
+recorded_at, body) chained to the hash of the record before it. Records are never updated:
+a run's end is a new record. Sequence numbers are given out one by one, so a missing
+number shows.
+
+What ``verify`` proves on its own: the records in the database form one unbroken chain.
+Editing any record, deleting one from the middle, swapping two, or slipping one in between
+makes verify fail and name the first record that does not fit.
+
+What it cannot prove on its own: that nothing was cut off the END of the chain, or that
+someone with write access did not rewrite a record and then recompute every hash after it
+(the result is a valid chain, just not the true one). A hash chain kept only inside the
+database cannot rule that out — nothing can.
+
+What a checkpoint adds: ``checkpoint`` writes the head of the chain (its last seq and hash)
+signed with an Ed25519 key, to be published OUTSIDE the database (mailed, attached to a
+change ticket, copied to another server). ``verify --checkpoint FILE`` then also proves the
+ledger still contains that exact head: truncation and rewrite-and-rehash of anything up to
+the head are caught. Records written after the last checkpoint have only the chain's
+protection until the next checkpoint, so take them regularly (for example after each run).
+
+Archiving moves the oldest records to a file with its own proof and leaves an
+``archive_anchor`` record in the chain, so the live chain and the archive each still
+verify (see milepost.ledger.archive).
+
+If the database cannot be written, records go to a local spool and are replayed later
+(milepost.ledger.spool: ``spool(records, reason)`` and ``replay(ledger)``): nothing is
+dropped silently.
+"""
+
+from milepost.ledger.archive import verify_archive
+from milepost.ledger.chain import GENESIS_HASH, VerifyResult
+from milepost.ledger.config import ledger_url, mask_url
+from milepost.ledger.runs import (
+    RUN_KINDS,
+    RUN_STATUSES,
+    new_run_id,
+    package_change,
+    package_facts,
+    process_start_time,
+    run_ended,
+    run_started,
+    task_result,
+)
+from milepost.ledger.store import TASK_STATUSES, Ledger, LedgerUnavailable
+
+__all__ = [
+    "GENESIS_HASH",
+    "RUN_KINDS",
+    "RUN_STATUSES",
+    "TASK_STATUSES",
+    "Ledger",
+    "LedgerUnavailable",
+    "VerifyResult",
+    "ledger_url",
+    "mask_url",
+    "new_run_id",
+    "package_change",
+    "package_facts",
+    "process_start_time",
+    "run_ended",
+    "run_started",
+    "task_result",
+    "verify_archive",
+]

@@ -1,0 +1,300 @@
+"""The hash chain: canonical form, record hashes, and the walk that checks a chain.
+
+The canonical form of a record is
+
+    json.dumps({"seq", "kind", "run_id", "host", "recorded_at", "body"},
+               sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+and its hash is ``sha256(prev_hash_hex.encode() + b"\\n" + canonical).hexdigest()``; the
+first record's prev_hash is 64 zeros. The body is stored as its own canonical JSON text, so
+the canonical form is built by splicing that text into the envelope (JSON serialisation is
+compositional, so this equals the json.dumps above); a body whose stored text was altered,
+even to equivalent JSON, no longer hashes the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from pathlib import PurePath
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utc_now() -> str:
+    """Now, in the ledger's time format: UTC, fixed width, microseconds (sorts as text)."""
+    return datetime.now(UTC).strftime(TIME_FORMAT)
+
+
+def format_time(value: datetime | str) -> str:
+    """A datetime or ISO-8601 string in the ledger's time format. Naive times are UTC.
+
+    Raises ValueError for a string that is not ISO-8601.
+    """
+    moment = (
+        datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+    )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, PurePath):
+        return str(value)
+    return str(value)
+
+
+def _scrub(value: Any) -> Any:
+    """A JSON-safe copy: text keys, lone surrogates (undecodable bytes smuggled into str)
+    replaced, NaN and infinities as text."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, Mapping):
+        return {(_scrub(k) if isinstance(k, str) else str(k)): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_json_default,
+    )
+
+
+def canonical_body(body: Mapping[str, Any]) -> str:
+    """The canonical JSON text of a record body (what the ledger stores).
+
+    Values JSON cannot hold are stored as text (datetimes as ISO-8601, NaN as "nan"), never
+    rejected: the ledger does not drop a record because of an odd value.
+    """
+    try:
+        text = _dumps(body)
+        text.encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError):
+        text = _dumps(_scrub(body))
+    return text
+
+
+def _text(value: str | None) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def canonical_record(
+    seq: int, kind: str, run_id: str | None, host: str | None, recorded_at: str, body_text: str
+) -> bytes:
+    """The canonical form of a record whose body is stored as ``body_text``."""
+    return (
+        '{"body":'
+        + body_text
+        + ',"host":'
+        + _text(host)
+        + ',"kind":'
+        + _text(kind)
+        + ',"recorded_at":'
+        + _text(recorded_at)
+        + ',"run_id":'
+        + _text(run_id)
+        + ',"seq":'
+        + str(int(seq))
+        + "}"
+    ).encode("utf-8")
+
+
+def chain_hash(prev_hash: str, canonical: bytes) -> str:
+    """The hash of a record given its predecessor's hash and its canonical form."""
+    return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + canonical).hexdigest()
+
+
+def record_line(
+    seq: int,
+    kind: str,
+    run_id: str | None,
+    host: str | None,
+    recorded_at: str,
+    body_text: str,
+    prev_hash: str,
+    record_hash: str,
+) -> str:
+    """One record as a JSON line with every field (export and archive files), no newline."""
+    return (
+        '{"seq":'
+        + str(int(seq))
+        + ',"kind":'
+        + _text(kind)
+        + ',"run_id":'
+        + _text(run_id)
+        + ',"host":'
+        + _text(host)
+        + ',"recorded_at":'
+        + _text(recorded_at)
+        + ',"body":'
+        + body_text
+        + ',"prev_hash":'
+        + _text(prev_hash)
+        + ',"hash":'
+        + _text(record_hash)
+        + "}"
+    )
+
+
+@dataclass
+class VerifyResult:
+    """What a chain check found. ``first_bad_seq`` names the first record that fails."""
+
+    ok: bool
+    count: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    first_seq: int | None = None
+    head_seq: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ChainWalker:
+    """Checks records fed in seq order, in constant memory.
+
+    ``anchors`` maps archived_through_seq -> archived_last_hash (from archive_anchor records):
+    the first record may follow an archived prefix only if an anchor vouches for its
+    prev_hash. ``start`` fixes the expected first seq and prev_hash instead (an archive file).
+    """
+
+    def __init__(
+        self,
+        anchors: Mapping[int, str] | None = None,
+        start: tuple[int, str] | None = None,
+    ) -> None:
+        self._anchors = dict(anchors or {})
+        self._start = start
+        self.count = 0
+        self.first_seq: int | None = None
+        self.head_seq: int | None = None
+        self.head_hash = GENESIS_HASH if start is None else start[1]
+        self.first_bad_seq: int | None = None
+        self.reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    def _fail(self, seq: int, reason: str) -> bool:
+        self.first_bad_seq = seq
+        self.reason = reason
+        return False
+
+    def _first(self, seq: int, prev_hash: str) -> bool:
+        if self._start is not None:
+            want_seq, want_prev = self._start
+            if seq != want_seq:
+                return self._fail(want_seq, f"the first record should be {want_seq}, found {seq}")
+            self.head_hash = want_prev
+            return True
+        if seq == 1:
+            self.head_hash = GENESIS_HASH
+            return True
+        anchored = self._anchors.get(seq - 1)
+        if anchored is None:
+            covered = max((s for s in self._anchors if s < seq), default=0)
+            missing = (
+                f"record {covered + 1}"
+                if covered + 1 == seq - 1
+                else (f"records {covered + 1}..{seq - 1}")
+            )
+            return self._fail(
+                covered + 1,
+                f"{missing} missing before the first record {seq},"
+                " and no archive anchor accounts for them",
+            )
+        if prev_hash != anchored:
+            return self._fail(
+                seq,
+                f"record {seq} does not follow the archived records: its prev_hash differs"
+                f" from the archive anchor's last hash for record {seq - 1}",
+            )
+        self.head_hash = anchored
+        return True
+
+    def feed(
+        self,
+        seq: int,
+        kind: str,
+        run_id: str | None,
+        host: str | None,
+        recorded_at: str,
+        body_text: str,
+        prev_hash: str,
+        record_hash: str,
+    ) -> bool:
+        """Check one record; False (and first_bad_seq/reason set) at the first failure."""
+        if self.reason is not None:
+            return False
+        if self.head_seq is None:
+            if not self._first(seq, prev_hash):
+                return False
+            self.first_seq = seq
+            if prev_hash != self.head_hash:
+                return self._fail(seq, f"record {seq}'s prev_hash is not the chain's start")
+        else:
+            expected = self.head_seq + 1
+            if seq > expected:
+                gap = (
+                    f"record {expected} is"
+                    if seq == expected + 1
+                    else (f"records {expected}..{seq - 1} are")
+                )
+                return self._fail(expected, f"{gap} missing (deleted): the next record is {seq}")
+            if seq < expected:
+                return self._fail(seq, f"record {seq} is out of order after record {self.head_seq}")
+            if prev_hash != self.head_hash:
+                return self._fail(
+                    seq,
+                    f"record {seq}'s prev_hash does not match the hash of record {self.head_seq}:"
+                    f" a record was altered, removed or inserted at {self.head_seq} or {seq}",
+                )
+        computed = chain_hash(
+            self.head_hash, canonical_record(seq, kind, run_id, host, recorded_at, body_text)
+        )
+        if computed != record_hash:
+            return self._fail(
+                seq,
+                f"record {seq}'s content does not match its hash: it was altered"
+                " (or moved from another position)",
+            )
+        self.count += 1
+        self.head_seq = seq
+        self.head_hash = record_hash
+        return True
+
+    def result(self) -> VerifyResult:
+        return VerifyResult(
+            ok=self.ok,
+            count=self.count,
+            head_hash=self.head_hash,
+            first_bad_seq=self.first_bad_seq,
+            reason=self.reason,
+            first_seq=self.first_seq,
+            head_seq=self.head_seq,
+        )

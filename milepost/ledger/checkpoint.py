@@ -1,0 +1,231 @@
+"""Signed checkpoints: the chain's head, signed with Ed25519, to publish outside the database.
+
+A checkpoint file is JSON: {format, seq, count, head_hash, created_at, public_key,
+signature}. The signature covers the canonical JSON (sorted keys, no spaces) of every other
+field. Verifying against a checkpoint proves the ledger still holds record ``seq`` with
+hash ``head_hash`` — so it was neither cut short nor rewritten and rehashed up to there.
+A checkpoint is only as trustworthy as the place it was published (mail, a ticket, another
+server): an attacker who can replace it there can replace it with anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from milepost.errors import MilepostError, UserError
+from milepost.ledger.chain import VerifyResult, utc_now
+from milepost.paths import state_dir
+
+if TYPE_CHECKING:
+    from milepost.ledger.store import Ledger
+
+FORMAT = "milepost-ledger-checkpoint/1"
+KEY_FILE = "ledger-signing.key"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    seq: int
+    count: int
+    head_hash: str
+    created_at: str
+    public_key: str
+
+
+def default_key_path() -> Path:
+    return state_dir() / KEY_FILE
+
+
+def _signed_bytes(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def raw_public_key(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """The signing key at ``path``; a new one (file mode 0600) if there is none."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return load_or_create_key(path)  # another process made it first
+        except OSError as bad:
+            raise UserError(
+                f"cannot create the signing key {path}: {bad.strerror}; pass --key FILE"
+            ) from None
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return key
+    except OSError as bad:
+        raise UserError(f"cannot read the signing key {path}: {bad.strerror}") from None
+    try:
+        loaded = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise UserError(f"{path} is not an unencrypted PEM private key") from None
+    if not isinstance(loaded, Ed25519PrivateKey):
+        raise UserError(f"{path} is not an Ed25519 key")
+    return loaded
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so readers see the old content or the new, never a part (fsynced)."""
+    path = path.resolve()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as bad:
+        raise UserError(f"cannot write {path}: {bad.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as bad:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {bad.strerror}") from None
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_checkpoint(ledger: Ledger, out: Path, key_path: Path | None = None) -> dict[str, Any]:
+    """Verify the chain, sign its head and write the checkpoint file; return its content."""
+    result = ledger.verify()
+    if not result.ok:
+        raise MilepostError(
+            f"refusing to sign a broken chain: record {result.first_bad_seq}: {result.reason}"
+        )
+    if result.head_seq is None:
+        raise UserError("the ledger is empty: there is no head to checkpoint")
+    key = load_or_create_key(key_path or default_key_path())
+    payload: dict[str, Any] = {
+        "format": FORMAT,
+        "seq": result.head_seq,
+        "count": result.count,
+        "head_hash": result.head_hash,
+        "created_at": utc_now(),
+        "public_key": raw_public_key(key.public_key()),
+    }
+    signature = base64.b64encode(key.sign(_signed_bytes(payload))).decode("ascii")
+    document = {**payload, "signature": signature}
+    write_atomic(out, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return document
+
+
+def load_checkpoint(path: Path, public_key: str | None = None) -> Checkpoint:
+    """Read a checkpoint and check its signature; UserError if unreadable, malformed,
+    forged or altered, or (with ``public_key``) signed by another key."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as bad:
+        raise UserError(f"cannot read checkpoint {path}: {bad.strerror}") from None
+    except ValueError:
+        raise UserError(f"checkpoint {path} is not JSON") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise UserError(f"{path} is not a Milepost ledger checkpoint ({FORMAT})")
+    try:
+        signature = base64.b64decode(document.pop("signature"), validate=True)
+        key_raw = base64.b64decode(document["public_key"], validate=True)
+        key = Ed25519PublicKey.from_public_bytes(key_raw)
+        seq, count = int(document["seq"]), int(document["count"])
+        head_hash, created_at = str(document["head_hash"]), str(document["created_at"])
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        raise UserError(f"checkpoint {path} is missing or has malformed fields") from None
+    try:
+        key.verify(signature, _signed_bytes(document))
+    except InvalidSignature:
+        raise UserError(
+            f"checkpoint {path}: the signature does not match its content: the file was"
+            " altered or forged; do not trust it"
+        ) from None
+    if public_key is not None and public_key.strip() != document["public_key"]:
+        raise UserError(
+            f"checkpoint {path} was signed by key {document['public_key']}, not the expected"
+            f" {public_key.strip()}"
+        )
+    return Checkpoint(
+        path=path,
+        seq=seq,
+        count=count,
+        head_hash=head_hash,
+        created_at=created_at,
+        public_key=str(document["public_key"]),
+    )
+
+
+def compare(
+    result: VerifyResult, point: Checkpoint, hash_at_seq: str | None, anchors: dict[int, str]
+) -> VerifyResult:
+    """Does an intact chain still extend the checkpointed head?"""
+    head = result.head_seq or 0
+    if head < point.seq:
+        return replace(
+            result,
+            ok=False,
+            first_bad_seq=head + 1,
+            reason=(
+                f"the ledger ends at record {head} but checkpoint {point.path.name} covers"
+                f" records through {point.seq}: records were removed from the end"
+            ),
+        )
+    if hash_at_seq is None:
+        archived = anchors.get(point.seq)
+        if archived == point.head_hash:
+            return result
+        if archived is None:
+            return replace(
+                result,
+                ok=False,
+                first_bad_seq=None,
+                reason=(
+                    f"record {point.seq} (checkpoint {point.path.name}) was archived: check"
+                    " the checkpoint against the archive file with"
+                    " `milepost ledger verify --archive FILE --checkpoint CHECKPOINT`"
+                ),
+            )
+        hash_at_seq = archived
+    if hash_at_seq != point.head_hash:
+        return replace(
+            result,
+            ok=False,
+            first_bad_seq=point.seq,
+            reason=(
+                f"record {point.seq} no longer has the hash checkpoint {point.path.name}"
+                f" signed: the chain was rewritten at or before record {point.seq}"
+            ),
+        )
+    return result

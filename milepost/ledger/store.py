@@ -1,0 +1,601 @@
+"""The Ledger: append-only, hash-chained records in SQLite or PostgreSQL (one code path).
+
+A Ledger is cheap to construct and safe to use from several threads. Its engine is created
+lazily in each process (a forked child never reuses its parent's connections). SQLite
+connections use WAL, synchronous=FULL and a busy timeout, set on every connection.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import (
+    Engine,
+    column,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from milepost.errors import MilepostError, UserError
+from milepost.ledger.chain import (
+    GENESIS_HASH,
+    ChainWalker,
+    VerifyResult,
+    canonical_body,
+    canonical_record,
+    chain_hash,
+    format_time,
+    utc_now,
+)
+from milepost.ledger.config import ledger_url, mask_url
+from milepost.ledger.schema import SCHEMA_HEAD, VERSION_TABLE
+from milepost.ledger.schema import records as T
+
+#: pg_advisory_xact_lock key that serialises ledger writers ("MILEPOST" as 8 bytes).
+PG_LOCK_KEY = int.from_bytes(b"MILEPOST", "big")
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+PG_CONNECT_TIMEOUT_S = 10
+STREAM_BATCH = 5_000
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+TASK_STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
+RECORD_FIELDS = frozenset({"kind", "run_id", "host", "body", "recorded_at"})
+
+
+class LedgerUnavailable(MilepostError):
+    """The ledger could not be written (database down, locked too long, disk full, file
+    damaged). Nothing from the batch was stored: spool the records and replay them later."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A record checked and ready to hash (its recorded_at already in the ledger format)."""
+
+    kind: str
+    run_id: str | None
+    host: str | None
+    recorded_at: str
+    body: Mapping[str, Any]
+
+
+def _optional_text(record: Mapping[str, Any], field: str, limit: int) -> str | None:
+    value = record.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise UserError(
+            f"ledger record {field} must be text of 1 to {limit} characters or null, not {value!r}"
+        )
+    return value
+
+
+def prepare(record: Mapping[str, Any]) -> Prepared:
+    """Check a record dict {kind, run_id, host, body, optional recorded_at}; UserError if bad."""
+    if not isinstance(record, Mapping):
+        raise UserError(f"a ledger record must be a dict, not {type(record).__name__}")
+    extra = set(record) - RECORD_FIELDS
+    if extra:
+        raise UserError(
+            f"ledger record has unexpected fields {sorted(extra)}: put them in its body"
+        )
+    kind = record.get("kind")
+    if not isinstance(kind, str) or not kind or len(kind) > 64:
+        raise UserError(f"ledger record kind must be text of 1 to 64 characters, not {kind!r}")
+    body = record.get("body", {})
+    if body is None:
+        body = {}
+    if not isinstance(body, Mapping):
+        raise UserError(f"ledger record body must be a dict, not {type(body).__name__}")
+    recorded_at = record.get("recorded_at")
+    if recorded_at is None:
+        stamp = utc_now()
+    else:
+        try:
+            stamp = format_time(recorded_at)
+        except (TypeError, ValueError, AttributeError):
+            raise UserError(
+                f"ledger record recorded_at must be an ISO-8601 time, not {recorded_at!r}"
+            ) from None
+    return Prepared(
+        kind=kind,
+        run_id=_optional_text(record, "run_id", 128),
+        host=_optional_text(record, "host", 255),
+        recorded_at=stamp,
+        body=body,
+    )
+
+
+def problem(error: BaseException) -> str:
+    """The database's complaint as one short line."""
+    original = getattr(error, "orig", None) or error
+    words = " ".join(str(original).split())
+    return words[:300] or type(original).__name__
+
+
+def add_status(
+    counts: dict[str, dict[str, int]], host: str | None, body: Mapping[str, Any]
+) -> None:
+    """Count a task_result body into per-host {ok, changed, failed, unreachable, skipped}."""
+    status = body.get("status")
+    if host is None or status not in TASK_STATUSES:
+        return
+    per_host = counts.setdefault(host, dict.fromkeys(TASK_STATUSES, 0))
+    per_host[status] += 1
+
+
+@cache
+def _script_head() -> tuple[str, frozenset[str]]:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    head = scripts.get_current_head()
+    assert head is not None
+    return head, frozenset(s.revision for s in scripts.walk_revisions())
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("milepost_sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Ledger:
+    """The maintenance ledger at one database URL.
+
+    Construct with ``Ledger.open(url)`` (creates or upgrades the schema). All methods may be
+    called from any thread; a child process after fork() gets fresh connections.
+    """
+
+    def __init__(self, url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
+        self.masked_url = mask_url(url)
+        try:
+            self._url = make_url(url)
+            self.backend = self._url.get_backend_name()
+        except ArgumentError:
+            raise UserError(
+                f"ledger URL {self.masked_url!r} is not a database URL: use"
+                " sqlite:////abs/path/ledger.sqlite or postgresql+psycopg://user:pw@127.0.0.1/db"
+            ) from None
+        if self.backend not in ("sqlite", "postgresql"):
+            raise UserError(
+                f"ledger URL {self.masked_url} uses {self.backend!r}: the ledger supports"
+                " sqlite and postgresql"
+            )
+        self.url = url
+        self._busy_timeout_ms = busy_timeout_ms
+        self._engine: Engine | None = None
+        self._write_engine: Engine | None = None
+        self._engine_pid = 0
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Ledger:
+        """The ledger at ``url`` (default: ledger_url()), its schema created or upgraded.
+
+        UserError (one line naming the URL) for a corrupt or foreign SQLite file, an
+        unreachable PostgreSQL, an unwritable path, or a schema newer than this Milepost.
+        """
+        ledger = cls(url or ledger_url())
+        ledger._check_location()
+        ledger.upgrade()
+        return ledger
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close this process's pooled connections (the Ledger can still be used after)."""
+        with self._lock:
+            if self._engine is not None and self._engine_pid == os.getpid():
+                self._engine.dispose()
+            self._engine = self._write_engine = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.backend == "sqlite"
+
+    def _hint(self) -> str:
+        if self.is_sqlite:
+            return (
+                "is it a Milepost ledger (a SQLite database)? move the file aside or point"
+                " MILEPOST_LEDGER_URL elsewhere"
+            )
+        return (
+            "is PostgreSQL running and the URL right? (scripts/postgres starts a local one;"
+            " set MILEPOST_LEDGER_URL)"
+        )
+
+    def _check_location(self) -> None:
+        if not self.is_sqlite:
+            return
+        database = self._url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            raise UserError(
+                f"ledger URL {self.masked_url} is not a file: an in-memory ledger would vanish;"
+                " use sqlite:////abs/path/ledger.sqlite"
+            )
+        path = Path(database)
+        if path.is_dir():
+            raise UserError(f"ledger {self.masked_url}: {path} is a directory, not a file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                with path.open("rb") as handle:
+                    magic = handle.read(len(SQLITE_MAGIC))
+                if magic and magic != SQLITE_MAGIC:
+                    raise UserError(
+                        f"ledger {self.masked_url}: {path} is not a SQLite database;"
+                        " move it aside or point MILEPOST_LEDGER_URL elsewhere"
+                    )
+            elif not os.access(path.parent, os.W_OK):
+                raise UserError(
+                    f"ledger {self.masked_url}: cannot create files in {path.parent};"
+                    " choose a writable place with MILEPOST_LEDGER_URL"
+                )
+        except OSError as bad:
+            raise UserError(
+                f"ledger {self.masked_url}: cannot use {path}: {bad.strerror or bad};"
+                " choose a writable place with MILEPOST_LEDGER_URL"
+            ) from None
+
+    def upgrade(self) -> str:
+        """Create or upgrade the schema to this Milepost's head revision; return it."""
+        try:
+            with self.engine.connect() as conn:
+                tables = set(inspect(conn).get_table_names())
+                current = self._revision(conn) if VERSION_TABLE in tables else None
+            if current == SCHEMA_HEAD:
+                return current
+            head, known = _script_head()
+            if current is None and tables:
+                raise UserError(
+                    f"ledger {self.masked_url} holds other tables ({', '.join(sorted(tables)[:3])})"
+                    " and no ledger schema: it is not a Milepost ledger; use an empty database"
+                )
+            if current is not None and current not in known:
+                raise UserError(
+                    f"ledger {self.masked_url} has schema revision {current}, unknown to this"
+                    " Milepost (made by a newer one?): upgrade Milepost"
+                )
+            from alembic import command
+
+            with self.write_transaction() as conn:
+                config = _alembic_config()
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except SQLAlchemyError as bad:
+            raise UserError(
+                f"cannot open the ledger {self.masked_url}: {problem(bad)}; {self._hint()}"
+            ) from None
+        return head
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at."""
+        with self.read_transaction() as conn:
+            return self._revision(conn)
+
+    @staticmethod
+    def _revision(conn: Connection) -> str | None:
+        version_table = table(VERSION_TABLE, column("version_num"))
+        versions = conn.scalars(select(version_table.c.version_num)).all()
+        return versions[0] if len(versions) == 1 else None
+
+    # ------------------------------------------------------------- connections
+
+    @property
+    def engine(self) -> Engine:
+        """This process's engine (created on first use, and again after a fork)."""
+        pid = os.getpid()
+        engine = self._engine
+        if engine is not None and self._engine_pid == pid:
+            return engine
+        with self._lock:
+            if self._engine is None or self._engine_pid != pid:
+                if self._engine is not None:
+                    # Forked: leave the parent's connections to the parent.
+                    self._engine.dispose(close=False)
+                self._engine = self._create_engine()
+                self._write_engine = None
+                self._engine_pid = pid
+            return self._engine
+
+    def _create_engine(self) -> Engine:
+        if self.is_sqlite:
+            engine = create_engine(
+                self._url, connect_args={"timeout": self._busy_timeout_ms / 1000}
+            )
+            busy = int(self._busy_timeout_ms)
+
+            def on_connect(dbapi_connection: Any, _record: Any) -> None:
+                # SQLAlchemy emits BEGIN itself (see _sqlite_begin): DEFERRED for reads,
+                # IMMEDIATE for writes, so a reader sees one snapshot and writers queue.
+                dbapi_connection.isolation_level = None
+                cursor = dbapi_connection.cursor()
+                try:
+                    cursor.execute(f"PRAGMA busy_timeout = {busy}")
+                    cursor.execute("PRAGMA journal_mode = WAL")
+                    cursor.execute("PRAGMA synchronous = FULL")
+                finally:
+                    cursor.close()
+
+            event.listen(engine, "connect", on_connect)
+            event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        connect_args: dict[str, Any] = {}
+        if self._url.get_driver_name() in ("psycopg", "psycopg2"):
+            connect_args = {
+                "connect_timeout": PG_CONNECT_TIMEOUT_S,
+                "application_name": "milepost-ledger",
+            }
+        try:
+            return create_engine(self._url, connect_args=connect_args, pool_pre_ping=True)
+        except (NoSuchModuleError, ImportError) as bad:
+            raise UserError(
+                f"ledger URL {self.masked_url}: driver not available ({bad}); use"
+                " postgresql+psycopg://"
+            ) from None
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """A transaction holding the ledger's write lock (SQLite BEGIN IMMEDIATE, PostgreSQL
+        pg_advisory_xact_lock): the head read inside it is the head to append to."""
+        engine = self.engine
+        if self.is_sqlite:
+            write_engine = self._write_engine
+            if write_engine is None:
+                write_engine = engine.execution_options(milepost_sqlite_begin="IMMEDIATE")
+                self._write_engine = write_engine
+            engine = write_engine
+        with engine.begin() as conn:
+            if not self.is_sqlite:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_LOCK_KEY})
+            yield conn
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[Connection]:
+        """One consistent snapshot for reading. Database errors become a one-line UserError."""
+        try:
+            with self.engine.connect() as conn:
+                if not self.is_sqlite:
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as bad:
+            raise UserError(
+                f"cannot read the ledger {self.masked_url}: {problem(bad)}; {self._hint()}"
+            ) from None
+
+    # ---------------------------------------------------------------- writing
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Append records in one transaction (group commit) and return their seqs.
+
+        Each record: {"kind", "run_id", "host", "body", optional "recorded_at"}. Writers in
+        any process are serialised. A run_ended record without "hosts" in its body gets the
+        run's per-host task counts added (computed inside the same transaction).
+
+        Raises UserError for a malformed record (nothing stored) and LedgerUnavailable when
+        the database cannot be written (nothing stored: spool and replay later).
+        """
+        prepared = [prepare(record) for record in records]
+        if not prepared:
+            return []
+        try:
+            with self.write_transaction() as conn:
+                return self.append_locked(conn, prepared)
+        except (SQLAlchemyError, OSError) as bad:
+            raise LedgerUnavailable(
+                f"cannot write to the ledger {self.masked_url}: {problem(bad)}"
+            ) from bad
+
+    def append_locked(self, conn: Connection, prepared: Sequence[Prepared]) -> list[int]:
+        """Append inside a write_transaction(): read the head, chain, insert."""
+        head = conn.execute(select(T.c.seq, T.c.hash).order_by(T.c.seq.desc()).limit(1)).first()
+        seq, prev = (int(head.seq), str(head.hash)) if head is not None else (0, GENESIS_HASH)
+        batch_counts: dict[str, dict[str, dict[str, int]]] = {}
+        rows: list[dict[str, Any]] = []
+        for record in prepared:
+            body = record.body
+            if record.kind == "task_result" and record.run_id is not None:
+                add_status(batch_counts.setdefault(record.run_id, {}), record.host, body)
+            elif record.kind == "run_ended" and record.run_id is not None and "hosts" not in body:
+                counts = self.host_counts(conn, [record.run_id]).get(record.run_id, {})
+                for host, per_host in batch_counts.get(record.run_id, {}).items():
+                    into = counts.setdefault(host, dict.fromkeys(TASK_STATUSES, 0))
+                    for status, n in per_host.items():
+                        into[status] += n
+                body = {**body, "hosts": counts}
+            seq += 1
+            body_text = canonical_body(body)
+            digest = chain_hash(
+                prev,
+                canonical_record(
+                    seq, record.kind, record.run_id, record.host, record.recorded_at, body_text
+                ),
+            )
+            rows.append(
+                {
+                    "seq": seq,
+                    "kind": record.kind,
+                    "run_id": record.run_id,
+                    "host": record.host,
+                    "recorded_at": record.recorded_at,
+                    "body": body_text,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+            prev = digest
+        conn.execute(insert(T), rows)
+        return [row["seq"] for row in rows]
+
+    @staticmethod
+    def host_counts(
+        conn: Connection, run_ids: Sequence[str]
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        """{run_id: {host: {ok, changed, failed, unreachable, skipped}}} from task_result
+        records (through the (kind, run_id) index)."""
+        import json
+
+        counts: dict[str, dict[str, dict[str, int]]] = {rid: {} for rid in run_ids}
+        for start in range(0, len(run_ids), 500):
+            chunk = list(run_ids[start : start + 500])
+            rows = conn.execute(
+                select(T.c.run_id, T.c.host, T.c.body).where(
+                    T.c.kind == "task_result", T.c.run_id.in_(chunk)
+                )
+            )
+            for run_id, host, body in rows:
+                add_status(counts[run_id], host, json.loads(body))
+        return counts
+
+    # -------------------------------------------------------------- checking
+
+    def anchors(self, conn: Connection) -> dict[int, str]:
+        """archived_through_seq -> archived_last_hash, from archive_anchor records."""
+        import json
+
+        found: dict[int, str] = {}
+        for (body,) in conn.execute(select(T.c.body).where(T.c.kind == "archive_anchor")):
+            data = json.loads(body)
+            try:
+                found[int(data["archived_through_seq"])] = str(data["archived_last_hash"])
+            except (KeyError, TypeError, ValueError):
+                continue
+        return found
+
+    def verify(self, checkpoint: Path | None = None, public_key: str | None = None) -> VerifyResult:
+        """Recompute every hash in seq order (streaming, constant memory).
+
+        Alone, this proves the records form an unbroken chain from the genesis (or from an
+        archive anchor): any single edited, deleted, reordered or inserted record, and any
+        seq gap, is found. It cannot see the tail cut off, nor a chain rewritten and rehashed
+        from some record on. With a signed ``checkpoint`` (see checkpoint()), it also proves
+        the ledger still extends the checkpointed head: truncation and rewrite-and-rehash
+        up to that head are found. ``public_key`` (base64 raw Ed25519) pins the signer.
+        """
+        from milepost.ledger import checkpoint as signed
+
+        point = signed.load_checkpoint(checkpoint, public_key) if checkpoint is not None else None
+        hash_at_point: str | None = None
+        with self.read_transaction() as conn:
+            anchors = self.anchors(conn)
+            walker = ChainWalker(anchors)
+            result = conn.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(
+                select(
+                    T.c.seq,
+                    T.c.kind,
+                    T.c.run_id,
+                    T.c.host,
+                    T.c.recorded_at,
+                    T.c.body,
+                    T.c.prev_hash,
+                    T.c.hash,
+                ).order_by(T.c.seq)
+            )
+            try:
+                for row in result:
+                    if not walker.feed(*row):
+                        break
+                    if point is not None and row[0] == point.seq:
+                        hash_at_point = row[7]
+            finally:
+                result.close()
+        outcome = walker.result()
+        if point is not None and outcome.ok:
+            outcome = signed.compare(outcome, point, hash_at_point, anchors)
+        return outcome
+
+    def checkpoint(self, out: Path, key_path: Path | None = None) -> dict[str, Any]:
+        """Verify the chain, then write a signed head {seq, count, head_hash, created_at,
+        public_key, signature} to ``out`` (atomically) for publishing outside the database.
+        The Ed25519 key is <state_dir>/ledger-signing.key (made on first use, 0600) unless
+        ``key_path`` is given."""
+        from milepost.ledger import checkpoint as signed
+
+        return signed.write_checkpoint(self, out, key_path)
+
+    # ----------------------------------------------------------- other work
+
+    def recover(self, spool_directory: Path | None = None) -> tuple[int, list[str]]:
+        """Housekeeping before any other work: replay spool files whose writer process has
+        finished (so a killed run's spooled records land before its run is closed), then
+        close_stale_runs(). Returns (records replayed, run ids closed as aborted).
+
+        LedgerUnavailable if the ledger cannot be written; UserError for a damaged spool
+        file (it is left in place)."""
+        from milepost.ledger import spool
+
+        replayed = spool.replay(self, spool_directory, only_finished=True)
+        return replayed, self.close_stale_runs()
+
+    def close_stale_runs(self) -> list[str]:
+        """Close every open run whose writer process (on this controller) is gone."""
+        from milepost.ledger import runs
+
+        return runs.close_stale_runs(self)
+
+    def runs(
+        self,
+        host: str | None = None,
+        since: datetime | str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs, newest first (see milepost.ledger.queries.runs)."""
+        from milepost.ledger import queries
+
+        return queries.runs(self, host=host, since=since, kind=kind, limit=limit)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run with its task results (see milepost.ledger.queries.run)."""
+        from milepost.ledger import queries
+
+        return queries.run(self, run_id)
+
+    def host(self, name: str, limit: int = 20) -> dict[str, Any]:
+        """A host's recent runs and package versions (see milepost.ledger.queries.host)."""
+        from milepost.ledger import queries
+
+        return queries.host(self, name, limit=limit)
+
+    def export(self, fmt: str, out: IO[str]) -> int:
+        """Write every record (jsonl or csv) to ``out``; return how many."""
+        from milepost.ledger import export
+
+        return export.export(self, fmt, out)
+
+    def archive(self, before: datetime, out: Path) -> int:
+        """Move the chain's prefix recorded before ``before`` to an archive file (see
+        milepost.ledger.archive.archive); return how many records moved."""
+        from milepost.ledger import archive
+
+        return archive.archive(self, before, out)

@@ -1,0 +1,262 @@
+# Milepost: the maintenance ledger callback.
+"""Records every run, task result and package change in the Milepost maintenance ledger.
+
+A thin adapter: each Ansible event becomes a plain dict at once and goes to
+milepost.recorder, which writes from its own thread; nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: maintenance_ledger
+type: notification
+short_description: Records runs, task results and package changes in the Milepost ledger
+description:
+  - Writes a run record at the start and end of a playbook, one record per host and task
+    result (status, duration, a redacted one-line summary), package facts and package
+    changes, to the tamper-evident Milepost maintenance ledger.
+  - Results of no_log tasks are stored censored; extra vars, vault values and text matching
+    the secret patterns are masked; variables and the environment are never stored.
+  - If the ledger cannot be written, records are spooled to a local file with one warning;
+    C(milepost ledger replay) or the next run writes them in.
+requirements:
+  - the milepost Python package on the controller
+options:
+  ledger_url:
+    description: SQLAlchemy URL of the ledger; default is .milepost/ledger.sqlite in the checkout.
+    type: str
+    env:
+      - name: MILEPOST_LEDGER_URL
+    ini:
+      - section: maintenance_ledger
+        key: ledger_url
+  run_kind:
+    description: What kind of run this is.
+    type: str
+    default: manual
+    choices: [scheduled, manual, emergency, drift, remediation]
+    env:
+      - name: MILEPOST_RUN_KIND
+    ini:
+      - section: maintenance_ledger
+        key: run_kind
+  operator:
+    description: Who runs the playbook; default is the login name.
+    type: str
+    env:
+      - name: MILEPOST_OPERATOR
+    ini:
+      - section: maintenance_ledger
+        key: operator
+  secret_patterns:
+    description: Extra regular expressions whose matches are masked before anything is stored.
+    type: list
+    elements: str
+    default: []
+    env:
+      - name: MILEPOST_SECRET_PATTERNS
+    ini:
+      - section: maintenance_ledger
+        key: secret_patterns
+"""
+
+import os
+import shlex
+import time
+from pathlib import Path
+
+import yaml
+
+from ansible import context
+from ansible.plugins.callback import CallbackBase
+
+try:  # ansible-core 2.19 and later
+    from ansible.parsing.vault import VaultHelper
+except ImportError:
+    VaultHelper = None
+
+try:
+    from milepost.ledger import package_change, package_facts, task_result
+    from milepost.recorder import Recorder, git_commit
+    from milepost.redaction import DEFAULT_PATTERNS, Redactor
+
+    HAS_MILEPOST = True
+except ImportError:
+    HAS_MILEPOST = False
+
+ROOT = Path(__file__).resolve().parents[2]
+# The ledger and its spool live in this checkout unless configured otherwise.
+os.environ.setdefault("MILEPOST_ROOT", str(ROOT))
+
+
+def _task_status(result, default):
+    if default == "ok" and result._result.get("changed"):
+        return "changed"
+    return default
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "notification"
+    CALLBACK_NAME = "maintenance_ledger"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, display=None):
+        super().__init__(display=display)
+        self._recorder = None
+        self._redactor = None
+        self._started = {}
+        self._check_mode = False
+
+    # ---------------------------------------------------------------- run
+
+    def v2_playbook_on_start(self, playbook):
+        if not HAS_MILEPOST:
+            self._display.warning(
+                "maintenance_ledger: the milepost package is not installed;"
+                " this run is NOT recorded"
+            )
+            return
+        self.set_options()
+        args = context.CLIARGS
+        self._check_mode = bool(args.get("check"))
+        self._redactor = Redactor([*DEFAULT_PATTERNS, *(self.get_option("secret_patterns") or [])])
+        self._redactor.add_secrets(_extra_var_values(args.get("extra_vars") or ()))
+        self._recorder = Recorder(self.get_option("ledger_url"), self._display.warning)
+        playbook_path = Path(playbook._file_name).resolve()
+        try:
+            playbook_name = str(playbook_path.relative_to(ROOT))
+        except ValueError:
+            playbook_name = str(playbook_path)
+        self._recorder.start(
+            playbook=playbook_name,
+            kind=self.get_option("run_kind"),
+            operator=self.get_option("operator") or None,
+            git_commit=git_commit(ROOT),
+            limit=args.get("subset") or None,
+            check_mode=self._check_mode,
+        )
+
+    def v2_playbook_on_play_start(self, play):
+        if self._redactor is None:
+            return
+        manager = play.get_variable_manager()
+        for host in play.get_variable_manager()._inventory.get_hosts(play.hosts):
+            self._redactor.add_secrets(_vault_values(manager.get_vars(play=play, host=host)))
+
+    def v2_playbook_on_stats(self, stats):
+        if self._recorder is None:
+            return
+        failed = any(
+            stats.summarize(host)["failures"] or stats.summarize(host)["unreachable"]
+            for host in stats.processed
+        )
+        self._recorder.finish("failed" if failed else "successful")
+
+    # ---------------------------------------------------------------- results
+
+    def v2_runner_on_start(self, host, task):
+        self._started[(host.get_name(), task._uuid)] = time.monotonic()
+
+    def v2_runner_on_ok(self, result):
+        self._record(result, _task_status(result, "ok"))
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._record(result, "failed", ignored=ignore_errors)
+
+    def v2_runner_on_unreachable(self, result):
+        self._record(result, "unreachable")
+
+    def v2_runner_on_skipped(self, result):
+        self._record(result, "skipped")
+
+    def _record(self, result, status, ignored=False):
+        if self._recorder is None:
+            return
+        host = result._host.get_name()
+        task = result._task
+        started = self._started.pop((host, task._uuid), None)
+        duration = round(time.monotonic() - started, 4) if started else None
+        res = result._result
+        scrub = self._redactor.scrub
+        run_id = self._recorder.run_id
+        self._recorder.put(
+            task_result(
+                run_id,
+                host,
+                scrub(task.get_name()),
+                status,
+                duration=duration,
+                summary=self._redactor.summary(res, status=status, no_log=bool(task.no_log)),
+                action=task.action,
+                role=task._role.get_name() if task._role else "",
+                ignored=ignored,
+                check_mode=self._check_mode,
+            )
+        )
+        if task.no_log or status not in ("ok", "changed"):
+            return
+        packages = (res.get("ansible_facts") or {}).get("packages")
+        if isinstance(packages, dict):
+            versions = {name: found[0].get("version") for name, found in packages.items() if found}
+            self._recorder.put(package_facts(run_id, host, versions))
+        if self._check_mode:
+            return
+        for change in res.get("milepost_package_changes") or ():
+            self._recorder.put(
+                package_change(
+                    run_id,
+                    host,
+                    str(change.get("package")),
+                    change.get("from_version"),
+                    change.get("to_version"),
+                )
+            )
+
+
+def _extra_var_values(extra_vars):
+    """Leaf values of every -e given: key=value pairs, JSON/YAML strings and @files."""
+    values = []
+    for item in extra_vars:
+        if item.startswith("@"):
+            try:
+                values.append(Path(os.path.expanduser(item[1:])).read_text())
+            except OSError:
+                pass
+            continue
+        if item.lstrip().startswith(("{", "[")):
+            try:
+                values.append(yaml.safe_load(item))
+            except yaml.YAMLError:
+                pass
+        else:
+            for part in shlex.split(item):
+                if "=" in part:
+                    values.append(part.split("=", 1)[1])
+        values.append(item)
+    return values
+
+
+def _is_vaulted(value):
+    """An inline !vault string or a value read from a vault-encrypted file."""
+    if VaultHelper is not None:
+        try:
+            return VaultHelper.get_ciphertext(value, with_tags=False) is not None
+        except Exception:  # noqa: BLE001 - an undecryptable value is not ours to judge
+            return False
+    return type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode")
+
+
+def _vault_values(variables):
+    """Decrypted values of vault-encrypted variables, found anywhere in nested data."""
+    found = []
+    stack = [variables]
+    while stack:
+        value = stack.pop()
+        if _is_vaulted(value):
+            found.append(str(value))
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+    return found

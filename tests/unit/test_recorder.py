@@ -1,0 +1,46 @@
+"""The recorder writes a whole run through its thread, never drops, and spools on failure."""
+
+import json
+
+from milepost.ledger import Ledger, spool, task_result
+from milepost.recorder import QUEUE_SIZE, Recorder
+
+
+def test_a_run_is_written_in_order_and_verifies(tmp_path, monkeypatch):
+    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    warnings: list[str] = []
+    recorder = Recorder(url, warnings.append)
+    recorder.start(playbook="playbooks/maintain.yml", kind="manual", check_mode=False)
+    count = QUEUE_SIZE * 2  # more than the queue holds: the producer waits, nothing drops
+    for i in range(count):
+        recorder.put(task_result(recorder.run_id, f"h{i % 7}", f"task {i}", "ok"))
+    recorder.finish("successful")
+    ledger = Ledger.open(url)
+    assert ledger.verify().ok
+    run = ledger.runs()[0]
+    assert run["status"] == "successful"
+    assert sum(c["ok"] for c in run["hosts"].values()) == count
+    assert warnings == []
+
+
+def test_an_unwritable_ledger_spools_everything_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    url = f"sqlite:///{blocker / 'ledger.sqlite'}"
+    warnings: list[str] = []
+    recorder = Recorder(url, warnings.append)
+    recorder.start(playbook="p.yml", kind="emergency")
+    for i in range(50):
+        recorder.put(task_result(recorder.run_id, "h1", f"task {i}", "changed"))
+    recorder.finish("successful")
+    assert len(warnings) == 1 and "milepost ledger replay" in warnings[0]
+    files = spool.pending(tmp_path / "state" / "spool")
+    lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert sum(1 for line in lines if line.get("kind") == "task_result") == 50
+
+    good = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    assert spool.replay(good, tmp_path / "state" / "spool") > 50
+    assert good.verify().ok
+    assert good.runs()[0]["status"] == "successful"
