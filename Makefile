@@ -65,9 +65,18 @@ molecule: lab
 
 test: lint unit ledger-tests integration molecule
 
+# Benchmarks print ratios measured side by side; they are not tests. Needs 20 lab hosts.
+bench: venv postgres
+	pip install -q --disable-pip-version-check --require-hashes -r bench/requirements.txt
+	scripts/lab up --hosts 20
+	python bench/ledger_overhead.py
+	python bench/ledger_queries.py
+
 requirements:
 	$(BIN)/pip install -q pip-tools
 	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
+	cd bench && $(BIN)/pip-compile -q --generate-hashes --allow-unsafe \
 	  --no-emit-index-url --no-emit-find-links -o requirements.txt requirements.in
 
 clean:

@@ -62,10 +62,8 @@ def test_a_run_is_listed_with_per_host_counts_and_the_ledger_verifies(lab_hosts,
     assert host["packages"]["ruc-payment-gateway"] == "2.3.0"
 
 
-def test_sigkill_mid_run_leaves_a_verifying_ledger_with_the_run_aborted(lab_hosts, tmp_path):
-    ledger = tmp_path / "ledger.sqlite"
-    env = env_for(ledger)
-    proc = subprocess.Popen(
+def start_long_run(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
         [
             "ansible-playbook",
             "-i",
@@ -79,15 +77,26 @@ def test_sigkill_mid_run_leaves_a_verifying_ledger_with_the_run_aborted(lab_host
         env=env,
         start_new_session=True,
     )
-    acknowledged: list[tuple] = []
+
+
+def wait_for_records(ledger: Path, count: int) -> list[tuple]:
+    """(seq, hash) of the committed records, once there are at least `count` of them."""
+    found: list[tuple] = []
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(acknowledged) < 30:
-        time.sleep(0.5)
-        if ledger.exists():
-            try:
-                acknowledged = rows(ledger, "SELECT seq, hash FROM ledger_records ORDER BY seq")
-            except sqlite3.OperationalError:
-                acknowledged = []
+    while time.monotonic() < deadline and len(found) < count:
+        time.sleep(0.3)
+        try:
+            found = rows(ledger, "SELECT seq, hash FROM ledger_records ORDER BY seq")
+        except sqlite3.OperationalError:  # not created yet
+            found = []
+    return found
+
+
+def test_sigkill_mid_run_leaves_a_verifying_ledger_with_the_run_aborted(lab_hosts, tmp_path):
+    ledger = tmp_path / "ledger.sqlite"
+    env = env_for(ledger)
+    proc = start_long_run(env)
+    acknowledged = wait_for_records(ledger, 30)
     assert proc.poll() is None, "the playbook ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -102,31 +111,12 @@ def test_sigkill_mid_run_leaves_a_verifying_ledger_with_the_run_aborted(lab_host
 
 @pytest.mark.parametrize("delay", [0.0, 0.37, 0.81, 1.3, 2.2])
 def test_sigterm_closes_the_run_as_aborted(lab_hosts, tmp_path, delay):
-    """SIGTERM at several points after the first result (the handler must not deadlock on
+    """SIGTERM at several points after the first results (the handler must not deadlock on
     the recorder's queue, whatever the main thread was doing)."""
     ledger = tmp_path / "ledger.sqlite"
     env = env_for(ledger)
-    proc = subprocess.Popen(
-        [
-            "ansible-playbook",
-            "-i",
-            str(INVENTORY),
-            str(PLAYBOOKS / "long_run.yml"),
-            "-e",
-            "long_run_steps=200",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        try:
-            if rows(ledger, "SELECT count(*) FROM ledger_records WHERE kind='task_result'")[0][0]:
-                break
-        except sqlite3.OperationalError:
-            pass
+    proc = start_long_run(env)
+    assert len(wait_for_records(ledger, 3)) >= 3
     time.sleep(delay)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=300)

@@ -1,0 +1,148 @@
+"""Ledger overhead: the same playbook (30 tasks x N lab hosts) with no recording, with the
+Milepost ledger on SQLite and on PostgreSQL, and with ARA's callback (offline, SQLite).
+
+Variants run interleaved (A B C D, A B C D, ...) so machine noise hits them alike. Prints
+medians, spreads, added wall time per run and per recorded result, and ours against ARA's.
+Not a test: it asserts nothing. Usage (after `make lab HOSTS=20` and `scripts/postgres`):
+
+    .venv/bin/python bench/ledger_overhead.py [--rounds 5] [--hosts 20]
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PLAYBOOK = ROOT / "bench" / "playbooks" / "thirty_tasks.yml"
+INVENTORY = ROOT / "inventory" / "lab" / "hosts.yml"
+PG_ADMIN = "postgresql+psycopg://milepost:milepost@127.0.0.1:5432/milepost_test"
+TASKS = 30
+PATH_KEYS = {
+    "inventory",
+    "roles_path",
+    "library",
+    "module_utils",
+    "filter_plugins",
+    "callback_plugins",
+}
+
+
+def ara_callback_dir() -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "ara.setup.callback_plugins"], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        sys.exit("bench: ARA is not installed: `make bench` installs bench/requirements.txt")
+    return out.stdout.strip()
+
+
+def config_without_callbacks(work: Path) -> Path:
+    """ansible.cfg as it is, less `callbacks_enabled`, with its relative paths made absolute."""
+    lines = []
+    for line in (ROOT / "ansible.cfg").read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if key.strip() == "callbacks_enabled":
+            continue
+        if sep and key.strip() in PATH_KEYS:
+            line = f"{key}= {ROOT / value.strip()}"
+        lines.append(line)
+    path = work / "ansible-no-recording.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def variants(work: Path) -> dict[str, dict[str, str]]:
+    base = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "MILEPOST_ROOT": str(ROOT),
+        "MILEPOST_STATE_DIR": str(work / "state"),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
+    return {
+        "none": {**base, "ANSIBLE_CONFIG": str(config_without_callbacks(work))},
+        "ledger-sqlite": {**base, "MILEPOST_LEDGER_URL": f"sqlite:///{work / 'ledger.sqlite'}"},
+        "ledger-postgresql": {**base, "MILEPOST_LEDGER_URL": PG_ADMIN},
+        "ara": {
+            **base,
+            "ANSIBLE_CALLBACK_PLUGINS": f"{ROOT / 'plugins/callback'}:{ara_callback_dir()}",
+            "ANSIBLE_CALLBACKS_ENABLED": "ara_default",
+            "ARA_API_CLIENT": "offline",
+            "ARA_BASE_DIR": str(work / "ara"),
+        },
+    }
+
+
+def run_once(env: dict[str, str]) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(PLAYBOOK)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"bench: the playbook failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if args.rounds < 1:
+        sys.exit("bench: --rounds must be at least 1")
+    if not INVENTORY.is_file():
+        sys.exit("bench: the lab is not up: run `make lab HOSTS=20`")
+    hosts = len(json.loads((ROOT / ".milepost/lab/state.json").read_text())["hosts"])
+    results_per_run = TASKS * hosts
+    with tempfile.TemporaryDirectory(prefix="milepost-bench-") as tmp:
+        envs = variants(Path(tmp))
+        for env in envs.values():  # warm up: schema creation, ARA's migrations, SSH masters
+            run_once(env)
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in envs}
+        for _ in range(args.rounds):
+            for name, env in envs.items():
+                samples[name].append(run_once(env))
+    base_wall = statistics.median(w for w, _ in samples["none"])
+    base_cpu = statistics.median(c for _, c in samples["none"])
+    print(
+        f"ledger overhead: {TASKS} tasks x {hosts} hosts = {results_per_run} results per run,"
+        f" {args.rounds} interleaved rounds, medians (min-max)"
+    )
+    print(
+        f"{'variant':<18} {'wall s':>18} {'added':>8} {'ms/result':>10} {'cpu s':>8}"
+        f" {'added cpu':>10}"
+    )
+    added = {}
+    for name, runs in samples.items():
+        walls = [w for w, _ in runs]
+        cpus = [c for _, c in runs]
+        wall = statistics.median(walls)
+        cpu = statistics.median(cpus)
+        added[name] = wall - base_wall
+        print(
+            f"{name:<18} {wall:8.2f} ({min(walls):.2f}-{max(walls):.2f})"
+            f" {100 * (wall - base_wall) / base_wall:+7.1f}%"
+            f" {1000 * (wall - base_wall) / results_per_run:+10.2f}"
+            f" {cpu:8.2f} {cpu - base_cpu:+10.2f}"
+        )
+    if added["ara"] > 0:
+        for name in ("ledger-sqlite", "ledger-postgresql"):
+            print(f"{name} adds {added[name] / added['ara']:.2f} of what ARA adds")
+
+
+if __name__ == "__main__":
+    main()
