@@ -113,9 +113,11 @@ def main() -> None:
         for env in envs.values():  # warm up: schema creation, ARA's migrations, SSH masters
             run_once(env)
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in envs}
-        for _ in range(args.rounds):
+        for round_no in range(1, args.rounds + 1):
             for name, env in envs.items():
                 samples[name].append(run_once(env))
+                wall, cpu = samples[name][-1]
+                print(f"round {round_no} {name}: {wall:.2f}s wall, {cpu:.2f}s cpu", flush=True)
     base_wall = statistics.median(w for w, _ in samples["none"])
     base_cpu = statistics.median(c for _, c in samples["none"])
     print(

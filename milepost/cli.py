@@ -64,6 +64,15 @@ def lab_down() -> None:
     console.print(f"lab down: removed {len(removed)} containers")
 
 
+@lab_app.command("reset")
+def lab_reset() -> None:
+    """Put every lab host back on its oldest RUC release, without the RUC source or lock."""
+    from milepost.lab import fleet
+
+    hosts = fleet.reset()
+    console.print(f"lab reset: {len(hosts)} hosts back on their initial RUC versions")
+
+
 @lab_app.command("status")
 def lab_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -94,6 +103,22 @@ def lab_status(
     console.print(f"{reachable} of {len(rows)} hosts reachable")
     if reachable < len(rows):
         raise typer.Exit(1)
+
+
+@app.command("stop")
+def stop(
+    reason: Annotated[str, typer.Option("--reason", help="Why runs must stop.")] = "",
+    clear: Annotated[bool, typer.Option("--clear", help="Let runs start batches again.")] = False,
+) -> None:
+    """Kill switch: running maintenance stops before its next batch; new runs refuse."""
+    from milepost import kill_switch
+
+    if clear:
+        cleared = kill_switch.clear()
+        console.print("kill switch cleared" if cleared else "kill switch was not set")
+        return
+    record = kill_switch.set_switch(reason)
+    console.print(f"kill switch set: {record['reason']} ({kill_switch.path()})")
 
 
 def _one_line(bad: typer.TyperException) -> str:

@@ -51,6 +51,8 @@ class Recorder:
         self._previous_sigterm: Any = None
         self._interrupted = ""
         self.run_id = os.environ.get("MILEPOST_RUN_ID") or new_run_id()
+        # Lookups in the playbook (the per-host lock) name the run the ledger records.
+        os.environ["MILEPOST_RUN_ID"] = self.run_id
 
     def start(self, **run: Any) -> None:
         """Record the run's start, after replaying spooled records and closing stale runs."""

@@ -276,7 +276,8 @@ def _wait_for_host_keys(host: LabHost) -> None:
 
 
 def _install_initial_packages(host: LabHost) -> None:
-    """A new host starts on the oldest release of its group's RUC package."""
+    """A new host starts on the oldest release of its group's RUC package (a host that
+    was updated since is taken back to it: `reset`)."""
     pkg = ruc_packages.package_for_group(host.group)
     deb = LabPaths.here().debs / f"{pkg.name}_{pkg.initial.version}_all.deb"
     run(["docker", "cp", str(deb), f"{host.container}:/root/{deb.name}"])
@@ -291,6 +292,7 @@ def _install_initial_packages(host: LabHost) -> None:
             "install",
             "-y",
             "-q",
+            "--allow-downgrades",
             f"/root/{deb.name}",
         ],
         timeout=300,
@@ -344,6 +346,32 @@ def _wait_reachable(host: LabHost) -> bool:
             return True
         time.sleep(0.5)
     return False
+
+
+# ---------------------------------------------------------------- reset
+
+# What maintenance leaves on a host that `up` did not put there.
+RESET_PATHS = (
+    "/etc/apt/sources.list.d/milepost-ruc.sources",
+    "/var/lib/milepost/maintenance.lock",
+)
+
+
+def reset() -> list[LabHost]:
+    """Put every running lab host back in the state `up` leaves: its group's oldest RUC
+    release, no RUC package source, no maintenance lock."""
+    require("docker")
+    hosts = load_hosts()
+    if not hosts:
+        raise UserError("no lab hosts: run `scripts/lab up` first")
+
+    def one(host: LabHost) -> None:
+        run(["docker", "exec", host.container, "rm", "-f", *RESET_PATHS])
+        run(["docker", "exec", host.container, "sh", "-c", "rm -rf /var/lib/apt/lists/*"])
+        _install_initial_packages(host)
+
+    _parallel(one, hosts)
+    return hosts
 
 
 # ---------------------------------------------------------------- down

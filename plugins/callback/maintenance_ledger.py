@@ -15,8 +15,12 @@ description:
   - Writes a run record at the start and end of a playbook, one record per host and task
     result (status, duration, a redacted one-line summary), package facts and package
     changes, to the tamper-evident Milepost maintenance ledger.
-  - Results of no_log tasks are stored censored; extra vars, vault values and text matching
+  - Results of no_log tasks are stored censored; values of extra vars whose names say they
+    are secret (password, token, key, ...), vault values and text matching
     the secret patterns are masked; variables and the environment are never stored.
+  - Result keys with a meaning of their own become records of their own kind -
+    C(milepost_package_changes) gives package_change, C(milepost_window_override) gives
+    window_override and C(milepost_interface_results) gives interface_check records.
   - If the ledger cannot be written, records are spooled to a local file with one warning;
     C(milepost ledger replay) or the next run writes them in.
 requirements:
@@ -61,12 +65,14 @@ options:
 """
 
 import os
+import re
 import shlex
 import time
 from pathlib import Path
 
 import yaml
 
+from ansible import constants as C
 from ansible import context
 from ansible.plugins.callback import CallbackBase
 
@@ -121,7 +127,7 @@ class CallbackModule(CallbackBase):
         args = context.CLIARGS
         self._check_mode = bool(args.get("check"))
         self._redactor = Redactor([*DEFAULT_PATTERNS, *(self.get_option("secret_patterns") or [])])
-        self._redactor.add_secrets(_extra_var_values(args.get("extra_vars") or ()))
+        self._redactor.add_secrets(_secret_extra_vars(args.get("extra_vars") or ()))
         self._recorder = Recorder(self.get_option("ledger_url"), self._display.warning)
         playbook_path = Path(playbook._file_name).resolve()
         try:
@@ -138,8 +144,8 @@ class CallbackModule(CallbackBase):
         )
 
     def v2_playbook_on_play_start(self, play):
-        if self._redactor is None:
-            return
+        if self._redactor is None or not _vault_secrets_given():
+            return  # without a vault secret nothing can have been decrypted
         manager = play.get_variable_manager()
         for host in play.get_variable_manager()._inventory.get_hosts(play.hosts):
             self._redactor.add_secrets(_vault_values(manager.get_vars(play=play, host=host)))
@@ -200,6 +206,29 @@ class CallbackModule(CallbackBase):
         if isinstance(packages, dict):
             versions = {name: found[0].get("version") for name, found in packages.items() if found}
             self._recorder.put(package_facts(run_id, host, versions))
+        override = res.get("milepost_window_override")
+        if isinstance(override, dict):
+            self._recorder.put(
+                {
+                    "kind": "window_override",
+                    "run_id": run_id,
+                    "host": host,
+                    "body": {key: scrub(str(value)) for key, value in override.items()},
+                }
+            )
+        for item in res.get("milepost_interface_results") or ():
+            if isinstance(item, dict):
+                self._recorder.put(
+                    {
+                        "kind": "interface_check",
+                        "run_id": run_id,
+                        "host": None,
+                        "body": {
+                            **item,
+                            "messages": [scrub(str(m)) for m in item.get("messages") or ()],
+                        },
+                    }
+                )
         if self._check_mode:
             return
         for change in res.get("milepost_package_changes") or ():
@@ -214,27 +243,57 @@ class CallbackModule(CallbackBase):
             )
 
 
-def _extra_var_values(extra_vars):
-    """Leaf values of every -e given: key=value pairs, JSON/YAML strings and @files."""
-    values = []
+SECRET_NAME = re.compile(r"(?i)(pass|secret|token|key|credential|auth|cert)")
+
+
+def _secret_extra_vars(extra_vars):
+    """Values of the extra vars whose names say they are secret (password, token, api_key,
+    ...), from key=value pairs, JSON/YAML strings and @files. Other extra vars (a window
+    override reason, a version pin) are ordinary data."""
+    found = {}
     for item in extra_vars:
         if item.startswith("@"):
             try:
-                values.append(Path(os.path.expanduser(item[1:])).read_text())
-            except OSError:
-                pass
-            continue
-        if item.lstrip().startswith(("{", "[")):
+                loaded = yaml.safe_load(Path(os.path.expanduser(item[1:])).read_text())
+            except (OSError, yaml.YAMLError):
+                continue
+        elif item.lstrip().startswith(("{", "[")):
             try:
-                values.append(yaml.safe_load(item))
+                loaded = yaml.safe_load(item)
             except yaml.YAMLError:
-                pass
+                continue
         else:
-            for part in shlex.split(item):
-                if "=" in part:
-                    values.append(part.split("=", 1)[1])
-        values.append(item)
-    return values
+            try:
+                loaded = dict(part.split("=", 1) for part in shlex.split(item) if "=" in part)
+            except ValueError:
+                continue
+        if isinstance(loaded, dict):
+            found.update(loaded)
+    return list(_values_under_secret_names(found))
+
+
+def _values_under_secret_names(data):
+    """Every value whose key, at any depth, names a secret."""
+    if isinstance(data, dict):
+        for name, value in data.items():
+            if SECRET_NAME.search(str(name)):
+                yield value
+            else:
+                yield from _values_under_secret_names(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _values_under_secret_names(value)
+
+
+def _vault_secrets_given():
+    args = context.CLIARGS
+    return bool(
+        args.get("vault_ids")
+        or args.get("vault_password_files")
+        or args.get("ask_vault_pass")
+        or C.DEFAULT_VAULT_PASSWORD_FILE
+        or C.DEFAULT_VAULT_IDENTITY_LIST
+    )
 
 
 def _is_vaulted(value):

@@ -28,6 +28,15 @@ def lab_hosts() -> list[dict]:
     return json.loads(STATE.read_text())["hosts"]
 
 
+@pytest.fixture
+def fresh_lab(lab_hosts) -> list[dict]:
+    """The lab as `up` leaves it: every host on its oldest RUC release, no RUC source, no
+    maintenance lock."""
+    proc = subprocess.run([str(LAB), "reset"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return lab_hosts
+
+
 def ssh(port: int, command: str, *, input: bytes | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [

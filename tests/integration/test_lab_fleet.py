@@ -7,9 +7,9 @@ from conftest import INVENTORY, ROOT, ansible_env, lab_status, ssh
 from milepost.lab import ruc_packages
 
 
-def test_status_shows_every_host_reachable_on_its_initial_version(lab_hosts):
+def test_status_shows_every_host_reachable_on_its_initial_version(fresh_lab):
     rows = lab_status()
-    assert len(rows) == len(lab_hosts) >= 1
+    assert len(rows) == len(fresh_lab) >= 1
     for row in rows:
         assert row["reachable"], row
         package = ruc_packages.package_for_group(row["group"])
@@ -22,8 +22,8 @@ def test_status_table_counts_reachable_hosts(lab_hosts):
     assert f"{len(lab_hosts)} of {len(lab_hosts)} hosts reachable" in proc.stdout
 
 
-def test_each_host_runs_its_ruc_service_and_it_is_healthy(lab_hosts):
-    for host in lab_hosts:
+def test_each_host_runs_its_ruc_service_and_it_is_healthy(fresh_lab):
+    for host in fresh_lab:
         package = ruc_packages.package_for_group(host["group"])
         proc = ssh(host["port"], f"{package.name} health")
         assert proc.returncode == 0, (host, proc.stderr)

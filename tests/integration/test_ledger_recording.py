@@ -59,7 +59,7 @@ def test_a_run_is_listed_with_per_host_counts_and_the_ledger_verifies(lab_hosts,
     assert all(counts["ok"] > 0 for counts in run["hosts"].values())
     assert milepost(env, "ledger", "verify").returncode == 0
     host = json.loads(milepost(env, "ledger", "host", lab_hosts[0]["name"], "--json").stdout)
-    assert host["packages"]["ruc-payment-gateway"] == "2.3.0"
+    assert host["packages"]["ruc-payment-gateway"] == "2.4.0"
 
 
 def start_long_run(env: dict[str, str]) -> subprocess.Popen:

@@ -1,59 +1,238 @@
-"""playbooks/maintain.yml against the lab: it finds the old versions and the newer ones."""
+"""playbooks/maintain.yml against the lab: the whole cycle, recorded in the ledger."""
 
-import ansible_runner
-from conftest import INVENTORY, ROOT, ansible_env
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import INVENTORY, LAB, ROOT, ansible_env, lab_status
 
 from milepost.lab import ruc_packages
 
+MAINTAIN = ROOT / "playbooks" / "maintain.yml"
 
-def run_maintain(tmp_path, *, check: bool = False):
-    cmdline = "--check --diff" if check else ""
-    private = tmp_path / "runner"
-    private.mkdir(parents=True)
-    return ansible_runner.run(
-        private_data_dir=str(private),
-        project_dir=str(ROOT),
-        playbook=str(ROOT / "playbooks" / "maintain.yml"),
-        inventory=str(INVENTORY),
-        envvars={k: v for k, v in ansible_env().items() if k.startswith("ANSIBLE_")},
-        cmdline=cmdline,
-        quiet=True,
-        suppress_env_files=True,
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    return {
+        **ansible_env(),
+        "MILEPOST_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+        "MILEPOST_STATE_DIR": str(tmp_path / "state"),
+        "MILEPOST_ROOT": str(ROOT),
+    }
+
+
+def maintain(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(INVENTORY), str(MAINTAIN), *args],
+        capture_output=True,
+        text=True,
+        env=env,
     )
 
 
-def version_reports(runner) -> dict[str, dict]:
-    found = {}
-    for event in runner.events:
-        data = event.get("event_data", {})
-        if event["event"] == "runner_on_ok" and data.get("task_action", "").endswith(
-            "milepost_package_versions"
-        ):
-            found[data["host"]] = data["res"]["packages"]
-    return found
+def ledger_json(env: dict[str, str], *args: str):
+    proc = subprocess.run(
+        ["milepost", "ledger", *args, "--json"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
-def test_maintain_reports_installed_and_available_versions(lab_hosts, tmp_path):
-    runner = run_maintain(tmp_path)
-    assert runner.status == "successful", runner.stdout.read()
-    reports = version_reports(runner)
-    assert set(reports) == {h["name"] for h in lab_hosts}
+def records(env: dict[str, str], kind: str) -> list[dict]:
+    proc = subprocess.run(
+        ["milepost", "ledger", "export", "--format", "jsonl"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    found = [json.loads(line) for line in proc.stdout.splitlines()]
+    return [r for r in found if r["kind"] == kind]
+
+
+def installed_versions() -> dict[str, dict[str, str]]:
+    return {row["name"]: row["versions"] for row in lab_status()}
+
+
+def test_the_cycle_updates_every_host_records_each_change_and_a_rerun_changes_nothing(
+    fresh_lab, tmp_path
+):
+    env = env_for(tmp_path)
+    first = maintain(env)
+    assert first.returncode == 0, first.stdout[-3000:]
+    for host in fresh_lab:
+        package = ruc_packages.package_for_group(host["group"])
+        assert installed_versions()[host["name"]] == {package.name: package.latest.version}
+    changes = {
+        (r["host"], r["body"]["package"], r["body"]["from_version"], r["body"]["to_version"])
+        for r in records(env, "package_change")
+    }
+    expected = set()
+    for host in fresh_lab:
+        package = ruc_packages.package_for_group(host["group"])
+        expected.add((host["name"], package.name, package.initial.version, package.latest.version))
+    assert changes == expected
+    assert "before" in first.stdout and "current" in first.stdout
+
+    second = maintain(env)
+    assert second.returncode == 0, second.stdout[-3000:]
+    runs = ledger_json(env, "runs")
+    assert [r["status"] for r in runs] == ["successful", "successful"]
+    newest = runs[0]
+    assert sum(c["changed"] for c in newest["hosts"].values()) == 0
+    assert len(records(env, "package_change")) == len(expected)
+    assert subprocess.run(["milepost", "ledger", "verify"], env=env).returncode == 0
+
+
+def test_check_mode_on_a_converged_fleet_reports_no_change(lab_hosts, tmp_path):
+    env = env_for(tmp_path)
+    assert maintain(env).returncode == 0
+    check = maintain(env, "--check", "--diff")
+    assert check.returncode == 0, check.stdout[-3000:]
+    runs = ledger_json(env, "runs")
+    assert runs[0]["check_mode"] is True
+    assert sum(c["changed"] for c in runs[0]["hosts"].values()) == 0
+
+
+def test_a_broken_release_fails_the_canary_rolls_it_back_and_stops_the_run(fresh_lab, tmp_path):
+    env = env_for(tmp_path)
+    before = installed_versions()
+    proc = maintain(env, "-e", '{"app_update_versions": {"ruc-payment-gateway": "2.3.1"}}')
+    assert proc.returncode != 0
+    canary = fresh_lab[0]["name"]
+    assert canary == "pay-01"
+    assert "rolled back ruc-payment-gateway 2.3.1 -> 2.3.0" in proc.stdout
+    after = installed_versions()
+    assert after == before, "the canary was not rolled back or another host was touched"
+    changes = [
+        (r["host"], r["body"]["from_version"], r["body"]["to_version"])
+        for r in records(env, "package_change")
+    ]
+    assert changes == [(canary, "2.3.0", "2.3.1"), (canary, "2.3.1", "2.3.0")]
+    runs = ledger_json(env, "runs")
+    assert runs[0]["status"] == "failed"
+    # Other hosts got the package source in preflight, but no package change at all.
+    assert {h for h, _, _ in changes} == {canary}
+    health = subprocess.run(
+        [
+            "ansible",
+            "-i",
+            str(INVENTORY),
+            canary,
+            "-m",
+            "ansible.builtin.command",
+            "-a",
+            "ruc-payment-gateway health",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert health.returncode == 0 and "2.3.0" in health.stdout
+
+
+def test_outside_the_window_the_run_refuses_and_an_override_is_recorded(fresh_lab, tmp_path):
+    env = env_for(tmp_path)
+    window = (
+        '{"milepost_window": {"cron": "0 2 * * 0", "duration_minutes": 120,'
+        ' "timezone": "America/Los_Angeles"},'
+        ' "preflight_window_now": "2026-11-25T12:00:00-08:00"}'
+    )
+    refused = maintain(env, "-e", window)
+    assert refused.returncode != 0
+    assert "outside the maintenance window" in refused.stdout
+    assert "next window opens 2026-11-29" in refused.stdout
+    assert installed_versions() == {
+        h["name"]: {
+            ruc_packages.package_for_group(h["group"]).name: ruc_packages.package_for_group(
+                h["group"]
+            ).initial.version
+        }
+        for h in fresh_lab
+    }
+    allowed = maintain(
+        env,
+        "-e",
+        window,
+        "-e",
+        "preflight_override_window=true",
+        "-e",
+        "preflight_override_reason='CVE fix approved by change board'",
+    )
+    assert allowed.returncode == 0, allowed.stdout[-3000:]
+    overrides = records(env, "window_override")
+    assert {r["host"] for r in overrides} == {h["name"] for h in fresh_lab}
+    assert all("change board" in r["body"]["reason"] for r in overrides)
+
+
+def write_lock(host: str, run_id: str, expires_at: str) -> None:
+    lock = {
+        "run_id": run_id,
+        "controller": "elsewhere",
+        "pid": 1,
+        "acquired_at": "2026-11-24T00:00:00Z",
+        "expires_at": expires_at,
+    }
+    subprocess.run(
+        [
+            "docker",
+            "exec",
+            "-i",
+            f"milepost-lab-{host}",
+            "sh",
+            "-c",
+            "mkdir -p /var/lib/milepost && cat > /var/lib/milepost/maintenance.lock",
+        ],
+        input=json.dumps(lock),
+        text=True,
+        check=True,
+    )
+
+
+def test_a_host_locked_by_another_run_is_refused_and_a_stale_lock_is_recovered(fresh_lab, tmp_path):
+    env = env_for(tmp_path)
+    host = fresh_lab[0]["name"]
+    write_lock(host, "20261124T000000Z-other1", "2099-01-01T00:00:00Z")
+    refused = maintain(env, "--limit", host)
+    assert refused.returncode != 0
+    assert "20261124T000000Z-other1" in refused.stdout
+
+    write_lock(host, "20261124T000000Z-dead01", "2026-01-01T00:00:00Z")  # expired
+    recovered = maintain(env, "--limit", host)
+    assert recovered.returncode == 0, recovered.stdout[-3000:]
+    assert "20261124T000000Z-dead01" in recovered.stdout
+    gone = subprocess.run(
+        [
+            "docker",
+            "exec",
+            f"milepost-lab-{host}",
+            "test",
+            "-e",
+            "/var/lib/milepost/maintenance.lock",
+        ]
+    )
+    assert gone.returncode != 0, "the run did not release its lock"
+
+
+def test_the_kill_switch_stops_new_batches_and_leaves_hosts_untouched(fresh_lab, tmp_path):
+    env = env_for(tmp_path)
+    stop = subprocess.run(
+        ["milepost", "stop", "--reason", "payment vendor incident"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert stop.returncode == 0, stop.stderr
+    before = installed_versions()
+    proc = maintain(env)
+    assert proc.returncode != 0
+    assert "Kill switch set: payment vendor incident" in proc.stdout
+    assert installed_versions() == before
+    assert subprocess.run(["milepost", "stop", "--clear"], env=env).returncode == 0
+    assert maintain(env).returncode == 0
+
+
+def test_lab_reset_brings_hosts_back_to_their_initial_versions(lab_hosts):
+    assert subprocess.run([str(LAB), "reset"], capture_output=True).returncode == 0
     for host in lab_hosts:
         package = ruc_packages.package_for_group(host["group"])
-        entry = reports[host["name"]][package.name]
-        assert entry["installed"] == package.initial.version
-        assert entry["candidate"] == package.latest.version
-        assert entry["outdated"] is True
-    assert "pay-01" in runner.stdout.read()
-
-
-def test_maintain_in_check_mode_changes_nothing_on_a_converged_host(lab_hosts, tmp_path):
-    run_maintain(tmp_path / "first")
-    runner = run_maintain(tmp_path / "check", check=True)
-    assert runner.status == "successful"
-    changed = [
-        (e["event_data"]["host"], e["event_data"]["task"])
-        for e in runner.events
-        if e["event"] == "runner_on_ok" and e["event_data"]["res"].get("changed")
-    ]
-    assert changed == []
+        assert installed_versions()[host["name"]] == {package.name: package.initial.version}

@@ -82,3 +82,12 @@ def test_no_mirror_is_a_user_error(tmp_path: Path):
 
     with pytest.raises(UserError, match="no Debian bookworm main source"):
         debian_mirror(tmp_path)
+
+
+def test_lab_group_vars_pin_each_group_to_its_latest_good_release():
+    from milepost.lab.ruc_packages import CATALOG
+
+    root = Path(__file__).resolve().parents[2] / "inventory" / "lab" / "group_vars"
+    for package in CATALOG:
+        pinned = yaml.safe_load((root / f"{package.group}.yml").read_text())
+        assert pinned["app_update_versions"] == {package.name: package.latest.version}

@@ -8,6 +8,7 @@ from milepost.recorder import QUEUE_SIZE, Recorder
 
 def test_a_run_is_written_in_order_and_verifies(tmp_path, monkeypatch):
     monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MILEPOST_RUN_ID", "20261124T000000Z-unit01")  # restored afterwards
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     warnings: list[str] = []
     recorder = Recorder(url, warnings.append)
@@ -26,6 +27,7 @@ def test_a_run_is_written_in_order_and_verifies(tmp_path, monkeypatch):
 
 def test_an_unwritable_ledger_spools_everything_with_one_warning(tmp_path, monkeypatch):
     monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MILEPOST_RUN_ID", "20261124T000000Z-unit02")
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     url = f"sqlite:///{blocker / 'ledger.sqlite'}"

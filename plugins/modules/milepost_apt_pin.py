@@ -1,0 +1,495 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Milepost contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: milepost_apt_pin
+short_description: Install exact versions of named APT packages and report every version change
+version_added: "0.1.0"
+description:
+  - Brings each package named in O(packages) to exactly the version given, with
+    C(apt-get install NAME=VERSION ...) run non-interactively
+    (C(DEBIAN_FRONTEND=noninteractive), dpkg option C(--force-confold), so a
+    locally changed configuration file is kept).
+  - Everything is validated B(before) anything changes. Package names must be Debian
+    package names (lowercase letters, digits, C(+), C(-), C(.); no shell
+    metacharacters); versions must be Debian versions; every package must be known to
+    the APT cache and every requested version must exist in it; a downgrade needs
+    O(allow_downgrade=true). Any problem fails the task with one message listing
+    every problem, and the host is left untouched.
+  - Packages already at the requested version (and fully configured) are left alone,
+    so the module is idempotent. A package at the requested version that dpkg has not
+    finished configuring (for example after a failed maintainer script) is installed
+    again.
+  - Returns C(milepost_package_changes), the list of version changes that happened; the
+    maintenance_ledger callback records it. In check mode it is empty and
+    C(planned_changes) lists the changes that would happen.
+  - When dpkg fails (for example a package whose postinst exits non-zero), the task
+    fails and still returns the changes that did happen, the packages that failed with
+    their versions and dpkg state, and the last lines of the error output.
+  - The module does not refresh the APT cache; run the ruc_apt_source role (or
+    M(ansible.builtin.apt) with O(ansible.builtin.apt#module:update_cache=true)) first.
+options:
+  packages:
+    description:
+      - "Package name to exact version, for example C({ruc-account-api: 1.5.0})."
+      - An empty mapping does nothing.
+    type: dict
+    required: true
+  allow_downgrade:
+    description:
+      - Allow installing a version older than the installed one (passes
+        C(--allow-downgrades) to apt-get). Without it a requested downgrade fails
+        before anything changes.
+    type: bool
+    default: false
+  lock_timeout:
+    description:
+      - Seconds apt-get waits for the dpkg lock held by another process
+        (C(DPkg::Lock::Timeout)).
+    type: int
+    default: 60
+  error_lines:
+    description: How many of the last lines of apt-get's output to return on failure.
+    type: int
+    default: 20
+requirements:
+  - python3-apt on the managed host (the module re-runs itself under a system
+    Python that has it when the discovered interpreter does not)
+  - apt-get
+author:
+  - Milepost contributors
+attributes:
+  check_mode:
+    support: full
+    details: Validates everything and reports what would change; changes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: debian
+seealso:
+  - module: ansible.builtin.apt
+  - module: milepost_package_versions
+"""
+
+EXAMPLES = r"""
+- name: PATCH | Bring the RUC packages to their pinned versions
+  milepost_apt_pin:
+    packages:
+      ruc-account-api: "1.5.0"
+      ruc-payment-gateway: "2.4.0"
+  register: __app_update_pin
+
+- name: PATCH | Roll back to the recorded previous versions
+  milepost_apt_pin:
+    packages: "{{ app_update_previous_versions }}"
+    allow_downgrade: true
+"""
+
+RETURN = r"""
+planned_changes:
+  description: In check mode, the changes that would happen (shaped as milepost_package_changes).
+  returned: in check mode, when something would change
+  type: list
+  elements: dict
+milepost_package_changes:
+  description:
+    - One entry per package whose installed version changed, in the order of O(packages)
+      sorted by name. The maintenance_ledger callback records these entries. Empty in
+      check mode.
+    - Also returned when the task fails, with the changes that did happen.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    package:
+      description: Package name.
+      type: str
+    from_version:
+      description: Version before the change, V(null) when the package was not installed.
+      type: str
+    to_version:
+      description: Version after the change, V(null) when the package is no longer installed.
+      type: str
+  sample:
+    - package: ruc-account-api
+      from_version: 1.4.0
+      to_version: 1.5.0
+versions:
+  description:
+    - Package name to the version installed after the task (in check mode, the version
+      that would be installed), for every package of O(packages).
+  returned: success
+  type: dict
+  sample: {"ruc-account-api": "1.5.0"}
+failed_packages:
+  description:
+    - Packages that dpkg could not install or configure, with the version before the
+      task, the requested version, the version dpkg now records and its dpkg state
+      (for example V(half-configured)).
+  returned: failure of apt-get or dpkg
+  type: list
+  elements: dict
+  sample:
+    - package: ruc-payment-gateway
+      from_version: 2.3.0
+      to_version: 2.3.1
+      installed_version: 2.3.1
+      state: half-configured
+error_lines:
+  description: The last lines of apt-get's output (stdout and stderr).
+  returned: failure of apt-get or dpkg
+  type: list
+  elements: str
+rc:
+  description: Exit code of apt-get.
+  returned: when apt-get ran
+  type: int
+"""
+
+import re  # noqa: E402 - Ansible modules put the docs first
+import traceback  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.common.respawn import (  # noqa: E402
+    has_respawned,
+    probe_interpreters_for_module,
+    respawn_module,
+)
+
+APT_IMPORT_ERROR = None
+try:
+    import apt
+    import apt_pkg
+
+    HAS_APT = True
+except ImportError:
+    HAS_APT = False
+    APT_IMPORT_ERROR = traceback.format_exc()
+
+# Debian Policy 5.6.1: at least two characters, lowercase letters, digits, + - .,
+# starting with a letter or digit. An optional :arch qualifier is refused (not needed).
+PACKAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+# Debian Policy 5.6.12: [epoch:]upstream[-revision]; upstream starts with a digit.
+VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$")
+DPKG_ERROR_RE = re.compile(r"dpkg: error processing (?:package|archive) (\S+)")
+INSTALLED_STATE = "installed"
+
+
+# ---------------------------------------------------------------------------
+# Pure logic (unit tested without a host)
+# ---------------------------------------------------------------------------
+
+
+def validate_request(packages):
+    """Split the requested {name: version} mapping into (valid {name: version str}, problems).
+
+    Names must be Debian package names (no shell metacharacters can pass); versions must
+    be Debian versions. An empty mapping is valid (nothing to do).
+    """
+    valid = {}
+    problems = []
+    for name in sorted(packages or {}, key=str):
+        version = packages[name]
+        if not isinstance(name, str) or not PACKAGE_NAME_RE.fullmatch(name):
+            problems.append(
+                "%r is not a valid Debian package name (lowercase letters, digits, '+', '-', '.')"
+                % (name,)
+            )
+            continue
+        if version is None or isinstance(version, (bool, dict, list)):
+            problems.append("%s: version %r is not a Debian version" % (name, version))
+            continue
+        version = str(version)
+        if not VERSION_RE.fullmatch(version):
+            problems.append("%s: version %r is not a Debian version" % (name, version))
+            continue
+        valid[name] = version
+    return valid, problems
+
+
+def check_against_cache(requested, records, allow_downgrade, compare):
+    """Check the request against plain APT records; return a list of problems.
+
+    records maps a package name to {installed, versions, state} or lacks it when APT
+    does not know the package.
+    """
+    problems = []
+    for name in sorted(requested):
+        version = requested[name]
+        record = records.get(name)
+        if record is None:
+            problems.append("%s: no such package in the APT cache" % name)
+            continue
+        known = record.get("versions") or []
+        if version not in known:
+            problems.append(
+                "%s: version %s is not in the APT cache (known: %s)"
+                % (name, version, ", ".join(known) or "none")
+            )
+            continue
+        installed = record.get("installed")
+        if (
+            not allow_downgrade
+            and installed is not None
+            and installed != version
+            and compare(version, installed) < 0
+        ):
+            problems.append(
+                "%s: %s would downgrade the installed %s (set allow_downgrade)"
+                % (name, version, installed)
+            )
+    return problems
+
+
+def plan_changes(requested, records):
+    """Return (names to install, planned changes) for the request against the records.
+
+    A package needs work when its installed version differs from the requested one or
+    when dpkg has not finished configuring it. Changes list only version changes.
+    """
+    to_install = []
+    changes = []
+    for name in sorted(requested):
+        version = requested[name]
+        record = records.get(name) or {}
+        installed = record.get("installed")
+        state = record.get("state")
+        if installed != version:
+            to_install.append(name)
+            changes.append({"package": name, "from_version": installed, "to_version": version})
+        elif state != INSTALLED_STATE:
+            to_install.append(name)
+    return to_install, changes
+
+
+def diff_versions(before, after, names):
+    """Return the version changes between two {name: version-or-None} mappings."""
+    changes = []
+    for name in sorted(names):
+        old = before.get(name)
+        new = after.get(name)
+        if old != new:
+            changes.append({"package": name, "from_version": old, "to_version": new})
+    return changes
+
+
+def build_command(requested, names, allow_downgrade, lock_timeout):
+    """Return the apt-get argv that installs names at their requested versions."""
+    argv = [
+        "apt-get",
+        "install",
+        "--yes",
+        "--quiet",
+        "--no-install-recommends",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+        "-o",
+        "DPkg::Lock::Timeout=%d" % lock_timeout,
+    ]
+    if allow_downgrade:
+        argv.append("--allow-downgrades")
+    if names:
+        argv.append("--")
+    argv.extend("%s=%s" % (name, requested[name]) for name in names)
+    return argv
+
+
+def failed_package_names(output):
+    """Return the package names dpkg reported errors for, in order, without duplicates."""
+    names = []
+    for match in DPKG_ERROR_RE.finditer(output):
+        name = match.group(1).split(":")[0].rstrip(",")
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def tail_lines(text, count):
+    """Return the last count non-empty lines of text."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return lines[-count:] if count > 0 else []
+
+
+def describe_failures(requested, before, after_records, reported, tail):
+    """Build (failed_packages, one-line message) after apt-get failed."""
+    names = [name for name in reported if name in requested]
+    for name in sorted(requested):
+        record = after_records.get(name) or {}
+        if name not in names and (
+            record.get("state") != INSTALLED_STATE or record.get("installed") != requested[name]
+        ):
+            names.append(name)
+    failed = []
+    for name in names:
+        record = after_records.get(name) or {}
+        failed.append(
+            {
+                "package": name,
+                "from_version": before.get(name),
+                "to_version": requested[name],
+                "installed_version": record.get("installed"),
+                "state": record.get("state") or "not-installed",
+            }
+        )
+    parts = [
+        "%s %s -> %s (now %s, %s)"
+        % (
+            item["package"],
+            item["from_version"] or "not installed",
+            item["to_version"],
+            item["installed_version"] or "not installed",
+            item["state"],
+        )
+        for item in failed
+    ]
+    last = tail[-1] if tail else "no output"
+    detail = [line for line in tail if "error" in line.lower() or "failed" in line.lower()]
+    reason = detail[0] if detail else last
+    message = "apt-get failed for %s: %s" % ("; ".join(parts) or "the requested packages", reason)
+    return failed, message
+
+
+# ---------------------------------------------------------------------------
+# python3-apt access
+# ---------------------------------------------------------------------------
+
+STATE_NAMES = {
+    "CURSTATE_NOT_INSTALLED": "not-installed",
+    "CURSTATE_UNPACKED": "unpacked",
+    "CURSTATE_HALF_CONFIGURED": "half-configured",
+    "CURSTATE_HALF_INSTALLED": "half-installed",
+    "CURSTATE_CONFIG_FILES": "config-files",
+    "CURSTATE_INSTALLED": INSTALLED_STATE,
+}
+
+
+def _state_name(value):
+    for attribute, name in STATE_NAMES.items():
+        if getattr(apt_pkg, attribute, object()) == value:
+            return name
+    return str(value)
+
+
+def read_records(names):
+    """Return {name: {installed, versions, state}} for the names APT knows."""
+    cache = apt.Cache(memonly=True)
+    records = {}
+    for name in names:
+        if name not in cache:
+            continue
+        package = cache[name]
+        installed = package.installed
+        state = _state_name(package._pkg.current_state)  # noqa: SLF001 - no public accessor
+        records[name] = {
+            "installed": installed.version if installed is not None else None,
+            "versions": [version.version for version in package.versions],
+            "state": state,
+        }
+    return records
+
+
+def installed_versions(records, names):
+    return {name: (records.get(name) or {}).get("installed") for name in names}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "packages": {"type": "dict", "required": True},
+            "allow_downgrade": {"type": "bool", "default": False},
+            "lock_timeout": {"type": "int", "default": 60},
+            "error_lines": {"type": "int", "default": 20},
+        },
+        supports_check_mode=True,
+    )
+
+    if not HAS_APT:
+        if has_respawned():
+            module.fail_json(msg=missing_required_lib("python3-apt"), exception=APT_IMPORT_ERROR)
+        interpreter = probe_interpreters_for_module(["/usr/bin/python3", "/usr/bin/python"], "apt")
+        if interpreter:
+            respawn_module(interpreter)
+        module.fail_json(
+            msg=missing_required_lib(
+                "python3-apt",
+                reason="to read the APT cache; install it with 'apt-get install python3-apt'",
+            ),
+            exception=APT_IMPORT_ERROR,
+        )
+
+    raw = module.params["packages"]
+    allow_downgrade = module.params["allow_downgrade"]
+    # Every problem is collected first, so one message lists them all; nothing has
+    # changed when the module fails here.
+    requested, problems = validate_request(raw)
+    names = sorted(requested)
+
+    try:
+        before_records = read_records(names)
+    except Exception as exc:  # noqa: BLE001 - python3-apt raises plain SystemError/OSError
+        module.fail_json(msg="Could not open the APT cache: %s" % exc, milepost_package_changes=[])
+
+    problems.extend(
+        check_against_cache(requested, before_records, allow_downgrade, apt_pkg.version_compare)
+    )
+    if problems:
+        module.fail_json(
+            msg="Refusing to change packages: " + "; ".join(problems), milepost_package_changes=[]
+        )
+
+    to_install, planned = plan_changes(requested, before_records)
+    before = installed_versions(before_records, names)
+    if not to_install:
+        module.exit_json(changed=False, milepost_package_changes=[], versions=before)
+    if module.check_mode:
+        # Planned, not done: the ledger records milepost_package_changes as done changes.
+        module.exit_json(
+            changed=True,
+            milepost_package_changes=[],
+            planned_changes=planned,
+            versions=dict(requested),
+        )
+
+    argv = build_command(requested, to_install, allow_downgrade, module.params["lock_timeout"])
+    env = {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"}
+    rc, out, err = module.run_command(argv, environ_update=env)  # argv list: no shell
+
+    try:
+        after_records = read_records(names)
+    except Exception as exc:  # noqa: BLE001 - python3-apt raises plain SystemError/OSError
+        module.fail_json(
+            msg="apt-get exited %d and the APT cache could not be read again: %s" % (rc, exc),
+            rc=rc,
+            milepost_package_changes=[],
+            error_lines=tail_lines(out + "\n" + err, module.params["error_lines"]),
+        )
+    after = installed_versions(after_records, names)
+    changes = diff_versions(before, after, names)
+    changed = bool(changes) or rc == 0
+
+    if rc != 0:
+        tail = tail_lines(out + "\n" + err, module.params["error_lines"])
+        failed, message = describe_failures(
+            requested, before, after_records, failed_package_names(out + "\n" + err), tail
+        )
+        module.fail_json(
+            msg=message,
+            rc=rc,
+            changed=bool(changes),
+            milepost_package_changes=changes,
+            failed_packages=failed,
+            error_lines=tail,
+            versions=after,
+        )
+    module.exit_json(changed=changed, rc=rc, milepost_package_changes=changes, versions=after)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Milepost contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: milepost_host_lock
+short_description: Take or release the per-host maintenance lock of a Milepost run
+version_added: "0.1.0"
+description:
+  - Keeps two maintenance runs off the same host. The lock is a small JSON file on the
+    managed host (O(path)) holding C(run_id), C(controller), C(pid), C(acquired_at) and
+    C(expires_at) (UTC, ISO 8601).
+  - O(state=present) acquires the lock. The file is created atomically (written to a
+    temporary file, then hard-linked into place, which fails when the lock exists), so
+    a reader never sees a half-written lock. When this run already holds it nothing
+    changes. When another run holds it the module fails with one line naming that run
+    and since when. When the holder is stale it is taken over and the old holder is
+    returned in RV(recovered_from).
+  - A holder is stale when its C(expires_at) has passed (C(acquired_at) plus
+    O(ttl_minutes) of the run that took it), when its run id is listed in
+    O(stale_run_ids) (runs the maintenance ledger knows have ended), or when the lock
+    file cannot be read as a lock (empty or corrupt).
+  - O(state=absent) releases the lock only when O(run_id) holds it; a lock held by
+    another run is left alone with a warning.
+  - Self-contained; runs on the managed host with its system Python.
+options:
+  run_id:
+    description: The id of this maintenance run (the ledger's run id).
+    type: str
+    required: true
+  state:
+    description: V(present) acquires the lock, V(absent) releases it.
+    type: str
+    choices: [present, absent]
+    default: present
+  path:
+    description: The lock file. Its directory is created (mode 0755) when missing.
+    type: path
+    default: /var/lib/milepost/maintenance.lock
+  controller:
+    description: The controller (host name) running the maintenance; recorded in the lock.
+    type: str
+    default: ""
+  pid:
+    description: The process id of the run on the controller; recorded in the lock.
+    type: int
+  ttl_minutes:
+    description: How long a new lock is valid; after C(acquired_at) plus this it is stale.
+    type: int
+    default: 240
+  stale_run_ids:
+    description: Run ids known to have ended; a lock held by one of them is stale.
+    type: list
+    elements: str
+    default: []
+author:
+  - Milepost contributors
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would happen (acquire, recover, refuse, release) and changes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - In check mode a lock held by another live run still fails, as the real run would.
+seealso:
+  - module: milepost_window_check
+"""
+
+EXAMPLES = r"""
+- name: PATCH | Take the maintenance lock of this host
+  milepost_host_lock:
+    run_id: "{{ preflight_run_id }}"
+    controller: "{{ lookup('ansible.builtin.pipe', 'hostname') }}"
+    ttl_minutes: 240
+    stale_run_ids: "{{ preflight_lock_stale_run_ids }}"
+  register: __preflight_lock
+
+- name: PATCH | Release the maintenance lock of this host
+  milepost_host_lock:
+    run_id: "{{ preflight_run_id }}"
+    state: absent
+"""
+
+RETURN = r"""
+action:
+  description:
+    - What the module did (or would do in check mode) -
+      V(acquired), V(held) (this run already held it), V(recovered) (took over a stale
+      lock), V(refused), V(released), V(absent) (no lock to release),
+      V(not_ours) (held by another run; left alone).
+  returned: always
+  type: str
+  sample: acquired
+lock:
+  description:
+    - The lock as it is after the module ran (or would be in check mode); V(null) when none.
+  returned: always
+  type: dict
+  sample:
+    run_id: 20250601T010000-4f2a
+    controller: ops-01
+    pid: 4242
+    acquired_at: "2025-06-01T08:00:05Z"
+    expires_at: "2025-06-01T12:00:05Z"
+recovered_from:
+  description: The stale holder that was taken over, and why it was stale.
+  returned: when action is recovered
+  type: dict
+  sample:
+    run_id: 20250525T010000-9c1d
+    acquired_at: "2025-05-25T08:00:03Z"
+    stale_because: expired at 2025-05-25T12:00:03Z
+held_by:
+  description: The lock of the other run, when it refused or was left alone.
+  returned: when action is refused or not_ours
+  type: dict
+path:
+  description: The lock file.
+  returned: always
+  type: str
+  sample: /var/lib/milepost/maintenance.lock
+"""
+
+import errno  # noqa: E402 - Ansible modules put the docs first
+import json  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class LockRefused(Exception):
+    """Another live run holds the lock."""
+
+    def __init__(self, message, holder):
+        super(LockRefused, self).__init__(message)
+        self.holder = holder
+
+
+# ---------------------------------------------------------------------------
+# Pure logic (unit tested in a temporary directory)
+# ---------------------------------------------------------------------------
+
+
+def format_time(moment):
+    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+
+
+def parse_time(text):
+    """Parse a lock timestamp; None when missing or malformed."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def new_lock(run_id, controller, pid, now, ttl_minutes):
+    return {
+        "run_id": run_id,
+        "controller": controller,
+        "pid": pid,
+        "acquired_at": format_time(now),
+        "expires_at": format_time(now + timedelta(minutes=ttl_minutes)),
+    }
+
+
+def read_lock(path):
+    """Return (lock dict or None when there is no file, raw text).
+
+    A file that is not a JSON object with a run_id is returned as {"corrupt": text}.
+    """
+    try:
+        with open(path, "r") as handle:
+            text = handle.read()
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None, None
+        raise
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not data.get("run_id"):
+        return {"corrupt": text[:200]}, text
+    return data, text
+
+
+def stale_reason(holder, now, stale_run_ids):
+    """Why holder is stale, or None when it is live."""
+    if "corrupt" in holder:
+        return "the lock file is not a valid lock"
+    if holder.get("run_id") in stale_run_ids:
+        return "run %s has ended (per the ledger)" % holder.get("run_id")
+    expires = parse_time(holder.get("expires_at"))
+    if expires is None:
+        return "the lock has no valid expires_at"
+    if expires <= now:
+        return "expired at %s" % holder.get("expires_at")
+    return None
+
+
+def refusal_message(holder, path):
+    return (
+        "host is locked by maintenance run %s (controller %s, pid %s) since %s, until %s "
+        "(%s); wait for that run to finish, or end it and pass its run id in stale_run_ids"
+        % (
+            holder.get("run_id"),
+            holder.get("controller") or "unknown",
+            holder.get("pid") if holder.get("pid") is not None else "unknown",
+            holder.get("acquired_at") or "unknown",
+            holder.get("expires_at") or "unknown",
+            path,
+        )
+    )
+
+
+def _write_exclusive(path, lock):
+    """Create path holding lock, atomically; False when path already exists."""
+    directory = os.path.dirname(path) or "."
+    handle, temporary = tempfile.mkstemp(prefix=".maintenance-lock-", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(lock, stream, sort_keys=True)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        try:
+            os.link(temporary, path)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                return False
+            raise
+        return True
+    finally:
+        os.unlink(temporary)
+
+
+def acquire(path, run_id, controller, pid, now, ttl_minutes, stale_run_ids, check_mode):
+    """Acquire the lock; return a result dict. Raises LockRefused."""
+    stale_ids = set(stale_run_ids or [])
+    for _attempt in range(3):
+        holder, text = read_lock(path)
+        if holder is not None and holder.get("run_id") == run_id:
+            return {"changed": False, "action": "held", "lock": holder}
+        recovered = None
+        if holder is not None:
+            why = stale_reason(holder, now, stale_ids)
+            if why is None:
+                raise LockRefused(refusal_message(holder, path), holder)
+            recovered = dict(holder, stale_because=why)
+        lock = new_lock(run_id, controller, pid, now, ttl_minutes)
+        result = {"changed": True, "action": "recovered" if recovered else "acquired", "lock": lock}
+        if recovered:
+            result["recovered_from"] = recovered
+        if check_mode:
+            return result
+        directory = os.path.dirname(path)
+        if directory and not os.path.isdir(directory):
+            os.makedirs(directory, 0o755)
+        if holder is not None:
+            # Remove the stale lock only if it is still the one judged stale.
+            _current, current_text = read_lock(path)
+            if current_text != text:
+                continue
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+        if _write_exclusive(path, lock):
+            return result
+        # Another run created the lock between the read and the link: judge it again.
+    holder, _text = read_lock(path)
+    raise LockRefused(refusal_message(holder or {}, path), holder)
+
+
+def release(path, run_id, check_mode):
+    """Release the lock when run_id holds it; return a result dict."""
+    holder, _text = read_lock(path)
+    if holder is None:
+        return {"changed": False, "action": "absent", "lock": None}
+    if holder.get("run_id") != run_id:
+        return {"changed": False, "action": "not_ours", "lock": holder, "held_by": holder}
+    if not check_mode:
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+    return {"changed": True, "action": "released", "lock": None}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "run_id": {"type": "str", "required": True},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "path": {"type": "path", "default": "/var/lib/milepost/maintenance.lock"},
+            "controller": {"type": "str", "default": ""},
+            "pid": {"type": "int"},
+            "ttl_minutes": {"type": "int", "default": 240},
+            "stale_run_ids": {"type": "list", "elements": "str", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    run_id = (params["run_id"] or "").strip()
+    if not run_id:
+        module.fail_json(msg="run_id must not be empty")
+    if params["ttl_minutes"] < 1:
+        module.fail_json(msg="ttl_minutes must be at least 1, got %d" % params["ttl_minutes"])
+    path = params["path"]
+
+    try:
+        if params["state"] == "present":
+            result = acquire(
+                path,
+                run_id,
+                params["controller"],
+                params["pid"],
+                datetime.now(timezone.utc),
+                params["ttl_minutes"],
+                params["stale_run_ids"],
+                module.check_mode,
+            )
+        else:
+            result = release(path, run_id, module.check_mode)
+    except LockRefused as exc:
+        module.fail_json(msg=str(exc), action="refused", held_by=exc.holder, path=path)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="cannot use the lock file %s: %s" % (path, exc), path=path)
+
+    if result["action"] == "not_ours":
+        module.warn(
+            "maintenance lock %s is held by run %s, not %s; left alone"
+            % (path, result["held_by"].get("run_id"), run_id)
+        )
+    result["path"] = path
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
