@@ -3,9 +3,13 @@
 Layout of repo_dir (a flat "dists" repository that apt reads over HTTP or file:)::
 
     pool/main/<first letter>/<package>/<package>_<version>_<arch>.deb
-    dists/bookworm/main/binary-<arch>/Packages, Packages.gz
-    dists/bookworm/Release, InRelease (clearsigned), Release.gpg (detached)
+    dists/<suite>/main/binary-<arch>/Packages, Packages.gz
+    dists/<suite>/Release, InRelease (clearsigned), Release.gpg (detached)
     milepost-lab.asc, milepost-lab.gpg   the public signing key, armored and binary
+
+Two suites share the pool: bookworm (the RUC packages and regular OS updates) and
+bookworm-security (OS security updates: a security archive, as Debian's own, which is how
+security-only patching tells them apart).
 
 A rebuild is staged in a sibling temp dir and renamed into place, so a half-built
 repository is never served; a rebuild that would change nothing leaves it untouched.
@@ -27,6 +31,8 @@ from pathlib import Path
 from milepost.errors import UserError
 
 SUITE = "bookworm"
+SECURITY_SUITE = "bookworm-security"
+SUITES = (SUITE, SECURITY_SUITE)
 COMPONENT = "main"
 ORIGIN = "Milepost Lab"
 KEY_UID = "Milepost Lab APT signing key <lab@milepost.invalid>"
@@ -56,15 +62,22 @@ def ensure_signing_key(gnupg_home: Path) -> str:
         _stop_agent(gnupg_home)
 
 
-def build_repo(repo_dir: Path, gnupg_home: Path, debs: list[Path]) -> None:
-    """Build (or rebuild) the signed repository in repo_dir from the given .debs."""
+def build_repo(
+    repo_dir: Path, gnupg_home: Path, debs: list[Path], security_debs: list[Path] | None = None
+) -> None:
+    """Build (or rebuild) the signed repository in repo_dir: debs in the main suite,
+    security_debs in the security suite."""
     dpkg_deb = _tool("dpkg-deb", "dpkg")
     ftparchive = _tool("apt-ftparchive", "apt-utils")
     gpg = _tool("gpg", "gnupg")
     arch = _run([_tool("dpkg", "dpkg"), "--print-architecture"]).strip()
     if not debs:
         raise UserError("no .deb files to publish: build the RUC packages first")
-    pool = _pool_entries(dpkg_deb, debs)
+    pool = _pool_entries(dpkg_deb, [*debs, *(security_debs or [])])
+    in_suite = {
+        SUITE: {_pool_path(dpkg_deb, deb) for deb in debs},
+        SECURITY_SUITE: {_pool_path(dpkg_deb, deb) for deb in security_debs or []},
+    }
     fingerprint = ensure_signing_key(gnupg_home)
     repo_dir = repo_dir.absolute()
     repo_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -72,11 +85,12 @@ def build_repo(repo_dir: Path, gnupg_home: Path, debs: list[Path]) -> None:
         _check_replaceable(repo_dir)
         staging = Path(tempfile.mkdtemp(prefix=f".{repo_dir.name}.new-", dir=repo_dir.parent))
         try:
-            _stage(staging, pool, ftparchive, gpg, gnupg_home, fingerprint, arch)
+            _stage(staging, pool, in_suite, ftparchive, gpg, gnupg_home, fingerprint, arch)
             if _manifest(staging) == _manifest(repo_dir) and _verifies(repo_dir):
                 shutil.rmtree(staging)
                 return
-            _sign(staging, ftparchive, gpg, gnupg_home, fingerprint, arch)
+            for suite in SUITES:
+                _sign(staging, suite, ftparchive, gpg, gnupg_home, fingerprint, arch)
             _swap(staging, repo_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -90,21 +104,26 @@ def sources_entry(base_url: str, keyring: str = f"/usr/share/keyrings/{KEY_GPG}"
     return f"deb [signed-by={keyring}] {base_url.rstrip('/')}/ {SUITE} {COMPONENT}\n"
 
 
+def _pool_path(dpkg_deb: str, deb: Path) -> str:
+    """Where a .deb lives in the pool: pool/main/<letter>/<name>/<name>_<version>_<arch>.deb."""
+    if not deb.is_file():
+        raise UserError(f"{deb} is not a file: build the RUC packages first")
+    fields = _run([dpkg_deb, "--field", str(deb), "Package", "Version", "Architecture"])
+    info = dict(line.split(": ", 1) for line in fields.splitlines() if ": " in line)
+    name, arch = info.get("Package", ""), info.get("Architecture", "")
+    version = info.get("Version", "").split(":")[-1]
+    if not (name and version and arch):
+        raise UserError(f"{deb} is not a Debian package with Package, Version, Architecture")
+    return f"pool/{COMPONENT}/{name[0]}/{name}/{name}_{version}_{arch}.deb"
+
+
 def _pool_entries(dpkg_deb: str, debs: list[Path]) -> dict[str, Path]:
     """Map each .deb's pool path to its file; one file per package, version and arch."""
     pool: dict[str, Path] = {}
     for deb in debs:
-        if not deb.is_file():
-            raise UserError(f"{deb} is not a file: build the RUC packages first")
-        fields = _run([dpkg_deb, "--field", str(deb), "Package", "Version", "Architecture"])
-        info = dict(line.split(": ", 1) for line in fields.splitlines() if ": " in line)
-        name, arch = info.get("Package", ""), info.get("Architecture", "")
-        version = info.get("Version", "").split(":")[-1]
-        if not (name and version and arch):
-            raise UserError(f"{deb} is not a Debian package with Package, Version, Architecture")
-        rel = f"pool/{COMPONENT}/{name[0]}/{name}/{name}_{version}_{arch}.deb"
+        rel = _pool_path(dpkg_deb, deb)
         if rel in pool and _sha256(pool[rel]) != _sha256(deb):
-            raise UserError(f"{deb} and {pool[rel]} differ but are both {name} {version} {arch}")
+            raise UserError(f"{deb} and {pool[rel]} differ but are both {Path(rel).name}")
         pool[rel] = deb
     return pool
 
@@ -112,6 +131,7 @@ def _pool_entries(dpkg_deb: str, debs: list[Path]) -> dict[str, Path]:
 def _stage(
     staging: Path,
     pool: dict[str, Path],
+    in_suite: dict[str, set[str]],
     ftparchive: str,
     gpg: str,
     gnupg_home: Path,
@@ -127,11 +147,13 @@ def _stage(
         os.chmod(target, 0o644)
     listing = _run([ftparchive, "--arch", arch, "packages", f"pool/{COMPONENT}"], cwd=staging)
     stanzas = sorted(s.strip("\n") for s in listing.split("\n\n") if s.strip())
-    packages = "".join(f"{s}\n\n" for s in stanzas).encode()
-    index_dir = staging / "dists" / SUITE / COMPONENT / f"binary-{arch}"
-    index_dir.mkdir(parents=True)
-    _write(index_dir / "Packages", packages)
-    _write(index_dir / "Packages.gz", gzip.compress(packages, compresslevel=9, mtime=0))
+    for suite in SUITES:
+        mine = [s for s in stanzas if _stanza_filename(s) in in_suite[suite]]
+        packages = "".join(f"{s}\n\n" for s in mine).encode()
+        index_dir = staging / "dists" / suite / COMPONENT / f"binary-{arch}"
+        index_dir.mkdir(parents=True)
+        _write(index_dir / "Packages", packages)
+        _write(index_dir / "Packages.gz", gzip.compress(packages, compresslevel=9, mtime=0))
     export = [*_gpg(gpg, gnupg_home), "--export-options", "export-minimal"]
     armored = _run([*export, "--armor", "--export", fingerprint])
     _write(staging / KEY_ASC, armored.encode())
@@ -141,24 +163,42 @@ def _stage(
             os.chmod(path, 0o755)  # noqa: S103 (served to apt clients over HTTP)
 
 
+def _stanza_filename(stanza: str) -> str:
+    for line in stanza.splitlines():
+        if line.startswith("Filename: "):
+            return line[len("Filename: ") :].strip()
+    return ""
+
+
 def _sign(
-    staging: Path, ftparchive: str, gpg: str, gnupg_home: Path, fingerprint: str, arch: str
+    staging: Path,
+    suite: str,
+    ftparchive: str,
+    gpg: str,
+    gnupg_home: Path,
+    fingerprint: str,
+    arch: str,
 ) -> None:
     """Write dists/<suite>/Release and sign it as InRelease and Release.gpg."""
+    security = suite == SECURITY_SUITE
     options = {
         "Origin": ORIGIN,
-        "Label": ORIGIN,
-        "Suite": SUITE,
-        "Codename": SUITE,
+        "Label": f"{ORIGIN} Security" if security else ORIGIN,
+        "Suite": suite,
+        "Codename": suite,
         "Components": COMPONENT,
         "Architectures": arch,
-        "Description": "Milepost lab RUC packages (lab only)",
+        "Description": (
+            "Milepost lab OS security updates (lab only)"
+            if security
+            else "Milepost lab RUC packages and OS updates (lab only)"
+        ),
     }
     argv = [ftparchive]
     for field, value in options.items():
         argv += ["-o", f"APT::FTPArchive::Release::{field}={value}"]
-    suite_dir = staging / "dists" / SUITE
-    release = _run([*argv, "release", f"dists/{SUITE}"], cwd=staging)
+    suite_dir = staging / "dists" / suite
+    release = _run([*argv, "release", f"dists/{suite}"], cwd=staging)
     _write(suite_dir / "Release", release.encode())
     signer = [*_gpg(gpg, gnupg_home), "--local-user", f"{fingerprint}!", "--digest-algo", "SHA512"]
     _run([*signer, "--output", str(suite_dir / "InRelease"), "--clearsign", "Release"], suite_dir)
@@ -175,7 +215,7 @@ def _manifest(root: Path) -> dict[str, str]:
     """SHA-256 of every file under root except the Release file and its signatures."""
     if not root.is_dir():
         return {}
-    skip = {f"dists/{SUITE}/{name}" for name in _SIGNED}
+    skip = {f"dists/{suite}/{name}" for suite in SUITES for name in _SIGNED}
     return {
         path.relative_to(root).as_posix(): _sha256(path)
         for path in sorted(root.rglob("*"))
@@ -187,13 +227,16 @@ def _verifies(repo_dir: Path) -> bool:
     """Whether repo_dir's InRelease is validly signed by its exported key."""
     gpgv = shutil.which("gpgv")
     keyring = repo_dir / KEY_GPG
-    in_release = repo_dir / "dists" / SUITE / "InRelease"
-    if gpgv is None or not keyring.is_file() or not in_release.is_file():
-        return False
-    done = subprocess.run(
-        [gpgv, "--keyring", str(keyring), str(in_release)], capture_output=True, check=False
-    )
-    return done.returncode == 0
+    for suite in SUITES:
+        in_release = repo_dir / "dists" / suite / "InRelease"
+        if gpgv is None or not keyring.is_file() or not in_release.is_file():
+            return False
+        done = subprocess.run(
+            [gpgv, "--keyring", str(keyring), str(in_release)], capture_output=True, check=False
+        )
+        if done.returncode != 0:
+            return False
+    return True
 
 
 def _check_replaceable(repo_dir: Path) -> None:

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from milepost.errors import MilepostError, UserError
+from milepost.lab import os_updates
 from milepost.lab.commands import require, run
 
 SUITE = "bookworm"
@@ -28,6 +29,8 @@ INCLUDE = (
     "iproute2",
 )
 INIT_PATH = "/usr/local/sbin/milepost-lab-init"
+# .debs of the image kept beside it: the lab republishes them as OS updates.
+KEPT_DEBS = os_updates.PACKAGES
 
 
 def _file(name: str) -> str:
@@ -37,7 +40,9 @@ def _file(name: str) -> str:
 def recipe_tag() -> str:
     """The tag of the image this recipe builds: changes whenever the recipe does."""
     digest = hashlib.sha256()
-    for part in (SUITE, *INCLUDE, _file("milepost-lab-init"), _file("sshd-milepost-lab.conf")):
+    recipe = (SUITE, *INCLUDE, *KEPT_DEBS, _file("milepost-lab-init"))
+    recipe += (_file("sshd-milepost-lab.conf"),)
+    for part in recipe:
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:12]
 
@@ -80,10 +85,17 @@ def exists(name: str) -> bool:
     return proc.returncode == 0
 
 
+def kept_debs_dir(build_dir: Path) -> Path:
+    """Where the image's kept .debs are, one directory per image recipe."""
+    return build_dir / f"os-debs-{recipe_tag()}"
+
+
 def ensure(build_dir: Path) -> str:
-    """Return the image name, building and importing it first if it is not cached."""
+    """Return the image name, building and importing it first if it is not cached (or its
+    kept .debs are missing)."""
     name = image_name()
-    if not exists(name):
+    kept = kept_debs_dir(build_dir)
+    if not exists(name) or not all(any(kept.glob(f"{p}_*.deb")) for p in KEPT_DEBS):
         _build(name, build_dir)
     run(["docker", "tag", name, f"{REPOSITORY}:latest"])
     return name
@@ -108,6 +120,7 @@ def _build(name: str, build_dir: Path) -> None:
         ],
         timeout=1800,
     )
+    _keep_debs(rootfs, kept_debs_dir(build_dir))
     _customize(rootfs)
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
     imported = subprocess.run(
@@ -118,6 +131,18 @@ def _build(name: str, build_dir: Path) -> None:
     if tar.wait() != 0 or imported.returncode != 0:
         raise MilepostError(f"docker import failed: {imported.stderr.decode().strip()}")
     shutil.rmtree(rootfs)
+
+
+def _keep_debs(rootfs: Path, kept: Path) -> None:
+    """Copy the .debs of KEPT_DEBS that debootstrap installed out of the rootfs."""
+    if kept.exists():
+        shutil.rmtree(kept)
+    kept.mkdir(parents=True)
+    for package in KEPT_DEBS:
+        found = sorted((rootfs / "var/cache/apt/archives").glob(f"{package}_*.deb"))
+        if len(found) != 1:
+            raise MilepostError(f"debootstrap left {len(found)} .debs of {package}, expected 1")
+        shutil.copy2(found[0], kept / found[0].name)
 
 
 def _customize(rootfs: Path) -> None:

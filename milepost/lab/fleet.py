@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from milepost import paths
 from milepost.errors import MilepostError, UserError
-from milepost.lab import apt_repo, base_image, dockerd, inventory, ruc_packages
+from milepost.lab import apt_repo, base_image, dockerd, inventory, os_updates, ruc_packages
 from milepost.lab.commands import require, run
 from milepost.lab.topology import REPO_PORT, SSH_PORT_BASE, LabHost, plan
 
@@ -127,8 +127,11 @@ def up(count: int) -> list[LabHost]:
     image = base_image.ensure(lab.build)
     _ensure_keypair(lab.key)
     debs = ruc_packages.build_all(lab.debs)
+    os_debs, security_debs = os_updates.build_all(
+        base_image.kept_debs_dir(lab.build), lab.debs / "os"
+    )
     apt_repo.ensure_signing_key(lab.gnupg)
-    apt_repo.build_repo(lab.repo, lab.gnupg, debs)
+    apt_repo.build_repo(lab.repo, lab.gnupg, [*debs, *os_debs], security_debs)
     port = repo_port()
     _start_repo_server(image, lab.repo, port)
 
@@ -276,11 +279,19 @@ def _wait_for_host_keys(host: LabHost) -> None:
 
 
 def _install_initial_packages(host: LabHost) -> None:
-    """A new host starts on the oldest release of its group's RUC package (a host that
-    was updated since is taken back to it: `reset`)."""
+    """A new host starts on the oldest release of its group's RUC package and the base
+    image's OS packages (a host that was updated since is taken back to them: `reset`)."""
+    lab = LabPaths.here()
     pkg = ruc_packages.package_for_group(host.group)
-    deb = LabPaths.here().debs / f"{pkg.name}_{pkg.initial.version}_all.deb"
-    run(["docker", "cp", str(deb), f"{host.container}:/root/{deb.name}"])
+    debs = [
+        lab.debs / f"{pkg.name}_{pkg.initial.version}_all.deb",
+        *(
+            os_updates.original(base_image.kept_debs_dir(lab.build), name)
+            for name in os_updates.PACKAGES
+        ),
+    ]
+    for deb in debs:
+        run(["docker", "cp", str(deb), f"{host.container}:/root/{deb.name}"])
     run(
         [
             "docker",
@@ -293,11 +304,11 @@ def _install_initial_packages(host: LabHost) -> None:
             "-y",
             "-q",
             "--allow-downgrades",
-            f"/root/{deb.name}",
+            *(f"/root/{deb.name}" for deb in debs),
         ],
         timeout=300,
     )
-    run(["docker", "exec", host.container, "rm", "-f", f"/root/{deb.name}"])
+    run(["docker", "exec", host.container, "rm", "-f", *(f"/root/{deb.name}" for deb in debs)])
 
 
 def _known_hosts_lines(host: LabHost) -> str:
@@ -354,6 +365,8 @@ def _wait_reachable(host: LabHost) -> bool:
 RESET_PATHS = (
     "/etc/apt/sources.list.d/milepost-ruc.sources",
     "/var/lib/milepost/maintenance.lock",
+    "/run/reboot-required",
+    "/run/reboot-required.pkgs",
 )
 
 

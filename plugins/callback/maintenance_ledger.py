@@ -20,7 +20,8 @@ description:
     the secret patterns are masked; variables and the environment are never stored.
   - Result keys with a meaning of their own become records of their own kind -
     C(milepost_package_changes) gives package_change, C(milepost_window_override) gives
-    window_override and C(milepost_interface_results) gives interface_check records.
+    window_override, C(milepost_interface_results) gives interface_check and
+    C(milepost_reboot_required) gives reboot_required records.
   - If the ledger cannot be written, records are spooled to a local file with one warning;
     C(milepost ledger replay) or the next run writes them in.
 requirements:
@@ -214,6 +215,16 @@ class CallbackModule(CallbackBase):
                     "run_id": run_id,
                     "host": host,
                     "body": {key: scrub(str(value)) for key, value in override.items()},
+                }
+            )
+        reboot = res.get("milepost_reboot_required")
+        if isinstance(reboot, dict):
+            self._recorder.put(
+                {
+                    "kind": "reboot_required",
+                    "run_id": run_id,
+                    "host": host,
+                    "body": {"packages": [scrub(str(p)) for p in reboot.get("packages") or ()]},
                 }
             )
         for item in res.get("milepost_interface_results") or ():

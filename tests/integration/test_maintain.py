@@ -62,15 +62,22 @@ def test_the_cycle_updates_every_host_records_each_change_and_a_rerun_changes_no
     for host in fresh_lab:
         package = ruc_packages.package_for_group(host["group"])
         assert installed_versions()[host["name"]] == {package.name: package.latest.version}
-    changes = {
+    all_changes = {
         (r["host"], r["body"]["package"], r["body"]["from_version"], r["body"]["to_version"])
         for r in records(env, "package_change")
     }
+    changes = {c for c in all_changes if c[1].startswith("ruc-")}
     expected = set()
     for host in fresh_lab:
         package = ruc_packages.package_for_group(host["group"])
         expected.add((host["name"], package.name, package.initial.version, package.latest.version))
     assert changes == expected
+    # os_patch ran first: the lab's OS updates, each host's from/to versions recorded.
+    os_changes = all_changes - changes
+    for host in fresh_lab:
+        mine = {(c[1], c[3].endswith("+milepost1")) for c in os_changes if c[0] == host["name"]}
+        assert mine == {("libssl3", True), ("iproute2", True)}
+    expected |= os_changes
     assert "before" in first.stdout and "current" in first.stdout
 
     second = maintain(env)
@@ -106,8 +113,11 @@ def test_a_broken_release_fails_the_canary_rolls_it_back_and_stops_the_run(fresh
     changes = [
         (r["host"], r["body"]["from_version"], r["body"]["to_version"])
         for r in records(env, "package_change")
+        if r["body"]["package"] == "ruc-payment-gateway"
     ]
     assert changes == [(canary, "2.3.0", "2.3.1"), (canary, "2.3.1", "2.3.0")]
+    # The canary's OS updates passed their own health gate and stay; no other host moved.
+    assert {r["host"] for r in records(env, "package_change")} == {canary}
     runs = ledger_json(env, "runs")
     assert runs[0]["status"] == "failed"
     # Other hosts got the package source in preflight, but no package change at all.

@@ -1,0 +1,118 @@
+"""OS patching in playbooks/maintain.yml against the lab: security-only then all updates,
+every version change in the ledger, services running replaced code restarted, a pending
+reboot recorded."""
+
+import subprocess
+
+from conftest import INVENTORY, ROOT, ssh
+from test_maintain import env_for, records
+
+MAINTAIN = ROOT / "playbooks" / "maintain.yml"
+
+
+def run(env: dict[str, str], host: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(INVENTORY), str(MAINTAIN), "--limit", host, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+
+
+def versions(container: str) -> dict[str, str]:
+    out = subprocess.run(
+        ["docker", "exec", container, "dpkg-query", "-W", "-f", "${Package} ${Version}\n"]
+        + ["libssl3", "iproute2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+def stale_processes(container: str) -> list[str]:
+    """Command lines of the processes (sshd aside) that map a deleted libssl/libcrypto."""
+    script = (
+        "for m in /proc/[0-9]*/maps; do grep -qE 'lib(ssl|crypto).so.3 \\(deleted\\)' $m"
+        " 2>/dev/null && tr '\\0' ' ' < ${m%maps}cmdline && echo; done"
+    )
+    out = subprocess.run(
+        ["docker", "exec", container, "sh", "-c", script], capture_output=True, text=True
+    ).stdout
+    return [line for line in out.splitlines() if line and not line.startswith("sshd")]
+
+
+def test_security_updates_only_then_all_updates_each_change_recorded(fresh_lab, tmp_path):
+    env = env_for(tmp_path)
+    host = next(h for h in fresh_lab if h["group"] == "reporting")
+    container = f"milepost-lab-{host['name']}"
+    before = versions(container)
+    assert not before["libssl3"].endswith("+milepost1")
+
+    security = run(env, host["name"], "-e", "os_patch_scope=security")
+    assert security.returncode == 0, security.stdout[-3000:]
+    after = versions(container)
+    assert after["libssl3"] == before["libssl3"] + "+milepost1"
+    assert after["iproute2"] == before["iproute2"], "a non-security update was applied"
+    # The RUC service had the old libssl3 loaded: it was restarted onto the new one.
+    assert stale_processes(container) == []
+    os_changes = [
+        (r["host"], r["body"]["package"], r["body"]["from_version"], r["body"]["to_version"])
+        for r in records(env, "package_change")
+        if not r["body"]["package"].startswith("ruc-")
+    ]
+    assert os_changes == [(host["name"], "libssl3", before["libssl3"], after["libssl3"])]
+
+    everything = run(env, host["name"])
+    assert everything.returncode == 0, everything.stdout[-3000:]
+    assert versions(container)["iproute2"] == before["iproute2"] + "+milepost1"
+    assert (host["name"], "iproute2", before["iproute2"], before["iproute2"] + "+milepost1") in {
+        (r["host"], r["body"]["package"], r["body"]["from_version"], r["body"]["to_version"])
+        for r in records(env, "package_change")
+    }
+
+    again = run(env, host["name"])
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "changed=0" in again.stdout.split("PLAY RECAP")[-1]
+
+
+def test_check_mode_plans_the_upgrade_and_changes_nothing(fresh_lab, tmp_path):
+    env = env_for(tmp_path)
+    host = next(h for h in fresh_lab if h["group"] == "mileage_ingest")
+    container = f"milepost-lab-{host['name']}"
+    before = versions(container)
+    check = run(env, host["name"], "--check")
+    assert check.returncode == 0, check.stdout[-3000:]
+    assert versions(container) == before
+    assert records(env, "package_change") == []
+
+
+def test_a_pending_reboot_is_shown_and_recorded(fresh_lab, tmp_path):
+    env = env_for(tmp_path)
+    host = next(h for h in fresh_lab if h["group"] == "account_management")
+    # What a kernel update's postinst hook leaves on a Debian host.
+    marker = ssh(
+        host["port"],
+        "printf '*** System restart required ***\\n' | sudo tee /run/reboot-required >/dev/null"
+        " && echo linux-image-6.1.0-99-amd64 | sudo tee /run/reboot-required.pkgs >/dev/null",
+    )
+    assert marker.returncode == 0, marker.stderr
+    proc = run(env, host["name"])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "needs a reboot to finish its updates (linux-image-6.1.0-99-amd64)" in proc.stdout
+    reboots = records(env, "reboot_required")
+    assert [(r["host"], r["body"]["packages"]) for r in reboots] == [
+        (host["name"], ["linux-image-6.1.0-99-amd64"])
+    ]
+
+
+def test_a_bad_scope_fails_before_any_host_is_touched(lab_hosts, tmp_path):
+    env = env_for(tmp_path)
+    host = lab_hosts[0]
+    before = versions(f"milepost-lab-{host['name']}")
+    proc = run(env, f"localhost,{host['name']}", "-e", "os_patch_scope=everything")
+    assert proc.returncode != 0
+    assert "os_patch_scope must be all or security" in proc.stdout
+    # The validation play runs on the controller and stops the run: no host play started.
+    assert "PLAY [Check every RUC host before maintenance]" not in proc.stdout
+    assert versions(f"milepost-lab-{host['name']}") == before
