@@ -71,6 +71,7 @@ bench: venv postgres
 	scripts/lab up --hosts 20
 	python bench/ledger_overhead.py
 	python bench/ledger_queries.py
+	python bench/maintain_tuning.py
 
 requirements:
 	$(BIN)/pip install -q pip-tools
