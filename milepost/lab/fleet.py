@@ -247,6 +247,9 @@ def _create_host(host: LabHost, image: str, public_key: str) -> None:
             "--network",
             "host",
             "--init",
+            # A host that stops on its own comes back: that is how the lab reboots.
+            "--restart",
+            "unless-stopped",
             "-e",
             f"LAB_SSH_PORT={host.port}",
             "-e",

@@ -80,11 +80,18 @@ def test_check_mode_plans_the_upgrade_and_changes_nothing(fresh_lab, tmp_path):
     env = env_for(tmp_path)
     host = next(h for h in fresh_lab if h["group"] == "mileage_ingest")
     container = f"milepost-lab-{host['name']}"
+    # A real run configures the source and applies the security updates only; the
+    # regular iproute2 update is left for the check run to plan.
+    assert run(env, host["name"], "-e", "os_patch_scope=security").returncode == 0
     before = versions(container)
+    recorded = len(records(env, "package_change"))
     check = run(env, host["name"], "--check")
     assert check.returncode == 0, check.stdout[-3000:]
+    assert "os_patch : PATCH | Upgrade the installed packages" in check.stdout
+    upgrade = check.stdout.split("os_patch : PATCH | Upgrade the installed packages")[1]
+    assert upgrade.split("TASK [")[0].strip().splitlines()[-1].startswith("changed:")
     assert versions(container) == before
-    assert records(env, "package_change") == []
+    assert len(records(env, "package_change")) == recorded
 
 
 def test_a_pending_reboot_is_shown_and_recorded(fresh_lab, tmp_path):
@@ -116,3 +123,37 @@ def test_a_bad_scope_fails_before_any_host_is_touched(lab_hosts, tmp_path):
     # The validation play runs on the controller and stops the run: no host play started.
     assert "PLAY [Check every RUC host before maintenance]" not in proc.stdout
     assert versions(f"milepost-lab-{host['name']}") == before
+
+
+def boot_time(container: str) -> str:
+    return subprocess.run(
+        ["docker", "exec", container, "cut", "-d", " ", "-f", "22", "/proc/1/stat"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_a_required_reboot_is_done_when_allowed_and_the_host_comes_back_healthy(
+    fresh_lab, tmp_path
+):
+    env = env_for(tmp_path)
+    host = next(h for h in fresh_lab if h["group"] == "sftp_exchange")
+    container = f"milepost-lab-{host['name']}"
+    marker = ssh(host["port"], "sudo touch /run/reboot-required")
+    assert marker.returncode == 0, marker.stderr
+    booted = boot_time(container)
+
+    proc = run(env, host["name"], "-e", "os_patch_reboot=if_required")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert boot_time(container) != booted, "the host was not rebooted"
+    assert ssh(host["port"], "test ! -e /run/reboot-required").returncode == 0
+    # The health gate ran after the reboot: the RUC service came back and is healthy.
+    assert ssh(host["port"], "ruc-sftp-bridge health").returncode == 0
+    reboots = [
+        r
+        for r in records(env, "task_result")
+        if r["host"] == host["name"] and "PATCH | Reboot the host" in r["body"]["task"]
+    ]
+    assert [r["body"]["status"] for r in reboots] == ["changed"]
+    assert [r["host"] for r in records(env, "reboot_required")] == [host["name"]]

@@ -170,6 +170,24 @@ def test_rebuild_with_changes_replaces_the_repo(
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["repo"]
 
 
+def test_security_debs_are_published_in_the_signed_security_suite_only(
+    tmp_path: Path, gnupg_home: Path, debs: list[Path]
+) -> None:
+    repo = tmp_path / "repo"
+    security = [d for d in debs if "ruc-reporting" in d.name]
+    build_repo(repo, gnupg_home, [d for d in debs if d not in security], security)
+    index = f"{COMPONENT}/binary-{ARCH}/Packages"
+    main = (repo / "dists" / SUITE / index).read_text()
+    secure = (repo / "dists" / apt_repo.SECURITY_SUITE / index).read_text()
+    assert "Package: ruc-reporting" in secure and "Package: ruc-reporting" not in main
+    assert "Package: ruc-account-api" in main and "Package: ruc-account-api" not in secure
+    release = fields((repo / "dists" / apt_repo.SECURITY_SUITE / "Release").read_text())
+    assert release["Suite"] == release["Codename"] == "bookworm-security"
+    for suite in apt_repo.SUITES:
+        in_release = repo / "dists" / suite / "InRelease"
+        assert gpgv(repo / "milepost-lab.gpg", in_release).returncode == 0
+
+
 def test_refuses_to_replace_a_directory_that_is_not_a_repo(
     tmp_path: Path, gnupg_home: Path, debs: list[Path]
 ) -> None:
