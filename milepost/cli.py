@@ -121,6 +121,131 @@ def stop(
     console.print(f"kill switch set: {record['reason']} ({kill_switch.path()})")
 
 
+EXTRA_VAR_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+OVERRIDE_VARS = ("preflight_override_window", "preflight_override_reason")
+
+
+def _extra_vars(pairs: list[str]) -> dict[str, str]:
+    """KEY=VALUE pairs as Ansible reads -e key=value: every value a string."""
+    import re
+
+    found: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not re.fullmatch(EXTRA_VAR_NAME, key):
+            raise UserError(
+                f"-e {pair!r} is not KEY=VALUE with KEY a variable name (letters, digits, _)"
+            )
+        if key in OVERRIDE_VARS:
+            raise UserError(f"-e {key} is set by --override-window --reason TEXT: use those")
+        found[key] = value
+    return found
+
+
+MAINTAIN_HELP = (
+    "Run the maintenance cycle (playbooks/maintain.yml) after checking the inventory."
+    "\n\n"
+    "The inventory is checked before any host is touched: every RUC host has a vendor,"
+    " valid package pins and well-formed windows, every vendor interface a url or host."
+    " The run is recorded in the maintenance ledger."
+    "\n\n"
+    "Exit codes: 0 the run succeeded; 1 the run failed (a host failed or was unreachable,"
+    " the window was closed, the kill switch was set); 2 bad input (inventory or options),"
+    " no host touched; 130 or 143 interrupted by Ctrl-C or SIGTERM (the run is closed as"
+    " aborted in the ledger)."
+)
+
+
+@app.command("maintain", help=MAINTAIN_HELP)
+def maintain(
+    inventory: Annotated[
+        str | None,
+        typer.Option(
+            "-i",
+            "--inventory",
+            metavar="PATH",
+            help="Inventory file or directory (default: the one ansible.cfg names).",
+        ),
+    ] = None,
+    limit: Annotated[
+        str | None,
+        typer.Option("--limit", metavar="PATTERN", help="Only these RUC hosts (Ansible pattern)."),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Change nothing; report what would change.")
+    ] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Show the changes to files.")] = False,
+    override_window: Annotated[
+        bool,
+        typer.Option(
+            "--override-window",
+            help="Run outside the maintenance window; needs --reason (recorded in the ledger).",
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", metavar="TEXT", help="Why the window is overridden."),
+    ] = None,
+    extra_var: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-e",
+            "--extra-var",
+            metavar="KEY=VALUE",
+            help="An extra variable for the playbook (repeatable; values are strings).",
+        ),
+    ] = None,
+) -> None:
+    """Check the inventory, then run playbooks/maintain.yml (help: MAINTAIN_HELP)."""
+    import os
+    import signal
+    from pathlib import Path
+
+    from milepost.paths import project_root
+
+    variables: dict[str, str | bool] = dict(_extra_vars(extra_var or []))
+    if reason is not None and not override_window:
+        raise UserError("--reason is only used with --override-window")
+    if override_window:
+        why = " ".join((reason or "").split())
+        if not why:
+            raise UserError("--override-window needs --reason TEXT saying why (it is recorded)")
+        variables.update(preflight_override_window=True, preflight_override_reason=why)
+
+    root = project_root()
+    os.environ["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
+    from milepost.inventory_check import check_inventory, default_inventory
+
+    sources = [Path(inventory)] if inventory is not None else default_inventory()
+    checked = check_inventory(
+        sources, limit=limit, extra_vars=variables, playbook_dir=root / "playbooks"
+    )
+    from milepost.runner import run_playbook
+
+    result = run_playbook(
+        root / "playbooks" / "maintain.yml",
+        inventory=checked.sources,
+        limit=limit,
+        check=check,
+        diff=diff,
+        extravars=variables,
+        root=root,
+    )
+    if result.interrupted_by is not None:
+        name = signal.Signals(result.interrupted_by).name
+        print(
+            f"milepost: interrupted by {name}: run {result.run_id} is closed as aborted",
+            file=sys.stderr,
+        )
+        raise typer.Exit(128 + result.interrupted_by)
+    if not result.succeeded:
+        raise MilepostError(
+            f"maintenance run {result.run_id} {result.status} (ansible-playbook exit"
+            f" {result.rc}); see `milepost ledger show {result.run_id}`"
+        )
+    console.print(f"maintenance run {result.run_id} successful")
+
+
 def _one_line(bad: typer.TyperException) -> str:
     return " ".join(bad.format_message().split()) + " (see --help)"
 

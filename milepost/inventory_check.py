@@ -1,0 +1,341 @@
+"""Checks of a maintenance inventory, made before any host is touched.
+
+The inventory is read with Ansible's own InventoryManager and VariableManager, so
+group_vars, host_vars and variable precedence are exactly what ansible-playbook sees; extra
+vars are laid on top, as they are in a run. The checks are those of the first play of
+playbooks/maintain.yml (which still guards plain ansible-playbook runs) and a few more:
+
+- the inventory exists and holds hosts in group ``ruc`` (never the implicit localhost),
+  and ``--limit`` leaves at least one of them;
+- every RUC host has ``milepost_vendor``;
+- ``app_update_versions`` is a mapping of Debian package names to Debian versions (so no
+  shell metacharacter can reach a host);
+- every entry of ``milepost_interfaces`` is a mapping with a ``url`` or a ``host``
+  (roles/interface_check/meta/argument_specs.yml);
+- every ``milepost_window`` and ``milepost_blackouts`` is well formed (milepost.windows);
+- the run's OS patching options are known: ``os_patch_scope`` all or security,
+  ``os_patch_reboot`` never or if_required (roles/os_patch/meta/argument_specs.yml).
+
+Every problem is one line; :func:`check_inventory` raises them as one UserError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from milepost.errors import UserError
+from milepost.windows import parse_blackouts, parse_window
+
+__all__ = [
+    "CheckedInventory",
+    "check_inventory",
+    "default_inventory",
+    "inventory_problems",
+]
+
+#: The group every RUC host belongs to.
+RUC_GROUP = "ruc"
+# Debian Policy 5.6.1 (the same rule as plugins/modules/milepost_apt_pin.py and the play).
+PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+# Debian Policy 5.6.12: [epoch:]upstream[-revision]; upstream starts with a digit.
+DEBIAN_VERSION = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*")
+#: The OS patching options of a run and the values they may take.
+OS_PATCH_CHOICES = {
+    "os_patch_scope": ("all", "security"),
+    "os_patch_reboot": ("never", "if_required"),
+}
+#: Problems listed in full in the one line; the rest are counted.
+MAX_LISTED = 5
+#: Hosts named with a problem; the rest are counted.
+MAX_HOSTS_NAMED = 3
+
+
+@dataclass(frozen=True)
+class CheckedInventory:
+    """An inventory that passed every check."""
+
+    sources: tuple[Path, ...]
+    #: The RUC hosts the run will touch (after --limit), in inventory order.
+    hosts: tuple[str, ...]
+
+
+def _use_project_config() -> None:
+    """Ansible reads its configuration when first imported: make it the checkout's
+    ansible.cfg, the one every Milepost run uses (sets ANSIBLE_CONFIG in this process)."""
+    from milepost.paths import project_root
+
+    os.environ["ANSIBLE_CONFIG"] = str(project_root() / "ansible.cfg")
+
+
+@contextlib.contextmanager
+def _quiet_ansible() -> Iterator[io.StringIO]:
+    """Ansible's warnings would be many lines on the terminal: collect them instead."""
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
+        yield captured
+
+
+_plugins_ready = False
+
+
+def _init_plugins() -> None:
+    global _plugins_ready
+    if not _plugins_ready:
+        from ansible.plugins.loader import init_plugin_loader
+
+        init_plugin_loader()
+        _plugins_ready = True
+
+
+def default_inventory() -> list[Path]:
+    """The inventory ansible.cfg names (what ansible-playbook uses without -i)."""
+    _use_project_config()
+    with _quiet_ansible():
+        from ansible import constants as C
+
+        return [Path(source) for source in C.DEFAULT_HOST_LIST]
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _ansible_error(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return _one_line(str(message).splitlines()[0] if str(message).strip() else repr(exc))
+
+
+def _plain(value: Any) -> Any:
+    """Ansible's tagged values as plain Python (so messages show them as written)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, date):
+        return value
+    if isinstance(value, Mapping):
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _parse_failure(source: Path, warnings: str) -> str | None:
+    """The reason Ansible gave for not parsing source, if it said it could not."""
+    if f"Unable to parse {source} as an inventory source" not in warnings:
+        return None
+    reasons = re.findall(r"Failed to parse inventory with '([^']+)' plugin: ([^\n]+)", warnings)
+    preferred = [r for plugin, r in reasons if plugin in ("auto", "yaml")] or [
+        r for _, r in reasons
+    ]
+    return preferred[0].strip() if preferred else "no inventory plugin accepted it"
+
+
+def _package_problems(pins: Any) -> Iterator[str]:
+    if pins is None:
+        return
+    if not isinstance(pins, Mapping):
+        yield f"app_update_versions must map package names to versions, not {type(pins).__name__}"
+        return
+    for name, version in pins.items():
+        if not isinstance(name, str) or not PACKAGE_NAME.fullmatch(name):
+            yield (
+                f"{name!r} in app_update_versions is not a Debian package name"
+                " (lowercase letters, digits, '+', '-', '.')"
+            )
+        elif (
+            version is None
+            or isinstance(version, (bool, Mapping, list))
+            or not DEBIAN_VERSION.fullmatch(str(version))
+        ):
+            yield (
+                f"version {version!r} of {name} in app_update_versions is not a"
+                " Debian version (such as 2.4.0 or 1:2.4.0-1)"
+            )
+
+
+def _interface_problems(interfaces: Any) -> Iterator[str]:
+    if interfaces is None:
+        return
+    if not isinstance(interfaces, list):
+        yield f"milepost_interfaces must be a list, not {type(interfaces).__name__}"
+        return
+    for index, entry in enumerate(interfaces):
+        if not isinstance(entry, Mapping):
+            yield f"milepost_interfaces[{index}] must be a mapping, not {type(entry).__name__}"
+            continue
+        name = entry.get("name") or f"milepost_interfaces[{index}]"
+        if not str(entry.get("url") or "").strip() and not str(entry.get("host") or "").strip():
+            yield f"interface {name} has neither a url (https) nor a host (sftp)"
+
+
+def _option_problems(values: Mapping[str, Any]) -> Iterator[str]:
+    for name, choices in OS_PATCH_CHOICES.items():
+        value = values.get(name)
+        if value is not None and value not in choices:
+            yield f"{name} must be {' or '.join(choices)}, not {value!r}"
+
+
+def _window_problems(variables: Mapping[str, Any]) -> Iterator[str]:
+    """Windows are checked where preflight checks them: per host, named by its group."""
+    groups = variables.get("group_names") or []
+    group = str(variables.get("milepost_window_group") or (groups[0] if groups else "ungrouped"))
+    window = variables.get("milepost_window")
+    try:
+        if window:
+            parse_window(window, group=group)
+        parse_blackouts(variables.get("milepost_blackouts"), group=group)
+    except UserError as bad:
+        yield str(bad)
+
+
+def _by_problem(found: Mapping[str, list[str]]) -> list[str]:
+    """One problem per text, naming the hosts it was found on."""
+    lines = []
+    for text, hosts in found.items():
+        if not hosts:
+            lines.append(text)
+            continue
+        named = ", ".join(hosts[:MAX_HOSTS_NAMED])
+        if len(hosts) > MAX_HOSTS_NAMED:
+            named += f" and {len(hosts) - MAX_HOSTS_NAMED} more hosts"
+        lines.append(f"{named}: {text}")
+    return lines
+
+
+def _template(templar: Any, variables: Mapping[str, Any], name: str) -> Any:
+    value = variables.get(name)
+    if value is None:
+        return None
+    return _plain(templar.template(value))
+
+
+def inventory_problems(
+    sources: Sequence[Path],
+    *,
+    limit: str | None = None,
+    extra_vars: Mapping[str, Any] | None = None,
+    playbook_dir: Path | None = None,
+) -> tuple[list[str], list[str]]:
+    """Return (problems, RUC hosts after limit); every problem is one line."""
+    missing = [source for source in sources if not source.exists()]
+    if not sources:
+        return ["no inventory given: pass -i PATH or set inventory in ansible.cfg"], []
+    if missing:
+        return [
+            f"inventory {source} does not exist: pass -i PATH to an inventory file or directory"
+            for source in missing
+        ], []
+
+    _use_project_config()
+    with _quiet_ansible() as warnings:
+        _init_plugins()
+        from ansible.errors import AnsibleError
+        from ansible.inventory.manager import InventoryManager
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.template import Templar
+        from ansible.vars.manager import VariableManager
+
+        try:
+            loader = DataLoader()
+            if playbook_dir is not None:
+                loader.set_basedir(str(playbook_dir))
+            inventory = InventoryManager(loader=loader, sources=[str(s) for s in sources])
+            variables = VariableManager(loader=loader, inventory=inventory)
+            everyone = inventory.get_hosts(RUC_GROUP) if RUC_GROUP in inventory.groups else []
+        except AnsibleError as exc:
+            return [f"inventory {', '.join(map(str, sources))}: {_ansible_error(exc)}"], []
+
+        if not everyone:
+            for source in sources:
+                failure = _parse_failure(source, warnings.getvalue())
+                if failure:
+                    return [f"inventory {source} could not be parsed: {_one_line(failure)}"], []
+            where = ", ".join(map(str, sources))
+            return [
+                f"inventory {where} has no hosts in group {RUC_GROUP}: list the RUC hosts"
+                f" under {RUC_GROUP}'s child groups (see inventory/example/hosts.yml)"
+            ], []
+
+        targets = list(everyone)
+        if limit:
+            try:
+                inventory.subset(limit)
+                targets = inventory.get_hosts(RUC_GROUP)
+            except AnsibleError as exc:
+                return [f"--limit {limit}: {_ansible_error(exc)}"], []
+            finally:
+                inventory.subset(None)
+            if not targets:
+                return [f"--limit {limit} matches no host of group {RUC_GROUP}"], []
+
+        found: dict[str, list[str]] = {}
+        overlay = dict(extra_vars or {})
+        try:
+            for host in everyone:
+                name = host.get_name()
+                host_vars = {**variables.get_vars(host=host), **overlay}
+                templar = Templar(loader=loader, variables=host_vars)
+                vendor = _template(templar, host_vars, "milepost_vendor")
+                host_problems = []
+                if not str(vendor or "").strip():
+                    host_problems.append("no milepost_vendor (set it on the host's group)")
+                pins = _template(templar, host_vars, "app_update_versions")
+                host_problems.extend(_package_problems(pins))
+                window_vars = {
+                    "group_names": _plain(host_vars.get("group_names")),
+                    "milepost_window_group": _template(templar, host_vars, "milepost_window_group"),
+                    "milepost_window": _template(templar, host_vars, "milepost_window"),
+                    "milepost_blackouts": _template(templar, host_vars, "milepost_blackouts"),
+                }
+                options = {key: _template(templar, host_vars, key) for key in OS_PATCH_CHOICES}
+                host_problems.extend(_option_problems(options))
+                for text in host_problems:
+                    found.setdefault(text, []).append(name)
+                for text in _window_problems(window_vars):
+                    found.setdefault(text, [])  # names its group already
+
+            # The interface checks run on the controller: localhost's view (group all).
+            controller = inventory.get_host("localhost")
+            controller_vars = {**variables.get_vars(host=controller), **overlay}
+            templar = Templar(loader=loader, variables=controller_vars)
+            interfaces = _template(templar, controller_vars, "milepost_interfaces")
+            for text in _interface_problems(interfaces):
+                found.setdefault(text, [])
+            options = {key: _template(templar, controller_vars, key) for key in OS_PATCH_CHOICES}
+            for text in _option_problems(options):
+                found.setdefault(text, [])  # the play checks them on the controller too
+        except AnsibleError as exc:
+            return [f"inventory {', '.join(map(str, sources))}: {_ansible_error(exc)}"], []
+
+    return _by_problem(found), [host.get_name() for host in targets]
+
+
+def check_inventory(
+    sources: Sequence[Path],
+    *,
+    limit: str | None = None,
+    extra_vars: Mapping[str, Any] | None = None,
+    playbook_dir: Path | None = None,
+) -> CheckedInventory:
+    """Check the inventory; raise UserError (one line, every problem named) if it is bad."""
+    problems, hosts = inventory_problems(
+        sources, limit=limit, extra_vars=extra_vars, playbook_dir=playbook_dir
+    )
+    if problems:
+        listed = "; ".join(problems[:MAX_LISTED])
+        more = len(problems) - MAX_LISTED
+        raise UserError(listed + (f"; and {more} more" if more > 0 else ""))
+    return CheckedInventory(sources=tuple(sources), hosts=tuple(hosts))

@@ -1,0 +1,53 @@
+"""`milepost maintain` against the lab: the inventory is checked, the cycle runs through
+milepost.runner, and the run is in the ledger."""
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import INVENTORY, ROOT, ansible_env
+
+# Another run on the same lab (a maintenance lock, a host being reset) is worth a retry.
+BUSY = re.compile(r"locked by maintenance run|UNREACHABLE|dpkg lock|Could not get lock")
+ATTEMPTS = 5
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    return {
+        **ansible_env(),
+        "MILEPOST_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+        "MILEPOST_STATE_DIR": str(tmp_path / "state"),
+        "MILEPOST_ROOT": str(ROOT),
+    }
+
+
+def milepost(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["milepost", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=1200
+    )
+
+
+def test_maintain_in_check_mode_on_one_host_is_recorded_in_the_ledger(lab_hosts, tmp_path):
+    env = env_for(tmp_path)
+    args = ("maintain", "-i", str(INVENTORY), "--check", "--limit", "report-01")
+    for _attempt in range(ATTEMPTS):
+        proc = milepost(env, *args)
+        if proc.returncode == 0 or not BUSY.search(proc.stdout):
+            break
+        time.sleep(60)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert "PLAY RECAP" in proc.stdout  # the playbook's output streams through
+    run_id = re.search(r"maintenance run (\S+) successful", proc.stdout).group(1)
+
+    listed = milepost(env, "ledger", "runs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    runs = {run["run_id"]: run for run in json.loads(listed.stdout)}
+    run = runs[run_id]
+    assert run["status"] == "successful"
+    assert run["playbook"] == "playbooks/maintain.yml"
+    assert run["check_mode"] is True
+    assert run["limit"] == "report-01"
+    assert set(run["hosts"]) - {"localhost"} == {"report-01"}
+    assert milepost(env, "ledger", "verify").returncode == 0

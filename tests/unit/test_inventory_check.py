@@ -1,0 +1,297 @@
+"""`milepost maintain` checks the inventory before any host is touched: bad input is one
+line on stderr and exit 2, and nothing runs (the ledger is never opened)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from milepost.errors import UserError
+from milepost.inventory_check import check_inventory, inventory_problems
+
+ROOT = Path(__file__).resolve().parents[2]
+
+VALID_HOSTS = """\
+all:
+  children:
+    ruc:
+      children:
+        payment_gateway:
+          vars:
+            milepost_vendor: harbor_payments
+          hosts:
+            pay-01.example.invalid:
+            pay-02.example.invalid:
+        reporting:
+          vars:
+            milepost_vendor: ledgerline_analytics
+          hosts:
+            report-01.example.invalid:
+"""
+
+VALID_GROUP_VARS = {
+    "payment_gateway": """\
+        milepost_window:
+          cron: "0 2 * * 0"
+          duration_minutes: 120
+          timezone: America/Los_Angeles
+        milepost_blackouts:
+          - 2027-01-31
+          - {start: "2026-12-28", end: "2027-01-04"}
+        app_update_versions:
+          ruc-payment-gateway: "2.4.0"
+        """,
+    "reporting": """\
+        app_update_versions:
+          ruc-reporting: "1:5.1.0-2~deb12u1"
+        """,
+    "all": """\
+        milepost_interfaces:
+          - name: payments-api
+            vendor: harbor_payments
+            kind: https
+            url: https://api.example.invalid/health
+          - name: file-exchange
+            vendor: relay_file_exchange
+            kind: sftp
+            host: sftp.example.invalid
+            username: ruc
+            private_key_file: /nonexistent/key
+            known_hosts_file: /nonexistent/known_hosts
+            remote_dir: /inbound
+        """,
+}
+
+
+def write_inventory(tmp_path: Path, hosts: str = VALID_HOSTS, **group_vars: str | None) -> Path:
+    """An inventory directory: hosts.yml and group_vars/<group>.yml (None drops a file)."""
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(hosts)
+    for group, text in {**VALID_GROUP_VARS, **group_vars}.items():
+        if text is not None:
+            (inventory / "group_vars" / f"{group}.yml").write_text(textwrap.dedent(text))
+    return inventory
+
+
+def maintain(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "MILEPOST_ROOT": str(ROOT),
+        "MILEPOST_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+        "MILEPOST_STATE_DIR": str(tmp_path / "state"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "milepost.cli", "maintain", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+
+
+def assert_refused(tmp_path: Path, proc: subprocess.CompletedProcess, *words: str) -> str:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("milepost: error: ")
+    for word in words:
+        assert word in lines[0]
+    assert proc.stdout == "", "the playbook must not have started"
+    assert not (tmp_path / "ledger.sqlite").exists(), "a run was started"
+    return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def _checkout(monkeypatch):
+    monkeypatch.setenv("MILEPOST_ROOT", str(ROOT))
+
+
+def test_a_valid_inventory_passes_with_its_ruc_hosts(tmp_path):
+    problems, hosts = inventory_problems([write_inventory(tmp_path)])
+    assert problems == []
+    assert hosts == [
+        "pay-01.example.invalid",
+        "pay-02.example.invalid",
+        "report-01.example.invalid",
+    ]
+
+
+def test_limit_narrows_the_hosts_and_the_example_inventory_passes(tmp_path):
+    checked = check_inventory([write_inventory(tmp_path)], limit="report-01.example.invalid")
+    assert checked.hosts == ("report-01.example.invalid",)
+    assert inventory_problems([ROOT / "inventory" / "example"])[0] == []
+
+
+def test_every_problem_is_named_in_one_line(tmp_path):
+    inventory = write_inventory(
+        tmp_path,
+        hosts=VALID_HOSTS.replace("            milepost_vendor: ledgerline_analytics\n", ""),
+        payment_gateway='app_update_versions: {"ruc-pay;rm -rf /": "2.4.0"}\n',
+    )
+    with pytest.raises(UserError) as refused:
+        check_inventory([inventory])
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "report-01.example.invalid: no milepost_vendor" in message
+    assert "'ruc-pay;rm -rf /' in app_update_versions is not a Debian package name" in message
+
+
+@pytest.mark.parametrize(
+    ("group_vars", "words"),
+    [
+        pytest.param(
+            {"payment_gateway": 'app_update_versions: {"ruc-pay;rm -rf /": "2.4.0"}\n'},
+            ["'ruc-pay;rm -rf /'", "not a Debian package name"],
+            id="shell-metacharacters-in-package-name",
+        ),
+        pytest.param(
+            {"payment_gateway": 'app_update_versions: {"ruc-payment-gateway": "$(reboot)"}\n'},
+            ["'$(reboot)'", "ruc-payment-gateway", "not a Debian version"],
+            id="malformed-version",
+        ),
+        pytest.param(
+            {"payment_gateway": "app_update_versions: {ruc-payment-gateway: latest}\n"},
+            ["'latest'", "not a Debian version"],
+            id="unknown-version",
+        ),
+        pytest.param(
+            {"payment_gateway": "app_update_versions: {ruc-payment-gateway: null}\n"},
+            ["None", "not a Debian version"],
+            id="missing-version",
+        ),
+        pytest.param(
+            {"payment_gateway": "app_update_versions: [ruc-payment-gateway]\n"},
+            ["app_update_versions must map package names to versions"],
+            id="pins-not-a-mapping",
+        ),
+        pytest.param(
+            {"all": "milepost_interfaces:\n  - {name: payments-api, vendor: x, kind: https}\n"},
+            ["interface payments-api has neither a url", "nor a host"],
+            id="interface-without-url",
+        ),
+        pytest.param(
+            {
+                "payment_gateway": "milepost_window:\n  cron: '61 * * * *'\n"
+                "  duration_minutes: 60\n  timezone: UTC\n"
+            },
+            ["maintenance window of payment_gateway", "'61 * * * *'", "is not valid"],
+            id="malformed-window-cron",
+        ),
+        pytest.param(
+            {
+                "payment_gateway": "milepost_window:\n  cron: '0 2 * * 0'\n"
+                "  duration_minutes: 60\n  timezone: Mars/Olympus_Mons\n"
+            },
+            ["maintenance window of payment_gateway", "unknown time zone"],
+            id="unknown-time-zone",
+        ),
+        pytest.param(
+            {"reporting": "milepost_blackouts: ['2026-02-30']\n"},
+            ["blackouts of reporting", "'2026-02-30'", "not an ISO date"],
+            id="malformed-blackout",
+        ),
+    ],
+)
+def test_bad_inventory_is_one_line_and_exit_2(tmp_path, group_vars, words):
+    inventory = write_inventory(tmp_path, **group_vars)
+    assert_refused(tmp_path, maintain(tmp_path, "-i", str(inventory)), *words)
+
+
+def test_a_host_without_a_vendor_is_refused(tmp_path):
+    hosts = VALID_HOSTS.replace("            milepost_vendor: ledgerline_analytics\n", "")
+    inventory = write_inventory(tmp_path, hosts=hosts)
+    line = assert_refused(tmp_path, maintain(tmp_path, "-i", str(inventory)))
+    assert "report-01.example.invalid: no milepost_vendor" in line
+    assert "pay-01" not in line
+
+
+def test_a_missing_inventory_is_refused_not_replaced_by_localhost(tmp_path):
+    missing = tmp_path / "no-such-inventory.yml"
+    assert_refused(tmp_path, maintain(tmp_path, "-i", str(missing)), str(missing), "does not exist")
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    [
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n",
+        "all:\n  children:\n    web:\n      hosts:\n        www-01.example.invalid:\n",
+        "all:\n  children:\n    ruc:\n      children:\n        reporting:\n",
+    ],
+    ids=["localhost-only", "no-ruc-group", "empty-ruc-group"],
+)
+def test_an_inventory_without_ruc_hosts_is_refused(tmp_path, hosts):
+    inventory = write_inventory(tmp_path, hosts=hosts, payment_gateway=None, reporting=None)
+    assert_refused(tmp_path, maintain(tmp_path, "-i", str(inventory)), "no hosts in group ruc")
+
+
+def test_an_unparsable_inventory_says_why(tmp_path):
+    broken = tmp_path / "hosts.yml"
+    broken.write_text("all:\n  children:\n    ruc: [\n")
+    assert_refused(tmp_path, maintain(tmp_path, "-i", str(broken)), "could not be parsed")
+
+
+def test_a_limit_that_matches_no_ruc_host_is_refused(tmp_path):
+    inventory = write_inventory(tmp_path)
+    proc = maintain(tmp_path, "-i", str(inventory), "--limit", "nosuch-*")
+    assert_refused(tmp_path, proc, "--limit nosuch-* matches no host of group ruc")
+
+
+def test_extra_vars_are_checked_as_the_run_would_see_them(tmp_path):
+    inventory = write_inventory(tmp_path)
+    proc = maintain(tmp_path, "-i", str(inventory), "-e", "app_update_versions=ruc-reporting")
+    assert_refused(tmp_path, proc, "app_update_versions must map package names to versions")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["-e", "os_patch_scope=weekly"], ["os_patch_scope must be all or security, not 'weekly'"]),
+        (["-e", "os_patch_reboot=always"], ["os_patch_reboot must be never or if_required"]),
+    ],
+)
+def test_unknown_os_patching_options_are_refused(tmp_path, args, words):
+    inventory = write_inventory(tmp_path)
+    assert_refused(tmp_path, maintain(tmp_path, "-i", str(inventory), *args), *words)
+
+
+def test_os_patching_options_in_group_vars_are_checked_per_host(tmp_path):
+    inventory = write_inventory(
+        tmp_path, reporting="os_patch_scope: everything\napp_update_versions: {}\n"
+    )
+    problems, _hosts = inventory_problems([inventory])
+    assert problems == [
+        "report-01.example.invalid: os_patch_scope must be all or security, not 'everything'"
+    ]
+    assert inventory_problems([inventory], extra_vars={"os_patch_scope": "security"})[0] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--override-window"], ["--override-window needs --reason"]),
+        (["--override-window", "--reason", "   "], ["--override-window needs --reason"]),
+        (["--reason", "CAB 4711"], ["--reason is only used with --override-window"]),
+        (["-e", "no-equals-sign"], ["is not KEY=VALUE"]),
+        (["-e", "bad key=1"], ["is not KEY=VALUE"]),
+        (["-e", "preflight_override_window=true"], ["--override-window --reason TEXT"]),
+        (["--no-such-option"], ["--no-such-option"]),
+    ],
+)
+def test_bad_options_are_one_line_and_exit_2(tmp_path, args, words):
+    inventory = write_inventory(tmp_path)
+    assert_refused(tmp_path, maintain(tmp_path, "-i", str(inventory), *args), *words)
+
+
+def test_the_help_documents_the_exit_codes(tmp_path):
+    proc = maintain(tmp_path, "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "Exit codes: 0 the run succeeded; 1 the run failed" in text
+    assert "2 bad input" in text
