@@ -40,7 +40,7 @@ lab-down: venv
 	scripts/lab down
 
 demo: lab
-	ansible-playbook playbooks/maintain.yml
+	milepost maintain
 
 lint: venv
 	yamllint -s .

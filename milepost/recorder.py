@@ -74,10 +74,15 @@ class Recorder:
         self._queue.put(record)
 
     def finish(self, status: str, reason: str | None = None) -> None:
-        """Record the run's end and wait until everything is written or spooled."""
+        """Record the run's end and wait until everything is written or spooled.
+
+        A run that received SIGTERM is aborted, even when Ansible went on to the end
+        (it can swallow the KeyboardInterrupt the signal is turned into)."""
         if self._ended:
             return
         self._ended = True
+        if self._interrupted:
+            status, reason = "aborted", self._interrupted
         self.put(run_ended(self.run_id, status, reason))
         self._queue.put(_STOP)
         if self._thread is not None:

@@ -46,3 +46,28 @@ def test_an_unwritable_ledger_spools_everything_with_one_warning(tmp_path, monke
     assert spool.replay(good, tmp_path / "state" / "spool") > 50
     assert good.verify().ok
     assert good.runs()[0]["status"] == "successful"
+
+
+def test_a_run_that_received_sigterm_is_aborted_even_if_it_reached_its_end(
+    tmp_path, monkeypatch
+):
+    """Ansible can swallow the KeyboardInterrupt SIGTERM becomes and finish the play; the
+    run is still recorded as aborted, with the reason."""
+    import signal
+
+    import pytest
+
+    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MILEPOST_RUN_ID", "20261124T000000Z-unit03")
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    previous = signal.getsignal(signal.SIGTERM)
+    recorder = Recorder(url, lambda message: None)
+    recorder.start(playbook="p.yml", kind="manual")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    recorder.finish("successful")
+    run = Ledger.open(url).runs()[0]
+    assert (run["status"], run["reason"]) == ("aborted", "terminated by SIGTERM")
