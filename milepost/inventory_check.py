@@ -282,6 +282,8 @@ def inventory_problems(
                 return [f"--limit {limit} matches no host of group {RUC_GROUP}"], []
 
         found: dict[str, list[str]] = {}
+        # (uris, suites, components) -> host -> its pins, checked against the source below.
+        pinned: dict[tuple[tuple[str, ...], ...], dict[str, dict[str, Any]]] = {}
         overlay = dict(extra_vars or {})
         try:
             for host in everyone:
@@ -294,6 +296,12 @@ def inventory_problems(
                     host_problems.append("no milepost_vendor (set it on the host's group)")
                 pins = _template(templar, host_vars, "app_update_versions")
                 host_problems.extend(_package_problems(pins))
+                if not host_problems and isinstance(pins, Mapping) and pins:
+                    repo = tuple(
+                        tuple(str(item) for item in _template(templar, host_vars, key) or default)
+                        for key, default in _source_defaults().items()
+                    )
+                    pinned.setdefault(repo, {}).setdefault(name, dict(pins))
                 window_vars = {
                     "group_names": _plain(host_vars.get("group_names")),
                     "milepost_window_group": _template(templar, host_vars, "milepost_window_group"),
@@ -320,7 +328,65 @@ def inventory_problems(
         except AnsibleError as exc:
             return [f"inventory {', '.join(map(str, sources))}: {_ansible_error(exc)}"], []
 
+    if not found:
+        for text, hosts in _unavailable_pins(pinned).items():
+            found[text] = hosts
     return _by_problem(found), [host.get_name() for host in targets]
+
+
+def _source_defaults() -> dict[str, list[str]]:
+    """The package source's variables and their role defaults (roles/ruc_apt_source)."""
+    import yaml
+
+    from milepost.paths import project_root
+
+    defaults_file = project_root() / "roles" / "ruc_apt_source" / "defaults" / "main.yml"
+    defaults = yaml.safe_load(defaults_file.read_text()) or {}
+    return {
+        "ruc_apt_source_uris": [],
+        "ruc_apt_source_suites": defaults.get("ruc_apt_source_suites") or [],
+        "ruc_apt_source_components": defaults.get("ruc_apt_source_components") or [],
+    }
+
+
+def _unavailable_pins(
+    pinned: Mapping[tuple[tuple[str, ...], ...], Mapping[str, Mapping[str, Any]]],
+) -> dict[str, list[str]]:
+    """Pinned packages or versions the hosts' package source does not offer. A source the
+    controller cannot read is skipped with a warning: the hosts check their pins again."""
+    import sys
+
+    from milepost import package_index
+    from milepost.errors import MilepostError
+
+    arch = package_index.controller_arch()
+    found: dict[str, list[str]] = {}
+    for (uris, suites, components), hosts in pinned.items():
+        if not uris:
+            continue
+        try:
+            offered = package_index.offered(uris, suites, components, arch)
+        except MilepostError as exc:
+            print(
+                f"milepost: warning: pinned versions not checked before the run, the package"
+                f" source could not be read ({_one_line(exc)})",
+                file=sys.stderr,
+            )
+            continue
+        for host, pins in hosts.items():
+            for package, version in sorted(pins.items()):
+                known = offered.get(package)
+                if not known:
+                    text = f"{package} (app_update_versions) is not in the package source"
+                elif str(version) not in known:
+                    text = (
+                        f"version {version} of {package} (app_update_versions) is not in the"
+                        f" package source, which has {', '.join(sorted(known))}"
+                    )
+                else:
+                    continue
+                found.setdefault(text, []).append(host)
+    return found
 
 
 def check_inventory(

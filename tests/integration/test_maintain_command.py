@@ -3,6 +3,7 @@ milepost.runner, and the run is in the ledger."""
 
 import json
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -51,3 +52,19 @@ def test_maintain_in_check_mode_on_one_host_is_recorded_in_the_ledger(lab_hosts,
     assert run["limit"] == "report-01"
     assert set(run["hosts"]) - {"localhost"} == {"report-01"}
     assert milepost(env, "ledger", "verify").returncode == 0
+
+
+def test_an_unknown_target_version_is_refused_before_any_host_is_touched(lab_hosts, tmp_path):
+    env = env_for(tmp_path)
+    inventory = tmp_path / "inventory"
+    shutil.copytree(INVENTORY.parent, inventory)
+    (inventory / "group_vars" / "payment_gateway.yml").write_text(
+        'app_update_versions:\n  ruc-payment-gateway: "9.9.9"\n'
+    )
+    proc = milepost(env, "maintain", "-i", str(inventory / "hosts.yml"))
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
+    assert "version 9.9.9 of ruc-payment-gateway (app_update_versions) is not in the" in proc.stderr
+    assert "which has 2.3.0, 2.3.1, 2.4.0" in proc.stderr
+    assert not (tmp_path / "ledger.sqlite").exists()  # nothing ran, nothing was recorded

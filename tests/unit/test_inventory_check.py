@@ -295,3 +295,46 @@ def test_the_help_documents_the_exit_codes(tmp_path):
     text = " ".join(proc.stdout.split())
     assert "Exit codes: 0 the run succeeded; 1 the run failed" in text
     assert "2 bad input" in text
+
+
+def write_repository(tmp_path: Path) -> str:
+    """A file: repository offering ruc-payment-gateway 2.3.0 and 2.4.0 and ruc-reporting."""
+    from milepost.package_index import controller_arch
+
+    index = tmp_path / "repo" / "dists" / "bookworm" / "main" / f"binary-{controller_arch()}"
+    index.mkdir(parents=True)
+    (index / "Packages").write_text(
+        "Package: ruc-payment-gateway\nVersion: 2.3.0\nArchitecture: all\n\n"
+        "Package: ruc-payment-gateway\nVersion: 2.4.0\nArchitecture: all\n\n"
+        "Package: ruc-reporting\nVersion: 1:5.1.0-2~deb12u1\nArchitecture: all\n"
+    )
+    return f"file:{tmp_path / 'repo'}"
+
+
+def test_pins_are_checked_against_the_package_source_before_any_host(tmp_path):
+    source = f"ruc_apt_source_uris: ['{write_repository(tmp_path)}']\n"
+    good = write_inventory(tmp_path / "good", all=VALID_GROUP_VARS["all"] + source)
+    assert inventory_problems([good])[0] == []
+
+    bad = write_inventory(
+        tmp_path / "bad",
+        all=VALID_GROUP_VARS["all"] + source,
+        payment_gateway='app_update_versions:\n  ruc-payment-gateway: "9.9.9"\n',
+        reporting='app_update_versions:\n  ruc-reportin: "5.1.0"\n',
+    )
+    problems, _ = inventory_problems([bad])
+    assert problems == [
+        "pay-01.example.invalid, pay-02.example.invalid: version 9.9.9 of ruc-payment-gateway"
+        " (app_update_versions) is not in the package source, which has 2.3.0, 2.4.0",
+        "report-01.example.invalid: ruc-reportin (app_update_versions) is not in the package"
+        " source",
+    ]
+
+
+def test_an_unreadable_package_source_is_a_warning_not_an_error(tmp_path, capsys):
+    source = f"ruc_apt_source_uris: ['file:{tmp_path / 'nowhere'}']\n"
+    inventory = write_inventory(tmp_path, all=VALID_GROUP_VARS["all"] + source)
+    assert inventory_problems([inventory])[0] == []
+    warning = capsys.readouterr().err
+    assert warning.startswith("milepost: warning: pinned versions not checked before the run")
+    assert len(warning.strip().splitlines()) == 1
