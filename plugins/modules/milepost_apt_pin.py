@@ -154,24 +154,9 @@ rc:
 """
 
 import re  # noqa: E402 - Ansible modules put the docs first
-import traceback  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible.module_utils.common.respawn import (  # noqa: E402
-    has_respawned,
-    probe_interpreters_for_module,
-    respawn_module,
-)
-
-APT_IMPORT_ERROR = None
-try:
-    import apt
-    import apt_pkg
-
-    HAS_APT = True
-except ImportError:
-    HAS_APT = False
-    APT_IMPORT_ERROR = traceback.format_exc()
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.milepost_apt import apt, apt_pkg, require_apt  # noqa: E402
 
 # Debian Policy 5.6.1: at least two characters, lowercase letters, digits, + - .,
 # starting with a letter or digit. An optional :arch qualifier is refused (not needed).
@@ -410,19 +395,7 @@ def main():
         supports_check_mode=True,
     )
 
-    if not HAS_APT:
-        if has_respawned():
-            module.fail_json(msg=missing_required_lib("python3-apt"), exception=APT_IMPORT_ERROR)
-        interpreter = probe_interpreters_for_module(["/usr/bin/python3", "/usr/bin/python"], "apt")
-        if interpreter:
-            respawn_module(interpreter)
-        module.fail_json(
-            msg=missing_required_lib(
-                "python3-apt",
-                reason="to read the APT cache; install it with 'apt-get install python3-apt'",
-            ),
-            exception=APT_IMPORT_ERROR,
-        )
+    require_apt(module)
 
     raw = module.params["packages"]
     allow_downgrade = module.params["allow_downgrade"]

@@ -147,24 +147,9 @@ error_lines:
 import fnmatch  # noqa: E402 - Ansible modules put the docs first
 import os  # noqa: E402
 import re  # noqa: E402
-import traceback  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible.module_utils.common.respawn import (  # noqa: E402
-    has_respawned,
-    probe_interpreters_for_module,
-    respawn_module,
-)
-
-APT_IMPORT_ERROR = None
-try:
-    import apt
-    import apt_pkg
-
-    HAS_APT = True
-except ImportError:
-    HAS_APT = False
-    APT_IMPORT_ERROR = traceback.format_exc()
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.milepost_apt import apt, apt_pkg, require_apt  # noqa: E402
 
 PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._-]*$")
 DPKG_ERROR_RE = re.compile(r"dpkg: error processing (?:package|archive) (\S+)")
@@ -561,23 +546,6 @@ def _apt_records(compare):
     return records
 
 
-def _ensure_apt(module):
-    if HAS_APT:
-        return
-    if has_respawned():
-        module.fail_json(msg=missing_required_lib("python3-apt"), exception=APT_IMPORT_ERROR)
-    interpreter = probe_interpreters_for_module(["/usr/bin/python3", "/usr/bin/python"], "apt")
-    if interpreter:
-        respawn_module(interpreter)
-    module.fail_json(
-        msg=missing_required_lib(
-            "python3-apt",
-            reason="to read the APT cache; install it with 'apt-get install python3-apt'",
-        ),
-        exception=APT_IMPORT_ERROR,
-    )
-
-
 def _pick_manager(module, wanted):
     if wanted != "auto":
         return wanted
@@ -610,7 +578,7 @@ def main():
 
     before = host.installed()
     if manager == "apt":
-        _ensure_apt(module)
+        require_apt(module)
         try:
             records = _apt_records(apt_pkg.version_compare)
         except Exception as exc:  # noqa: BLE001 - python3-apt raises plain SystemError/OSError

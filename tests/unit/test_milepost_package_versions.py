@@ -236,7 +236,7 @@ def test_read_apt_records_plain_names_do_not_walk_the_cache() -> None:
 def test_main_is_read_only_and_reports(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from ansible.module_utils.testing import patch_module_args
 
-    monkeypatch.setattr(mpv, "HAS_APT", True)
+    monkeypatch.setattr(mpv, "require_apt", lambda module: None)
     monkeypatch.setattr(
         mpv, "apt", SimpleNamespace(Cache=lambda memonly: _fake_cache()), raising=False
     )

@@ -48,9 +48,7 @@ def test_an_unwritable_ledger_spools_everything_with_one_warning(tmp_path, monke
     assert good.runs()[0]["status"] == "successful"
 
 
-def test_a_run_that_received_sigterm_is_aborted_even_if_it_reached_its_end(
-    tmp_path, monkeypatch
-):
+def test_a_run_that_received_sigterm_is_aborted_even_if_it_reached_its_end(tmp_path, monkeypatch):
     """Ansible can swallow the KeyboardInterrupt SIGTERM becomes and finish the play; the
     run is still recorded as aborted, with the reason."""
     import signal
