@@ -30,14 +30,23 @@ def milepost(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_maintain_in_check_mode_on_one_host_is_recorded_in_the_ledger(lab_hosts, tmp_path):
-    env = env_for(tmp_path)
-    args = ("maintain", "-i", str(INVENTORY), "--check", "--limit", "report-01")
+def run_until_not_busy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     for _attempt in range(ATTEMPTS):
         proc = milepost(env, *args)
         if proc.returncode == 0 or not BUSY.search(proc.stdout):
             break
         time.sleep(60)
+    return proc
+
+
+def test_maintain_then_check_mode_on_one_host_are_recorded_in_the_ledger(lab_hosts, tmp_path):
+    env = env_for(tmp_path)
+    args = ("maintain", "-i", str(INVENTORY), "--limit", "report-01")
+    # A real run first: check mode cannot plan against a package source it has not
+    # configured yet (the host may just have been reset).
+    done = run_until_not_busy(env, *args)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    proc = run_until_not_busy(env, *args, "--check")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     assert "PLAY RECAP" in proc.stdout  # the playbook's output streams through
     run_id = re.search(r"maintenance run (\S+) successful", proc.stdout).group(1)
@@ -45,6 +54,7 @@ def test_maintain_in_check_mode_on_one_host_is_recorded_in_the_ledger(lab_hosts,
     listed = milepost(env, "ledger", "runs", "--json")
     assert listed.returncode == 0, listed.stderr
     runs = {run["run_id"]: run for run in json.loads(listed.stdout)}
+    assert len(runs) == 2
     run = runs[run_id]
     assert run["status"] == "successful"
     assert run["playbook"] == "playbooks/maintain.yml"
