@@ -68,6 +68,11 @@ class Recorder:
         atexit.register(self._at_exit)
         self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
 
+    @property
+    def interrupted(self) -> bool:
+        """Whether the run received SIGTERM."""
+        return bool(self._interrupted)
+
     def put(self, record: Record) -> None:
         """Queue a record (waits while the queue is full: never drops)."""
         record.setdefault("run_id", self.run_id)

@@ -160,6 +160,15 @@ class CallbackModule(CallbackBase):
         )
         self._recorder.finish("failed" if failed else "successful")
 
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        # SIGTERM becomes a KeyboardInterrupt in the main thread, but Ansible can lose it
+        # (raised inside a finalizer, say) and go on. This runs in the main thread before
+        # every task: raise it again, so a terminated run stops at its next task.
+        if self._recorder is not None and self._recorder.interrupted:
+            raise KeyboardInterrupt
+
+    v2_playbook_on_handler_task_start = v2_playbook_on_task_start
+
     # ---------------------------------------------------------------- results
 
     def v2_runner_on_start(self, host, task):

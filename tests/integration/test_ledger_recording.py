@@ -124,6 +124,9 @@ def test_sigterm_closes_the_run_as_aborted(lab_hosts, tmp_path, delay):
     assert len(ended) == 1
     body = json.loads(ended[0][0])
     assert (body["status"], body["reason"]) == ("aborted", "terminated by SIGTERM")
+    # The run stopped: it did not go on through its 200 steps on every host.
+    results = rows(ledger, "SELECT count(*) FROM ledger_records WHERE kind='task_result'")
+    assert results[0][0] < 100 * len(lab_hosts)
 
 
 def test_canary_secrets_never_reach_the_ledger_or_its_exports(lab_hosts, tmp_path):
