@@ -58,7 +58,7 @@ ledger-tests: venv postgres
 	pytest -q tests/ledger
 
 integration: lab
-	pytest -q tests/integration
+	pytest -q --durations=10 tests/integration
 
 molecule: lab
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s $$s; done
