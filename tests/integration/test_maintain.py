@@ -100,6 +100,22 @@ def test_check_mode_on_a_converged_fleet_reports_no_change(lab_hosts, tmp_path):
     assert sum(c["changed"] for c in runs[0]["hosts"].values()) == 0
 
 
+def test_check_mode_on_fresh_hosts_plans_the_update_and_changes_nothing(fresh_lab, tmp_path):
+    """The RUC source is not configured yet, so check mode cannot read the pinned versions
+    from the APT cache: app_update plans them from the pins alone."""
+    env = env_for(tmp_path)
+    before = installed_versions()
+    check = maintain(env, "--check")
+    assert check.returncode == 0, check.stdout[-3000:]
+    assert "Plan the pinned versions from the pins alone" in check.stdout
+    assert installed_versions() == before
+    runs = ledger_json(env, "runs")
+    assert runs[0]["check_mode"] is True
+    changed = {host: counts["changed"] for host, counts in runs[0]["hosts"].items()}
+    assert all(changed[h["name"]] > 0 for h in fresh_lab)
+    assert records(env, "package_change") == []
+
+
 def test_a_broken_release_fails_the_canary_rolls_it_back_and_stops_the_run(fresh_lab, tmp_path):
     env = env_for(tmp_path)
     before = installed_versions()
