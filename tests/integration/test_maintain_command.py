@@ -6,22 +6,13 @@ import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
-from conftest import INVENTORY, ROOT, ansible_env
+from conftest import INVENTORY, ROOT
+from test_maintain import env_for
 
 # Another run on the same lab (a maintenance lock, a host being reset) is worth a retry.
 BUSY = re.compile(r"locked by maintenance run|UNREACHABLE|dpkg lock|Could not get lock")
 ATTEMPTS = 5
-
-
-def env_for(tmp_path: Path) -> dict[str, str]:
-    return {
-        **ansible_env(),
-        "MILEPOST_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}",
-        "MILEPOST_STATE_DIR": str(tmp_path / "state"),
-        "MILEPOST_ROOT": str(ROOT),
-    }
 
 
 def milepost(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

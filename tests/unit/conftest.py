@@ -9,3 +9,19 @@ import ansible.module_utils
 MODULE_UTILS = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
 if str(MODULE_UTILS) not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(str(MODULE_UTILS))
+
+
+MODULES = Path(__file__).resolve().parents[2] / "plugins" / "modules"
+
+
+def load_module(name: str):
+    """Import plugins/modules/<name>.py as the module <name> (modules are not a package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, MODULES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

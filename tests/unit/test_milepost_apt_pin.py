@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_module
 
 MODULES = Path(__file__).resolve().parents[2] / "plugins" / "modules"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, MODULES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pin = _load("milepost_apt_pin")
+pin = load_module("milepost_apt_pin")
 # The pure dpkg comparison of the sibling module stands in for apt_pkg.version_compare.
-cmp = _load("milepost_package_versions").dpkg_version_compare
+cmp = load_module("milepost_package_versions").dpkg_version_compare
 
 
 def _record(installed, versions, state="installed"):

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import load_module
 
-MODULE_PATH = Path(__file__).resolve().parents[2] / "plugins" / "modules" / "milepost_host_lock.py"
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("milepost_host_lock", MODULE_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mhl = _load_module()
+mhl = load_module("milepost_host_lock")
 NOW = datetime(2025, 6, 1, 8, 0, 0, tzinfo=UTC)
 
 

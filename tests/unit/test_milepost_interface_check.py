@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import ssl
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from conftest import load_module
 
-MODULE_PATH = (
-    Path(__file__).resolve().parents[2] / "plugins" / "modules" / "milepost_interface_check.py"
-)
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("milepost_interface_check", MODULE_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mic = _load_module()
+mic = load_module("milepost_interface_check")
 
 
 def https(**extra):

@@ -3,27 +3,17 @@ dnf and rpm output parsers, the commands, and finding what runs replaced code.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_module
 
 MODULES = Path(__file__).resolve().parents[2] / "plugins" / "modules"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, MODULES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-osp = _load("milepost_os_patch")
-cmp = _load("milepost_package_versions").dpkg_version_compare
+osp = load_module("milepost_os_patch")
+cmp = load_module("milepost_package_versions").dpkg_version_compare
 
 
 def _apt(installed, candidate, *versions, held=False):

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import load_module
 
-MODULE_PATH = (
-    Path(__file__).resolve().parents[2] / "plugins" / "modules" / "milepost_package_versions.py"
-)
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("milepost_package_versions", MODULE_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mpv = _load_module()
+mpv = load_module("milepost_package_versions")
 cmp = mpv.dpkg_version_compare
 
 
