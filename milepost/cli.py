@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from typer._click.exceptions import NoArgsIsHelpError
 
+from milepost.drift_cli import change_app, drift_app
 from milepost.errors import MilepostError, UserError
 from milepost.lab import topology
 from milepost.ledger.cli import app as ledger_app
@@ -25,6 +26,8 @@ app = typer.Typer(
 lab_app = typer.Typer(help="The local lab fleet of Debian hosts.", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(drift_app, name="drift")
+app.add_typer(change_app, name="change")
 
 console = Console()
 if not console.is_terminal:

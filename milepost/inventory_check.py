@@ -38,6 +38,7 @@ __all__ = [
     "CheckedInventory",
     "check_inventory",
     "default_inventory",
+    "inventory_groups",
     "inventory_problems",
 ]
 
@@ -332,6 +333,42 @@ def inventory_problems(
         for text, hosts in _unavailable_pins(pinned).items():
             found[text] = hosts
     return _by_problem(found), [host.get_name() for host in targets]
+
+
+def inventory_groups(sources: Sequence[Path]) -> dict[str, frozenset[str]]:
+    """Every group of the inventory ("all" included) and its hosts, child groups' included.
+    UserError (one line) if the inventory is missing, cannot be parsed or holds no host."""
+    if not sources:
+        raise UserError("no inventory given: pass -i PATH or set inventory in ansible.cfg")
+    for source in sources:
+        if not source.exists():
+            raise UserError(
+                f"inventory {source} does not exist: pass -i PATH to an inventory file or directory"
+            )
+    _use_project_config()
+    with _quiet_ansible() as warnings:
+        _init_plugins()
+        from ansible.errors import AnsibleError
+        from ansible.inventory.manager import InventoryManager
+        from ansible.parsing.dataloader import DataLoader
+
+        try:
+            inventory = InventoryManager(loader=DataLoader(), sources=[str(s) for s in sources])
+            groups = {
+                str(name): frozenset(str(host.get_name()) for host in group.get_hosts())
+                for name, group in inventory.groups.items()
+            }
+        except AnsibleError as exc:
+            raise UserError(
+                f"inventory {', '.join(map(str, sources))}: {_ansible_error(exc)}"
+            ) from None
+    if not groups.get("all"):
+        for source in sources:
+            failure = _parse_failure(source, warnings.getvalue())
+            if failure:
+                raise UserError(f"inventory {source} could not be parsed: {_one_line(failure)}")
+        raise UserError(f"inventory {', '.join(map(str, sources))} has no hosts")
+    return groups
 
 
 def _source_defaults() -> dict[str, list[str]]:

@@ -1,0 +1,324 @@
+"""`milepost drift ...` and `milepost change ...`: drift findings and planned changes.
+
+Findings are computed from the ledger's drift_check records (milepost.drift); planned
+changes are change_opened / change_closed records (milepost.changes). Exit codes: 0 done,
+1 the ledger could not be written, 2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from milepost.errors import UserError
+from milepost.ledger.cli import AGE, AGE_UNITS, _open, _print_json, _short_time, parse_when
+
+drift_app = typer.Typer(help="Configuration drift findings.", no_args_is_help=True)
+change_app = typer.Typer(
+    help="Planned changes: drift they cover is planned, not unauthorised.", no_args_is_help=True
+)
+
+console = Console()
+if not console.is_terminal:
+    console = Console(width=200)
+
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+CLASS_STYLE = {"planned": "green", "unauthorised": "red"}
+#: Groups named in an unknown-group error; the rest are counted.
+GROUPS_NAMED = 10
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+InventoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "-i",
+        "--inventory",
+        metavar="PATH",
+        help="Inventory file or directory (default: the one ansible.cfg names).",
+    ),
+]
+
+
+def _inventory_groups(inventory: Path | None) -> dict[str, frozenset[str]]:
+    from milepost.inventory_check import default_inventory, inventory_groups
+
+    return inventory_groups([inventory] if inventory is not None else default_inventory())
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _dash(value: Any) -> str:
+    return escape(str(value)) if value not in (None, "") else "-"
+
+
+def _cls(finding: dict[str, Any]) -> str:
+    cls = str(finding["cls"])
+    style = CLASS_STYLE.get(cls, "")
+    text = escape(cls + (f" ({finding['change_id']})" if finding.get("change_id") else ""))
+    return f"[{style}]{text}[/{style}]" if style else text
+
+
+# ------------------------------------------------------------------ drift
+
+
+@drift_app.command("report")
+def drift_report(
+    group: Annotated[
+        str | None,
+        typer.Option("--group", metavar="GROUP", help="Only findings of this inventory group."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only checks since: YYYY-MM-DD, ISO time, or an age: 30d."),
+    ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also list resolved findings and who resolved them.")
+    ] = False,
+    inventory: InventoryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open drift findings, counts per group and vendor, and the trend per week."""
+    from milepost import drift
+
+    when = parse_when(since, "--since") if since else None
+    ledger = _open()
+    hosts: frozenset[str] | None = None
+    if group is not None:
+        known = {f.group for f in drift.findings(ledger) if f.group}
+        if group not in known:
+            try:
+                groups = _inventory_groups(inventory)
+            except UserError:
+                groups = {}
+            if group not in groups:
+                names = sorted(known | set(groups) - {"all", "ungrouped"})
+                shown = ", ".join(names[:GROUPS_NAMED])
+                if len(names) > GROUPS_NAMED:
+                    shown += f" and {len(names) - GROUPS_NAMED} more"
+                listed = f" (known: {shown})" if names else ""
+                raise UserError(
+                    f"unknown group {group!r}: no drift finding or inventory group has it{listed}"
+                )
+            hosts = groups[group]
+    result = drift.report(ledger, group=group if hosts is None else None, since=when, hosts=hosts)
+    result["group"] = group
+    if not show_all:
+        result.pop("resolved")
+    if as_json:
+        _print_json(result)
+        return
+    _print_report(result, show_all)
+
+
+def _counts_table(title: str, label: str, counts: dict[str, dict[str, int]]) -> Table:
+    table = Table(label, "open", "planned", "unauthorised", "recurring", title=title)
+    for name, row in counts.items():
+        table.add_row(
+            escape(name),
+            str(row["open"]),
+            str(row["planned"]),
+            str(row["unauthorised"]),
+            str(row["recurring"]),
+        )
+    return table
+
+
+def _print_report(result: dict[str, Any], show_all: bool) -> None:
+    scope = f" in group {escape(result['group'])}" if result["group"] else ""
+    scope += f" since {_short_time(result['since'])}" if result["since"] else ""
+    totals = result["totals"]
+    if not result["trend"]:
+        console.print(f"no drift findings{scope} in the ledger")
+        return
+    console.print(
+        f"drift{scope}: {totals['open']} open ({totals['unauthorised']} unauthorised,"
+        f" {totals['planned']} planned, {totals['recurring']} recurring),"
+        f" {totals['resolved']} resolved"
+    )
+    if result["open"]:
+        table = Table(
+            "id",
+            "host",
+            "group",
+            "vendor",
+            "resource",
+            "class",
+            "recurring",
+            "first seen (UTC)",
+            "last seen (UTC)",
+            "age (days)",
+            title="open findings",
+        )
+        for f in result["open"]:
+            table.add_row(
+                escape(f["id"]),
+                escape(f["host"]),
+                _dash(f["group"]),
+                _dash(f["vendor"]),
+                escape(f["resource"]),
+                _cls(f),
+                "yes" if f["recurring"] else "no",
+                _short_time(f["first_seen"]),
+                _short_time(f["last_seen"]),
+                f"{f['age_days']:.1f}",
+            )
+        console.print(table)
+    if result["groups"]:
+        console.print(_counts_table("per group (open findings)", "group", result["groups"]))
+    if result["vendors"]:
+        console.print(_counts_table("per vendor (open findings)", "vendor", result["vendors"]))
+    trend = Table("week", "from", "new", "resolved", "open at end", title="trend per week")
+    for week in result["trend"]:
+        trend.add_row(
+            week["week"], week["start"], str(week["new"]), str(week["resolved"]), str(week["open"])
+        )
+    console.print(trend)
+    if show_all and result["resolved"]:
+        done = Table(
+            "id",
+            "host",
+            "resource",
+            "class",
+            "first seen (UTC)",
+            "resolved (UTC)",
+            "resolution",
+            "by run",
+            "corrected by run",
+            title="resolved findings",
+        )
+        for f in result["resolved"]:
+            done.add_row(
+                escape(f["id"]),
+                escape(f["host"]),
+                escape(f["resource"]),
+                _cls(f),
+                _short_time(f["first_seen"]),
+                _short_time(f["resolved_at"]),
+                _dash(f["resolution"]),
+                _dash(f["resolved_by_run"]),
+                _dash(f["corrected_by_run"]),
+            )
+        console.print(done)
+
+
+# ---------------------------------------------------------------- changes
+
+
+def parse_until(value: str) -> datetime:
+    """--until: YYYY-MM-DD (through the end of that day, UTC), an ISO-8601 time, or a
+    duration from now: 7d, 12h, 30m."""
+    text = value.strip()
+    ahead = AGE.fullmatch(text.lstrip("+"))
+    if ahead:
+        return datetime.now(UTC) + timedelta(**{AGE_UNITS[ahead[2]]: int(ahead[1])})
+    moment = parse_when(text, "--until")
+    if DATE_ONLY.fullmatch(text):
+        moment += timedelta(days=1)
+    return moment
+
+
+@change_app.command("open")
+def change_open(
+    hosts: Annotated[
+        str, typer.Option("--hosts", metavar="H1,H2", help="Inventory hosts the change touches.")
+    ],
+    resources: Annotated[
+        str,
+        typer.Option(
+            "--resources",
+            metavar="PATTERNS",
+            help="KIND:PATTERN,... (kind file, service, package, sysctl, user, sudoers, sshd;"
+            " fnmatch patterns, e.g. 'file:/etc/ruc/*,service:ruc-*'), or * for any.",
+        ),
+    ],
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why (recorded).")],
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            metavar="WHEN",
+            help="The change ends: YYYY-MM-DD (end of that day, UTC), ISO time, or 7d, 12h"
+            " from now. Default: open until closed.",
+        ),
+    ] = None,
+    inventory: InventoryOption = None,
+) -> None:
+    """Open a planned change: drift it covers is reported as planned."""
+    from milepost.changes import open_change
+
+    end = parse_until(until) if until is not None else None
+    known = _inventory_groups(inventory).get("all", frozenset())
+    record = open_change(
+        _open(), _split(hosts), _split(resources), reason, until=end, known_hosts=known
+    )
+    body = record["body"]
+    ends = f"until {_short_time(body['until'])} UTC" if body["until"] else "until closed"
+    console.print(
+        f"change {body['change_id']} opened {ends}: {escape(', '.join(body['hosts']))};"
+        f" {escape(', '.join(body['resources']))}"
+    )
+
+
+@change_app.command("close")
+def change_close(
+    change_id: Annotated[
+        str, typer.Argument(metavar="ID", help="A change id from `milepost change list`.")
+    ],
+    note: Annotated[
+        str | None, typer.Option("--note", metavar="TEXT", help="How it went (recorded).")
+    ] = None,
+) -> None:
+    """Close a planned change: drift found after this is unauthorised again."""
+    from milepost.changes import close_change
+
+    record = close_change(_open(), change_id, note=note)
+    console.print(f"change {escape(record['body']['change_id'])} closed")
+
+
+@change_app.command("list")
+def change_list(as_json: JsonOption = False) -> None:
+    """Every planned change, oldest first, with its state: open, closed or expired."""
+    from milepost.changes import changes
+
+    found = changes(_open())
+    if as_json:
+        _print_json([c.as_dict() for c in found])
+        return
+    if not found:
+        console.print("no changes in the ledger: `milepost change open` records one")
+        return
+    table = Table(
+        "change",
+        "state",
+        "hosts",
+        "resources",
+        "reason",
+        "opened by",
+        "opened (UTC)",
+        "until (UTC)",
+        "closed (UTC)",
+        "note",
+    )
+    for c in found:
+        table.add_row(
+            escape(c.change_id),
+            c.state,
+            escape(", ".join(c.hosts)),
+            escape(", ".join(c.resources)),
+            escape(c.reason),
+            _dash(c.opened_by),
+            _short_time(c.opened_at),
+            _short_time(c.until),
+            _short_time(c.closed_at),
+            _dash(c.note),
+        )
+    console.print(table)
