@@ -16,6 +16,7 @@ from milepost.drift_cli import change_app, drift_app
 from milepost.errors import MilepostError, UserError
 from milepost.lab import topology
 from milepost.ledger.cli import app as ledger_app
+from milepost.runner import Interrupted
 
 app = typer.Typer(
     help="Milepost: operations and maintenance automation for a Road Usage Charge program.",
@@ -200,11 +201,7 @@ def maintain(
     ] = None,
 ) -> None:
     """Check the inventory, then run playbooks/maintain.yml (help: MAINTAIN_HELP)."""
-    import os
-    import signal
-    from pathlib import Path
-
-    from milepost.paths import project_root
+    from milepost.runner import run_checked
 
     variables: dict[str, str | bool] = dict(_extra_vars(extra_var or []))
     if reason is not None and not override_window:
@@ -214,33 +211,14 @@ def maintain(
         if not why:
             raise UserError("--override-window needs --reason TEXT saying why (it is recorded)")
         variables.update(preflight_override_window=True, preflight_override_reason=why)
-
-    root = project_root()
-    os.environ["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
-    from milepost.inventory_check import check_inventory, default_inventory
-
-    sources = [Path(inventory)] if inventory is not None else default_inventory()
-    checked = check_inventory(
-        sources, limit=limit, extra_vars=variables, playbook_dir=root / "playbooks"
-    )
-    from milepost.runner import run_playbook
-
-    result = run_playbook(
-        root / "playbooks" / "maintain.yml",
-        inventory=checked.sources,
+    result = run_checked(
+        "maintain.yml",
+        inventory=inventory,
         limit=limit,
         check=check,
         diff=diff,
         extravars=variables,
-        root=root,
     )
-    if result.interrupted_by is not None:
-        name = signal.Signals(result.interrupted_by).name
-        print(
-            f"milepost: interrupted by {name}: run {result.run_id} is closed as aborted",
-            file=sys.stderr,
-        )
-        raise typer.Exit(128 + result.interrupted_by)
     if not result.succeeded:
         raise MilepostError(
             f"maintenance run {result.run_id} {result.status} (ansible-playbook exit"
@@ -269,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as bad:
         print(f"milepost: error: {_one_line(bad)}", file=sys.stderr)
         return 2
+    except Interrupted as stopped:
+        print(f"milepost: {stopped}", file=sys.stderr)
+        return stopped.exit_code
     except MilepostError as failed:
         print(f"milepost: error: {failed}", file=sys.stderr)
         return failed.exit_code

@@ -210,6 +210,176 @@ def _print_report(result: dict[str, Any], show_all: bool) -> None:
         console.print(done)
 
 
+LimitOption = Annotated[
+    str | None,
+    typer.Option("--limit", metavar="PATTERN", help="Only these RUC hosts (Ansible pattern)."),
+]
+
+
+def _drift_of_run(ledger: Any, run_id: str) -> dict[str, list[str]]:
+    """host -> resources that differed, from the run's last drift_check record per host."""
+    found: dict[str, list[str]] = {}
+    for record in ledger.run(run_id)["records"]:
+        if record["kind"] == "drift_check" and record["body"].get("mode") == "check":
+            found[str(record["host"])] = [
+                str(entry.get("resource")) for entry in record["body"].get("drifted") or ()
+            ]
+    return found
+
+
+def _failed_hosts(ledger: Any, run_id: str) -> list[str]:
+    failed = {
+        str(r["host"])
+        for r in ledger.run(run_id)["task_results"]
+        if r.get("status") == "unreachable"
+        or (r.get("status") == "failed" and not r.get("ignored"))
+    }
+    return sorted(failed)
+
+
+@drift_app.command("check")
+def drift_check(inventory: InventoryOption = None, limit: LimitOption = None) -> None:
+    """Check RUC hosts against their baselines (playbooks/drift.yml in check mode: nothing
+    changes) and record what differs in the ledger.
+
+    Exit codes: 0 checked (drift or not: `milepost drift report` lists it); 1 a host
+    failed or was unreachable; 2 bad input; 130/143 interrupted.
+    """
+    from milepost.errors import MilepostError
+    from milepost.runner import run_checked
+
+    result = run_checked(
+        "drift.yml",
+        inventory=str(inventory) if inventory else None,
+        limit=limit,
+        check=True,
+        diff=True,
+        run_kind="drift",
+    )
+    drift = _drift_of_run(_open(), result.run_id)
+    differing = {host: found for host, found in drift.items() if found}
+    console.print(
+        f"drift check run {result.run_id}: {len(drift)} hosts checked,"
+        f" {sum(len(v) for v in differing.values())} resources differ on"
+        f" {len(differing)} hosts; `milepost drift report` lists the findings"
+    )
+    if not result.succeeded:
+        raise MilepostError(
+            f"drift check run {result.run_id} {result.status} (ansible-playbook exit"
+            f" {result.rc}); see `milepost ledger show {result.run_id}`"
+        )
+
+
+@drift_app.command("remediate")
+def drift_remediate(
+    finding: Annotated[
+        list[str] | None,
+        typer.Option("--finding", metavar="ID", help="Correct this open finding (repeatable)."),
+    ] = None,
+    include_planned: Annotated[
+        bool,
+        typer.Option("--include-planned", help="Also correct drift an open change covers."),
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Converge every resource of the hosts (--limit), found drifting or not;"
+            " this reverts planned changes too.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be corrected; change nothing.")
+    ] = False,
+    inventory: InventoryOption = None,
+    limit: LimitOption = None,
+) -> None:
+    """Correct drift (playbooks/remediate.yml), check again, and close the corrected
+    findings with this run's id.
+
+    Without --finding or --full: every open unauthorised finding (and planned ones with
+    --include-planned). A finding still open after the run, or a host that failed, opens
+    a glitch in the ledger. Exit codes: 0 corrected (or nothing to correct); 1 the
+    remediation failed (glitch opened); 2 bad input; 130/143 interrupted.
+    """
+    from milepost import drift
+    from milepost.errors import MilepostError
+    from milepost.runner import run_checked
+
+    if full and (finding or include_planned):
+        raise UserError("--full converges everything: it takes no --finding or --include-planned")
+    if finding and include_planned:
+        raise UserError("--include-planned selects findings itself: drop it or --finding")
+    ledger = _open()
+    open_now = drift.open_findings(ledger)
+    if finding:
+        by_id = {f.id: f for f in open_now}
+        unknown = [fid for fid in finding if fid not in by_id]
+        if unknown:
+            raise UserError(
+                f"no open finding {', '.join(unknown)}: `milepost drift report` lists them"
+            )
+        targets = [by_id[fid] for fid in dict.fromkeys(finding)]
+    elif full:
+        targets = list(open_now)
+    else:
+        targets = [f for f in open_now if include_planned or f.cls != "planned"]
+    selection: dict[str, list[str]] = {}
+    for target in targets:
+        selection.setdefault(target.host, []).append(target.resource)
+    if not full and not selection:
+        console.print("no open finding to correct: nothing to remediate")
+        return
+    variables: dict[str, Any] = {} if full else {"milepost_remediate": selection}
+    if full:
+        run_limit = limit
+    else:
+        run_limit = ":".join(sorted(selection)) + (f":&{limit}" if limit else "")
+    result = run_checked(
+        "remediate.yml",
+        inventory=str(inventory) if inventory else None,
+        limit=run_limit,
+        check=dry_run,
+        diff=True,
+        extravars=variables,
+        run_kind="remediation",
+    )
+    if dry_run:
+        console.print(f"remediation dry run {result.run_id}: nothing was changed")
+        if not result.succeeded:
+            raise MilepostError(f"remediation dry run {result.run_id} {result.status}")
+        return
+    still_open = {f.id: f for f in drift.open_findings(ledger)}
+    touched = set(_drift_of_run(ledger, result.run_id))
+    failed_hosts = _failed_hosts(ledger, result.run_id)
+    left = [
+        still_open[t.id]
+        for t in targets
+        if t.id in still_open and (t.host in touched or t.host in failed_hosts)
+    ]
+    if left or failed_hosts:
+        hosts = {f.host for f in left} | set(failed_hosts)
+        reason = f"{len(left)} findings still open after remediation run {result.run_id}" + (
+            f"; hosts failed: {', '.join(failed_hosts)}" if failed_hosts else ""
+        )
+        record = drift.glitch_record(result.run_id, hosts, [f.resource for f in left], left, reason)
+        ledger.append([record])
+        raise MilepostError(
+            f"remediation run {result.run_id} did not correct everything: {reason};"
+            f" glitch {record['body']['glitch_id']} opened"
+        )
+    if not result.succeeded:
+        raise MilepostError(
+            f"remediation run {result.run_id} {result.status} (ansible-playbook exit"
+            f" {result.rc}); see `milepost ledger show {result.run_id}`"
+        )
+    corrected = [t for t in targets if t.id not in still_open]
+    console.print(
+        f"remediation run {result.run_id}: {len(corrected)} findings corrected and closed"
+        f" on {len(touched)} hosts"
+    )
+
+
 # ---------------------------------------------------------------- changes
 
 

@@ -14,7 +14,10 @@ playbooks/maintain.yml (which still guards plain ansible-playbook runs) and a fe
   (roles/interface_check/meta/argument_specs.yml);
 - every ``milepost_window`` and ``milepost_blackouts`` is well formed (milepost.windows);
 - the run's OS patching options are known: ``os_patch_scope`` all or security,
-  ``os_patch_reboot`` never or if_required (roles/os_patch/meta/argument_specs.yml).
+  ``os_patch_reboot`` never or if_required (roles/os_patch/meta/argument_specs.yml);
+- every ``baseline_*`` variable is one roles/baseline/meta/argument_specs.yml declares, with
+  entries of the declared keys, types and choices, and ``baseline_diff_redact`` holds
+  regular expressions.
 
 Every problem is one line; :func:`check_inventory` raises them as one UserError.
 """
@@ -28,6 +31,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +57,8 @@ OS_PATCH_CHOICES = {
     "os_patch_scope": ("all", "security"),
     "os_patch_reboot": ("never", "if_required"),
 }
+#: Ansible's message for a key a baseline entry does not have.
+UNSUPPORTED_KEY = re.compile(r"(?P<where>\S+)\. Supported parameters include: (?P<keys>.*)\.")
 #: Problems listed in full in the one line; the rest are counted.
 MAX_LISTED = 5
 #: Hosts named with a problem; the rest are counted.
@@ -189,6 +195,38 @@ def _option_problems(values: Mapping[str, Any]) -> Iterator[str]:
             yield f"{name} must be {' or '.join(choices)}, not {value!r}"
 
 
+@cache
+def _baseline_spec() -> dict[str, Any]:
+    import yaml
+
+    path = Path(__file__).resolve().parent.parent / "roles/baseline/meta/argument_specs.yml"
+    spec: dict[str, Any] = yaml.safe_load(path.read_text())["argument_specs"]["main"]["options"]
+    return spec
+
+
+def _baseline_problems(values: Mapping[str, Any]) -> Iterator[str]:
+    """The baseline variables set for a host, checked against roles/baseline's argument
+    spec: unknown variables and keys, wrong types and choices, bad redaction patterns."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    spec = _baseline_spec()
+    unknown = sorted(set(values) - set(spec))
+    for name in unknown:
+        yield f"unknown baseline variable {name} (roles/baseline/meta/argument_specs.yml)"
+    known = {name: value for name, value in values.items() if name in spec}
+    for error in ArgumentSpecValidator(spec).validate(known).error_messages:
+        unsupported = UNSUPPORTED_KEY.fullmatch(error)
+        if unsupported:
+            yield f"{unsupported['where']} has an unknown key (known keys: {unsupported['keys']})"
+        else:
+            yield "baseline: " + " ".join(error.split())
+    for pattern in known.get("baseline_diff_redact") or ():
+        try:
+            re.compile(str(pattern))
+        except re.error as bad:
+            yield f"baseline_diff_redact: {pattern!r} is not a regular expression ({bad})"
+
+
 def _window_problems(variables: Mapping[str, Any]) -> Iterator[str]:
     """Windows are checked where preflight checks them: per host, named by its group."""
     groups = variables.get("group_names") or []
@@ -311,6 +349,12 @@ def inventory_problems(
                 }
                 options = {key: _template(templar, host_vars, key) for key in OS_PATCH_CHOICES}
                 host_problems.extend(_option_problems(options))
+                baseline = {
+                    key: _template(templar, host_vars, key)
+                    for key in host_vars
+                    if key.startswith("baseline_")
+                }
+                host_problems.extend(_baseline_problems(baseline))
                 for text in host_problems:
                     found.setdefault(text, []).append(name)
                 for text in _window_problems(window_vars):

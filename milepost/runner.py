@@ -240,3 +240,52 @@ def run_playbook(
         interrupts.restore()
         _discard(private_dir)
     return RunResult(status=status, rc=rc, run_id=run_id, interrupted_by=interrupts.signum)
+
+
+class Interrupted(MilepostError):
+    """The run was stopped by a signal (and closed as aborted): exit 128 + the signal."""
+
+    def __init__(self, result: RunResult) -> None:
+        signum = int(result.interrupted_by or signal.SIGINT)
+        super().__init__(
+            f"interrupted by {signal.Signals(signum).name}: run {result.run_id} is closed as"
+            " aborted"
+        )
+        self.exit_code = 128 + signum
+
+
+def run_checked(
+    playbook_name: str,
+    *,
+    inventory: str | None = None,
+    limit: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    extravars: Mapping[str, Any] | None = None,
+    run_kind: str | None = None,
+) -> RunResult:
+    """Check the inventory (UserError, one line, before any host is touched), then run
+    playbooks/<playbook_name>. Raises Interrupted when a signal stopped the run; a failed
+    run is returned (its status says so) for the caller to report."""
+    from milepost.inventory_check import check_inventory, default_inventory
+    from milepost.paths import project_root
+
+    root = project_root()
+    os.environ["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
+    sources = [Path(inventory)] if inventory is not None else default_inventory()
+    checked = check_inventory(
+        sources, limit=limit, extra_vars=extravars, playbook_dir=root / "playbooks"
+    )
+    result = run_playbook(
+        root / "playbooks" / playbook_name,
+        inventory=checked.sources,
+        limit=limit,
+        check=check,
+        diff=diff,
+        extravars=extravars,
+        env={"MILEPOST_RUN_KIND": run_kind} if run_kind else None,
+        root=root,
+    )
+    if result.interrupted_by is not None:
+        raise Interrupted(result)
+    return result

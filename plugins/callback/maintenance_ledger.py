@@ -20,8 +20,9 @@ description:
     the secret patterns are masked; variables and the environment are never stored.
   - Result keys with a meaning of their own become records of their own kind -
     C(milepost_package_changes) gives package_change, C(milepost_window_override) gives
-    window_override, C(milepost_interface_results) gives interface_check and
-    C(milepost_reboot_required) gives reboot_required records.
+    window_override, C(milepost_interface_results) gives interface_check,
+    C(milepost_reboot_required) gives reboot_required and C(milepost_drift) gives
+    drift_check records.
   - If the ledger cannot be written, records are spooled to a local file with one warning;
     C(milepost ledger replay) or the next run writes them in.
 requirements:
@@ -160,7 +161,7 @@ class CallbackModule(CallbackBase):
         )
         self._recorder.finish("failed" if failed else "successful")
 
-    def v2_playbook_on_task_start(self, task, is_conditional):
+    def v2_playbook_on_task_start(self, task, is_conditional=False):
         # SIGTERM becomes a KeyboardInterrupt in the main thread, but Ansible can lose it
         # (raised inside a finalizer, say) and go on. This runs in the main thread before
         # every task: raise it again, so a terminated run stops at its next task.
@@ -249,6 +250,16 @@ class CallbackModule(CallbackBase):
                         },
                     }
                 )
+        drift = res.get("milepost_drift")
+        if isinstance(drift, dict):
+            self._recorder.put(
+                {
+                    "kind": "drift_check",
+                    "run_id": run_id,
+                    "host": host,
+                    "body": _scrubbed(drift, scrub),
+                }
+            )
         if self._check_mode:
             return
         for change in res.get("milepost_package_changes") or ():
@@ -261,6 +272,17 @@ class CallbackModule(CallbackBase):
                     change.get("to_version"),
                 )
             )
+
+
+def _scrubbed(value, scrub):
+    """A copy of plain data with every string scrubbed of secrets."""
+    if isinstance(value, dict):
+        return {str(key): _scrubbed(item, scrub) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(item, scrub) for item in value]
+    if isinstance(value, str):
+        return scrub(value)
+    return value
 
 
 SECRET_NAME = re.compile(r"(?i)(pass|secret|token|key|credential|auth|cert)")
