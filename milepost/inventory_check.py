@@ -16,8 +16,10 @@ playbooks/maintain.yml (which still guards plain ansible-playbook runs) and a fe
 - the run's OS patching options are known: ``os_patch_scope`` all or security,
   ``os_patch_reboot`` never or if_required (roles/os_patch/meta/argument_specs.yml);
 - every ``baseline_*`` variable is one roles/baseline/meta/argument_specs.yml declares, with
-  entries of the declared keys, types and choices, and ``baseline_diff_redact`` holds
-  regular expressions.
+  entries of the declared keys, types and choices (a list or mapping as such, not a string
+  Ansible would split), sshd settings that are words rather than YAML booleans, and
+  ``baseline_diff_redact`` holds regular expressions. A baseline variable that needs facts
+  is checked by name only; the role checks its value on the host.
 
 Every problem is one line; :func:`check_inventory` raises them as one UserError.
 """
@@ -25,10 +27,11 @@ Every problem is one line; :func:`check_inventory` raises them as one UserError.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import io
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -57,8 +60,8 @@ OS_PATCH_CHOICES = {
     "os_patch_scope": ("all", "security"),
     "os_patch_reboot": ("never", "if_required"),
 }
-#: Ansible's message for a key a baseline entry does not have.
-UNSUPPORTED_KEY = re.compile(r"(?P<where>\S+)\. Supported parameters include: (?P<keys>.*)\.")
+#: Ansible's message for the keys baseline entries do not have (option.key, ...).
+UNSUPPORTED_KEY = re.compile(r"(?P<where>.+?)\. Supported parameters include: (?P<keys>.*)\.")
 #: Problems listed in full in the one line; the rest are counted.
 MAX_LISTED = 5
 #: Hosts named with a problem; the rest are counted.
@@ -204,25 +207,86 @@ def _baseline_spec() -> dict[str, Any]:
     return spec
 
 
-def _baseline_problems(values: Mapping[str, Any]) -> Iterator[str]:
+def _kind(value: Any) -> str:
+    return "empty" if value is None else type(value).__name__
+
+
+def _baseline_shape_problems(name: str, option: Mapping[str, Any], value: Any) -> list[str]:
+    """Lists and mappings as the role uses them: Ansible's argument spec would accept a
+    string for a list (split at commas) or a dict (key=value), and the role then fails on
+    every host."""
+    kind = option.get("type")
+    if kind == "list" and not isinstance(value, list):
+        return [f"{name} must be a list, not {_kind(value)}"]
+    if kind == "dict" and not isinstance(value, Mapping):
+        return [f"{name} must be a mapping, not {_kind(value)}"]
+    problems = []
+    if kind == "list" and option.get("elements") == "dict":
+        problems = [
+            f"{name}[{index}] must be a mapping, not {_kind(entry)}"
+            for index, entry in enumerate(value)
+            if not isinstance(entry, Mapping)
+        ]
+    elif name == "baseline_diff_redact":
+        problems = [
+            f"{name}[{index}] must be a regular expression (a string), not {_kind(entry)}"
+            for index, entry in enumerate(value)
+            if not isinstance(entry, str)
+        ]
+    elif name == "baseline_sshd_settings":
+        problems = [
+            f"{name}: {key} is {str(setting).lower()}, which sshd does not read:"
+            f" quote it ({'yes' if setting else 'no'!r})"
+            for key, setting in value.items()
+            if isinstance(setting, bool)
+        ]
+    return problems
+
+
+def _unknown_keys(error: str, spec: Mapping[str, Any]) -> list[str] | None:
+    """Ansible names every unknown key of every option in one message, with the known
+    keys of only one of them: one line per option instead, with its own known keys."""
+    unsupported = UNSUPPORTED_KEY.fullmatch(error)
+    if not unsupported:
+        return None
+    by_option: dict[str, list[str]] = {}
+    for where in unsupported["where"].split(", "):
+        option, _, key = where.partition(".")
+        by_option.setdefault(option, []).append(key)
+    lines = []
+    for option, keys in by_option.items():
+        known = ", ".join(sorted((spec.get(option) or {}).get("options") or {}))
+        plural = "s" if len(keys) > 1 else ""
+        lines.append(f"{option} has unknown key{plural} {', '.join(keys)} (known keys: {known})")
+    return lines
+
+
+def _baseline_problems(
+    values: Mapping[str, Any], *, unresolved: Iterable[str] = ()
+) -> Iterator[str]:
     """The baseline variables set for a host, checked against roles/baseline's argument
-    spec: unknown variables and keys, wrong types and choices, bad redaction patterns."""
+    spec: unknown variables and keys, wrong types and choices, bad redaction patterns.
+    Unresolved variables (templates that need facts) are only checked by name."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
     spec = _baseline_spec()
-    unknown = sorted(set(values) - set(spec))
-    for name in unknown:
-        yield f"unknown baseline variable {name} (roles/baseline/meta/argument_specs.yml)"
-    known = {name: value for name, value in values.items() if name in spec}
+    for name in sorted((set(values) | set(unresolved)) - set(spec)):
+        close = difflib.get_close_matches(name, list(spec), n=1)
+        hint = f": did you mean {close[0]}?" if close else ""
+        yield f"unknown baseline variable {name} (roles/baseline/meta/argument_specs.yml){hint}"
+    known: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in spec:
+            shape = _baseline_shape_problems(name, spec[name], value)
+            yield from shape
+            if not shape:
+                known[name] = value
     for error in ArgumentSpecValidator(spec).validate(known).error_messages:
-        unsupported = UNSUPPORTED_KEY.fullmatch(error)
-        if unsupported:
-            yield f"{unsupported['where']} has an unknown key (known keys: {unsupported['keys']})"
-        else:
-            yield "baseline: " + " ".join(error.split())
+        lines = _unknown_keys(error, spec)
+        yield from lines if lines is not None else ["baseline: " + " ".join(error.split())]
     for pattern in known.get("baseline_diff_redact") or ():
         try:
-            re.compile(str(pattern))
+            re.compile(pattern)
         except re.error as bad:
             yield f"baseline_diff_redact: {pattern!r} is not a regular expression ({bad})"
 
@@ -349,12 +413,16 @@ def inventory_problems(
                 }
                 options = {key: _template(templar, host_vars, key) for key in OS_PATCH_CHOICES}
                 host_problems.extend(_option_problems(options))
-                baseline = {
-                    key: _template(templar, host_vars, key)
-                    for key in host_vars
-                    if key.startswith("baseline_")
-                }
-                host_problems.extend(_baseline_problems(baseline))
+                baseline: dict[str, Any] = {}
+                unresolved = []
+                for key in host_vars:
+                    if key.startswith("baseline_"):
+                        try:
+                            baseline[key] = _template(templar, host_vars, key)
+                        except AnsibleError:
+                            # It needs facts: the role's argument spec checks it on the host.
+                            unresolved.append(key)
+                host_problems.extend(_baseline_problems(baseline, unresolved=unresolved))
                 for text in host_problems:
                     found.setdefault(text, []).append(name)
                 for text in _window_problems(window_vars):

@@ -76,15 +76,17 @@ def diff_text(diff: Any) -> str:
     return "".join(out)
 
 
-def _content_diff(entry: Mapping[str, Any]) -> str:
+def _content_diff(entry: Mapping[str, Any], redactor: Redactor) -> str:
     try:
         data = base64.b64decode(str(entry.get("content") or ""), validate=True)
     except (binascii.Error, ValueError):
         return ""
-    text = data[:MAX_CONTENT].decode("utf-8", errors="replace")
-    lines = [f"-{line}\n" for line in text.splitlines()]
-    if len(data) > MAX_CONTENT:
-        lines.append(f"-... ({len(data) - MAX_CONTENT} more bytes)\n")
+    # Redacted before it is cut: a secret cut in half (a PEM key without its END line)
+    # would no longer match a pattern.
+    text = redactor.scrub(data.decode("utf-8", errors="replace"))
+    lines = [f"-{line}\n" for line in text[:MAX_CONTENT].splitlines()]
+    if len(text) > MAX_CONTENT:
+        lines.append(f"-... ({len(text) - MAX_CONTENT} more characters)\n")
     source = str(entry.get("source") or "")
     return "".join([f"--- actual {source}\n", "+++ baseline (absent)\n", *lines])
 
@@ -146,7 +148,9 @@ def _describe(resource: str, item: Any, args: Mapping[str, Any]) -> tuple[str, s
     if kind == "service":
         state = item.get("state", "started")
         enabled = "enabled at boot" if item.get("enabled", True) else "disabled at boot"
-        facts = (args.get("services") or {}).get(name) or {}
+        # service_facts names systemd units with their suffix (ssh.service).
+        services = args.get("services") or {}
+        facts = services.get(name) or services.get(f"{name}.service") or {}
         actual = facts.get("state") or "not installed"
         return f"{state}, {enabled}", str(actual)
     if kind == "sysctl":
@@ -168,7 +172,8 @@ def build(args: Mapping[str, Any]) -> dict[str, Any]:
     mode = args.get("mode")
     if mode not in MODES:
         raise ReportError(f"mode must be check or converge, not {mode!r}")
-    report = Report(_redactor(args.get("redact") or []))
+    redactor = _redactor(args.get("redact") or [])
+    report = Report(redactor)
     unmanaged = {
         str(entry.get("item")): entry
         for entry in args.get("unmanaged_content") or ()
@@ -195,7 +200,7 @@ def build(args: Mapping[str, Any]) -> dict[str, Any]:
                     resource,
                     "absent (not declared in the baseline)",
                     "present" if mode == "check" else "removed",
-                    _content_diff(unmanaged[resource]),
+                    _content_diff(unmanaged[resource], redactor),
                 )
                 continue
             expected, actual = _describe(resource, result.get("item"), args)

@@ -338,3 +338,213 @@ def test_an_unreadable_package_source_is_a_warning_not_an_error(tmp_path, capsys
     warning = capsys.readouterr().err
     assert warning.startswith("milepost: warning: pinned versions not checked before the run")
     assert len(warning.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ baseline variables
+
+#: Hosts nothing listens for: a run that got past the checks would fail to reach them.
+UNREACHABLE_HOSTS = VALID_HOSTS.replace(
+    "example.invalid:\n",
+    "example.invalid:\n              ansible_host: 127.0.0.1\n              ansible_port: 1\n",
+)
+
+
+def group_vars_with(group: str, text: str) -> str:
+    """The group's valid variables and text (write_inventory dedents each file)."""
+    return textwrap.dedent(VALID_GROUP_VARS[group]) + text
+
+
+VALID_BASELINE = """\
+baseline_files:
+  - path: /etc/ruc/ruc-reporting.conf
+    content: "listen = 127.0.0.1\\n"
+    mode: "0640"
+    restart: [ruc-reporting]
+  - path: /etc/motd
+    content: "{{ ansible_facts.hostname | default('') }} is managed by Milepost\\n"
+baseline_services:
+  - {name: ruc-reporting, state: started, enabled: true}
+baseline_packages_approved: ["ruc-*", "openssh-*"]
+baseline_sysctl: {vm.swappiness: 10}
+baseline_sysctl_apply: "{{ ansible_virtualization_type != 'docker' }}"
+baseline_users:
+  - {name: ruc, shell: /usr/sbin/nologin, system: true, groups: [adm]}
+baseline_sudoers:
+  - {name: ruc, content: "ruc ALL=(root) NOPASSWD: /usr/bin/systemctl restart ruc-*"}
+baseline_sshd_settings: {PasswordAuthentication: "no", MaxAuthTries: 3}
+baseline_diff_redact: ['(?i)db_password\\s*=\\s*\\S+']
+"""
+
+
+def test_a_valid_baseline_passes_even_where_it_needs_facts(tmp_path):
+    inventory = write_inventory(tmp_path, reporting=group_vars_with("reporting", VALID_BASELINE))
+    assert inventory_problems([inventory]) == (
+        [],
+        ["pay-01.example.invalid", "pay-02.example.invalid", "report-01.example.invalid"],
+    )
+
+
+@pytest.mark.parametrize(
+    "group_vars",
+    sorted((ROOT / "inventory" / "lab" / "group_vars").glob("*.yml")),
+    ids=lambda path: path.stem,
+)
+def test_the_lab_baselines_pass(group_vars):
+    import yaml
+
+    from milepost.inventory_check import _baseline_problems
+
+    lab = yaml.safe_load(group_vars.read_text()) or {}
+    baseline = {k: v for k, v in lab.items() if k.startswith("baseline_")}
+    assert baseline, f"{group_vars.name} declares a baseline"
+    assert list(_baseline_problems(baseline)) == []
+
+
+@pytest.mark.parametrize(
+    ("baseline", "expected"),
+    [
+        pytest.param(
+            "baseline_servces: []\n",
+            "unknown baseline variable baseline_servces (roles/baseline/meta/argument_specs.yml):"
+            " did you mean baseline_services?",
+            id="unknown-variable",
+        ),
+        pytest.param(
+            'baseline_flies: "{{ ansible_facts.nothing }}"\n',
+            "unknown baseline variable baseline_flies (roles/baseline/meta/argument_specs.yml):"
+            " did you mean baseline_files?",
+            id="unknown-variable-needing-facts",
+        ),
+        pytest.param(
+            "baseline_services:\n  - {name: ssh, sate: started}\n",
+            "baseline_services has unknown key sate (known keys: enabled, name, state)",
+            id="unknown-key",
+        ),
+        pytest.param(
+            "baseline_users:\n  - {name: ruc, shel: /bin/sh, homedir: /srv}\n",
+            "baseline_users has unknown keys homedir, shel (known keys: append, comment, groups,"
+            " home, name, shell, state, system)",
+            id="unknown-keys",
+        ),
+        pytest.param(
+            "baseline_services:\n  - {name: ssh, state: running}\n",
+            "baseline: value of state must be one of: started, stopped, got: running found in"
+            " baseline_services",
+            id="wrong-choice",
+        ),
+        pytest.param(
+            "baseline_files:\n  - {content: x}\n",
+            "baseline: missing required arguments: path found in baseline_files",
+            id="missing-required-key",
+        ),
+        pytest.param(
+            "baseline_services: ssh\n",
+            "baseline_services must be a list, not str",
+            id="string-for-a-list",
+        ),
+        pytest.param(
+            "baseline_services: [ssh]\n",
+            "baseline_services[0] must be a mapping, not str",
+            id="string-for-an-entry",
+        ),
+        pytest.param(
+            "baseline_sysctl: vm.swappiness=10\n",
+            "baseline_sysctl must be a mapping, not str",
+            id="string-for-a-mapping",
+        ),
+        pytest.param(
+            "baseline_sshd_settings:\n",
+            "baseline_sshd_settings must be a mapping, not empty",
+            id="empty-mapping",
+        ),
+        pytest.param(
+            "baseline_sshd_settings: {PasswordAuthentication: no}\n",
+            "baseline_sshd_settings: PasswordAuthentication is false, which sshd does not read:"
+            " quote it ('no')",
+            id="unquoted-sshd-boolean",
+        ),
+        pytest.param(
+            "baseline_check: maybe\n",
+            "baseline: argument 'baseline_check' is of type str and we were unable to convert"
+            " to bool",
+            id="wrong-type",
+        ),
+        pytest.param(
+            "baseline_diff_redact: ['ok', '(unclosed']\n",
+            "baseline_diff_redact: '(unclosed' is not a regular expression (missing ),"
+            " unterminated subpattern at position 0)",
+            id="bad-redaction-pattern",
+        ),
+        pytest.param(
+            "baseline_diff_redact: 'secret-\\d+'\n",
+            "baseline_diff_redact must be a list, not str",
+            id="redaction-not-a-list",
+        ),
+        pytest.param(
+            "baseline_diff_redact: [12345]\n",
+            "baseline_diff_redact[0] must be a regular expression (a string), not int",
+            id="redaction-not-a-string",
+        ),
+    ],
+)
+def test_each_bad_baseline_variable_is_one_line_naming_what_to_fix(tmp_path, baseline, expected):
+    inventory = write_inventory(tmp_path, reporting=group_vars_with("reporting", baseline))
+    problems, _hosts = inventory_problems([inventory])
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("report-01.example.invalid: " + expected), problems[0]
+    assert "\n" not in problems[0]
+
+
+def test_baseline_problems_name_every_host_that_has_them(tmp_path):
+    inventory = write_inventory(
+        tmp_path,
+        payment_gateway=group_vars_with("payment_gateway", "baseline_servces: []\n"),
+        reporting=group_vars_with("reporting", "baseline_services: [{name: x, enabled: 2}]\n"),
+    )
+    problems, _hosts = inventory_problems([inventory])
+    assert len(problems) == 2, problems
+    assert problems[0].startswith(
+        "pay-01.example.invalid, pay-02.example.invalid: unknown baseline variable baseline_servces"
+    )
+    assert problems[1].startswith("report-01.example.invalid: baseline: ")
+    assert "enabled" in problems[1] and "baseline_services" in problems[1]
+
+
+def test_baseline_variables_from_extra_vars_are_checked(tmp_path):
+    inventory = write_inventory(tmp_path)
+    problems, _ = inventory_problems([inventory], extra_vars={"baseline_only": "file:/etc/motd"})
+    assert problems == [
+        "pay-01.example.invalid, pay-02.example.invalid, report-01.example.invalid:"
+        " baseline_only must be a list, not str"
+    ]
+    assert (
+        inventory_problems([inventory], extra_vars={"baseline_only": ["file:/etc/motd"]})[0] == []
+    )
+
+
+def test_drift_check_refuses_a_bad_baseline_before_any_host(tmp_path, monkeypatch, capsys):
+    from milepost.cli import main
+
+    monkeypatch.setenv("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+    monkeypatch.setenv("MILEPOST_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+    inventory = write_inventory(
+        tmp_path,
+        hosts=UNREACHABLE_HOSTS,
+        payment_gateway=group_vars_with(
+            "payment_gateway",
+            "baseline_services:\n  - {name: ruc-payment-gateway, sate: started}\n",
+        ),
+    )
+    code = main(["drift", "check", "-i", str(inventory)])
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert lines == [
+        "milepost: error: pay-01.example.invalid, pay-02.example.invalid: baseline_services"
+        " has unknown key sate (known keys: enabled, name, state)"
+    ]
+    assert out == "", "the playbook must not have started"
+    assert not (tmp_path / "ledger.sqlite").exists(), "a run was started"
+    assert not (tmp_path / "state").exists(), "a run was started"
