@@ -16,7 +16,8 @@ MIN_SECRET_LENGTH = 4
 
 DEFAULT_PATTERNS: tuple[str, ...] = (
     # key=value / key: value where the key names a secret
-    r"(?i)\b(password|passwd|passphrase|secret|token|api[_-]?key|private[_-]?key)\b(\s*[=:]\s*)\S+",
+    # (db_password=..., vendor_api_key: ...: the secret word may end a longer name)
+    r"(?i)\b((?:[a-z0-9]+[_.-])*(?:password|passwd|passphrase|secret|token|api[_-]?key|private[_-]?key))\b(\s*[=:]\s*)\S+",
     # Authorization headers and bearer tokens
     r"(?i)\b(authorization)(\s*:\s*)\S+(\s+\S+)?",
     r"(?i)\b(bearer)(\s+)[A-Za-z0-9._~+/=-]+",

@@ -97,11 +97,14 @@ def _norm(value: Any) -> str:
 
 
 def _effective_sshd(text: str) -> dict[str, str]:
+    """`sshd -T` output as setting -> value; a setting printed on several lines (AllowUsers,
+    one user per line) has its values joined by spaces."""
     found: dict[str, str] = {}
     for line in text.splitlines():
         key, _, value = line.strip().partition(" ")
-        if key and key.lower() not in found:
-            found[key.lower()] = value.strip()
+        if key:
+            key = key.lower()
+            found[key] = f"{found[key]} {value.strip()}" if key in found else value.strip()
     return found
 
 

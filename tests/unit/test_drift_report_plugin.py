@@ -517,3 +517,14 @@ def test_a_secret_cut_by_the_content_limit_is_still_masked():
     )["drifted"]
     assert CANARY not in found["diff"]
     assert "***" in found["diff"]
+
+
+def test_a_setting_sshd_prints_on_several_lines_is_compared_as_a_whole():
+    result = build(
+        {
+            "mode": "check",
+            "sshd_expected": {"AllowUsers": "ops deploy"},
+            "sshd_effective": "port 22\nallowusers ops\nallowusers deploy\n",
+        }
+    )
+    assert result["drifted"] == []

@@ -42,3 +42,12 @@ def test_failure_summary_is_one_scrubbed_bounded_line():
     assert "\n" not in summary and "s3cr3t-value" not in summary
     assert summary == f"non-zero return code second line | auth {MASK} bad"
     assert len(r.summary({"msg": "x" * 5000}, status="failed", no_log=False)) == 500
+
+
+def test_a_secret_word_at_the_end_of_a_longer_name_is_masked_but_not_inside_a_word():
+    r = Redactor()
+    assert r.scrub("db_password=hunter22") == f"db_password={MASK}"
+    assert r.scrub("vendor_api_key: abcd1234") == f"vendor_api_key: {MASK}"
+    assert r.scrub("smtp.auth-token=abc") == f"smtp.auth-token={MASK}"
+    assert r.scrub("ops ALL=(ALL) NOPASSWD: ALL") == "ops ALL=(ALL) NOPASSWD: ALL"
+    assert r.scrub("tokens: 5") == "tokens: 5"
