@@ -72,6 +72,7 @@ bench: venv postgres
 	python bench/ledger_overhead.py
 	python bench/ledger_queries.py
 	python bench/maintain_tuning.py
+	python bench/drift_vs_converge.py
 
 requirements:
 	$(BIN)/pip install -q pip-tools

@@ -135,7 +135,8 @@ class Figures:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    print(f"maintain_tuning: {message}", file=sys.stderr)
+    # Named for the benchmark being run: the others import these helpers.
+    print(f"{Path(sys.argv[0]).stem}: {message}", file=sys.stderr)
     sys.exit(code)
 
 
@@ -273,7 +274,12 @@ def run_env(config: Path, run_dir: Path) -> dict[str, str]:
     }
 
 
-def playbook_argv(run_dir: Path, limit: list[str] | None) -> list[str]:
+def playbook_argv(
+    run_dir: Path,
+    limit: list[str] | None,
+    playbook: Path = PLAYBOOK,
+    controller: bool = True,
+) -> list[str]:
     argv = [
         str(BIN / "ansible-playbook"),
         "-i",
@@ -283,10 +289,10 @@ def playbook_argv(run_dir: Path, limit: list[str] | None) -> list[str]:
         f"ansible_control_path_dir={run_dir / 'cp'}",
     ]
     if limit:
-        # localhost too: maintain.yml's controller plays (inventory check, vendor
-        # interfaces, version table) are part of the cycle.
-        argv += ["--limit", ",".join(["localhost", *limit])]
-    return [*argv, str(PLAYBOOK)]
+        # localhost too (controller): maintain.yml's controller plays (inventory check,
+        # vendor interfaces, version table) are part of the cycle.
+        argv += ["--limit", ",".join(["localhost", *limit] if controller else limit)]
+    return [*argv, str(playbook)]
 
 
 def adopt_orphans() -> bool:
@@ -370,6 +376,38 @@ def tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def timed_run(
+    argv: list[str], env: dict[str, str], control_dir: Path
+) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run ``argv`` from the checkout: its result, wall seconds and controller CPU seconds
+    (the SSH control masters in ``control_dir`` included: they are closed after the run,
+    untimed, and their CPU counted once reaped)."""
+    reap(0)  # anything orphaned before now is not this run's
+    before = cpu_seconds()
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        cpu = cpu_seconds() - before
+    finally:
+        close_masters(control_dir)
+    closed = cpu_seconds()
+    reap(15)
+    cpu += cpu_seconds() - closed  # the SSH masters, not the `ssh -O exit` that closed them
+    return proc, wall, cpu
+
+
+def keep_log(
+    logs: Path | None, label: str, argv: list[str], proc: subprocess.CompletedProcess[str]
+) -> str:
+    """A run's output; kept in ``logs``/<label>.log when ``logs`` is set."""
+    output = proc.stdout + proc.stderr
+    if logs:
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / f"{label}.log").write_text(f"$ {shlex.join(argv)}\n{output}")
+    return output
+
+
 def run_once(
     variant: Variant,
     config: Path,
@@ -383,22 +421,8 @@ def run_once(
     run_dir.mkdir(parents=True)
     env = {**base_env(), **run_env(config, run_dir)}
     argv = playbook_argv(run_dir, limit)
-    reap(0)  # anything orphaned before now is not this run's
-    before = cpu_seconds()
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        cpu = cpu_seconds() - before
-    finally:
-        close_masters(run_dir / "cp")
-    closed = cpu_seconds()
-    reap(15)
-    cpu += cpu_seconds() - closed  # the SSH masters, not the `ssh -O exit` that closed them
-    output = proc.stdout + proc.stderr
-    if logs:
-        logs.mkdir(parents=True, exist_ok=True)
-        (logs / f"{label}.log").write_text(f"$ {shlex.join(argv)}\n{output}")
+    proc, wall, cpu = timed_run(argv, env, run_dir / "cp")
+    output = keep_log(logs, label, argv, proc)
     if proc.returncode != 0:
         return Run(0, wall, cpu, False, reset, f"exit code {proc.returncode}\n{tail(output)}")
     problem = check_ledger(env["MILEPOST_LEDGER_URL"], hosts)
