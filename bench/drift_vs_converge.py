@@ -191,31 +191,9 @@ def select_hosts(args: argparse.Namespace) -> tuple[list[Host], int, str]:
 
 
 def ssh_argv(host: Host, command: str) -> list[str]:
-    from milepost.lab.fleet import LabPaths
+    from milepost.lab.fleet import ssh_argv as lab_ssh_argv
 
-    lab = LabPaths.here()
-    return [
-        "ssh",
-        "-i",
-        str(lab.key),
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        f"UserKnownHostsFile={lab.known_hosts}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "ConnectTimeout=10",
-        # Not through the playbooks' control masters: those are the runs' own.
-        "-o",
-        "ControlPath=none",
-        "-p",
-        str(host.port),
-        "ops@127.0.0.1",
-        command,
-    ]
+    return lab_ssh_argv(host.port, command, connect_timeout=10)
 
 
 def put_drift(hosts: list[Host]) -> float:
@@ -250,22 +228,9 @@ def put_drift(hosts: list[Host]) -> float:
 def check_ledger(url: str, hosts: list[Host], variant: Variant) -> str:
     """'' if the run's ledger holds one successful run with the drift reports ``variant``
     must leave on every host, else what is wrong."""
-    from milepost.errors import MilepostError
-    from milepost.ledger import Ledger
-
-    try:
-        ledger = Ledger.open(url)
-        try:
-            runs = ledger.runs()
-            if len(runs) != 1:
-                return f"the ledger holds {len(runs)} runs, not 1"
-            detail = ledger.run(runs[0]["run_id"])
-        finally:
-            ledger.close()
-    except MilepostError as err:
-        return f"cannot read the run's ledger: {err}"
-    if detail["status"] != "successful":
-        return f"the ledger records the run as {detail['status']}"
+    detail, problem = mt.the_run(url)
+    if problem:
+        return problem
     found: dict[tuple[str, str], set[str]] = {}
     for record in detail["records"]:
         if record["kind"] == "drift_check":

@@ -346,9 +346,9 @@ def reset_lab() -> float:
     return time.perf_counter() - start
 
 
-def check_ledger(url: str, hosts: list[str]) -> str:
-    """'' if the run's ledger shows one successful run with a package change on every host,
-    else what is missing."""
+def the_run(url: str) -> tuple[dict[str, Any], str]:
+    """The only run in a run's own ledger, and '' if it was recorded as successful; else
+    ({}, what is wrong)."""
     from milepost.errors import MilepostError
     from milepost.ledger import Ledger
 
@@ -357,14 +357,23 @@ def check_ledger(url: str, hosts: list[str]) -> str:
         try:
             runs = ledger.runs()
             if len(runs) != 1:
-                return f"the ledger holds {len(runs)} runs, not 1"
+                return {}, f"the ledger holds {len(runs)} runs, not 1"
             detail = ledger.run(runs[0]["run_id"])
         finally:
             ledger.close()
     except MilepostError as err:
-        return f"cannot read the run's ledger: {err}"
+        return {}, f"cannot read the run's ledger: {err}"
     if detail["status"] != "successful":
-        return f"the ledger records the run as {detail['status']}"
+        return {}, f"the ledger records the run as {detail['status']}"
+    return detail, ""
+
+
+def check_ledger(url: str, hosts: list[str]) -> str:
+    """'' if the run's ledger shows one successful run with a package change on every host,
+    else what is missing."""
+    detail, problem = the_run(url)
+    if problem:
+        return problem
     changed = {r["host"] for r in detail["records"] if r["kind"] == "package_change"}
     missed = [h for h in hosts if h not in changed]
     if missed:

@@ -326,9 +326,11 @@ def _known_hosts_lines(host: LabHost) -> str:
     return "".join(lines)
 
 
-def _ssh(host: LabHost, command: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+def ssh_argv(port: int, command: str, connect_timeout: int = 5) -> list[str]:
+    """ssh as ops to the lab host on ``port``: the lab key and known_hosts, host keys
+    checked, never a password prompt, and no control master (a playbook's are its own)."""
     lab = LabPaths.here()
-    argv = [
+    return [
         "ssh",
         "-i",
         str(lab.key),
@@ -341,12 +343,18 @@ def _ssh(host: LabHost, command: str, timeout: float = 20) -> subprocess.Complet
         "-o",
         "BatchMode=yes",
         "-o",
-        "ConnectTimeout=5",
+        f"ConnectTimeout={connect_timeout}",
+        "-o",
+        "ControlPath=none",
         "-p",
-        str(host.port),
+        str(port),
         "ops@127.0.0.1",
         command,
     ]
+
+
+def _ssh(host: LabHost, command: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    argv = ssh_argv(host.port, command)
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
