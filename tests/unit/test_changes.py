@@ -4,6 +4,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from change_records import closed, opened
 
 from milepost.changes import changes, close_change, covering, open_change
 from milepost.errors import UserError
@@ -28,42 +29,6 @@ def ledger(tmp_path, monkeypatch):
 def count(ledger: Ledger) -> int:
     with ledger.read_transaction() as conn:
         return int(conn.exec_driver_sql("SELECT count(*) FROM ledger_records").scalar_one())
-
-
-def opened(ledger, change_id, hosts, resources, when, until=None, reason="planned work"):
-    """A change_opened record at a chosen time (open_change always records now)."""
-    ledger.append(
-        [
-            {
-                "kind": "change_opened",
-                "run_id": None,
-                "host": None,
-                "recorded_at": when,
-                "body": {
-                    "change_id": change_id,
-                    "hosts": hosts,
-                    "resources": resources,
-                    "reason": reason,
-                    "opened_by": "ops",
-                    "until": until,
-                },
-            }
-        ]
-    )
-
-
-def closed(ledger, change_id, when):
-    ledger.append(
-        [
-            {
-                "kind": "change_closed",
-                "run_id": None,
-                "host": None,
-                "recorded_at": when,
-                "body": {"change_id": change_id, "note": None, "closed_by": "ops"},
-            }
-        ]
-    )
 
 
 def test_open_change_records_a_change(ledger, monkeypatch):

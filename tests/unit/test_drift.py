@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from change_records import closed, opened
 
 from milepost.drift import findings, glitch_record, open_findings, report
 from milepost.errors import UserError
@@ -48,41 +49,6 @@ def drift(
         [{"kind": "drift_check", "run_id": run, "host": host, "recorded_at": when, "body": body}]
     )
     return seq
-
-
-def change(ledger, change_id, hosts, resources, when, until=None):
-    ledger.append(
-        [
-            {
-                "kind": "change_opened",
-                "run_id": None,
-                "host": None,
-                "recorded_at": when,
-                "body": {
-                    "change_id": change_id,
-                    "hosts": hosts,
-                    "resources": resources,
-                    "reason": "planned",
-                    "opened_by": "ops",
-                    "until": until,
-                },
-            }
-        ]
-    )
-
-
-def close(ledger, change_id, when):
-    ledger.append(
-        [
-            {
-                "kind": "change_closed",
-                "run_id": None,
-                "host": None,
-                "recorded_at": when,
-                "body": {"change_id": change_id, "note": None, "closed_by": "ops"},
-            }
-        ]
-    )
 
 
 def by_id(found):
@@ -209,10 +175,10 @@ def test_malformed_records_are_skipped(ledger):
 
 
 def test_planned_versus_unauthorised(ledger):
-    change(ledger, "C-00000001", ["pay-01"], ["file:/etc/ruc/*"], at(0))
-    change(ledger, "C-00000002", ["pay-02"], ["*"], at(0), until=at(1))  # expires
-    change(ledger, "C-00000003", ["pay-03"], ["*"], at(0))
-    close(ledger, "C-00000003", at(1))
+    opened(ledger, "C-00000001", ["pay-01"], ["file:/etc/ruc/*"], at(0))
+    opened(ledger, "C-00000002", ["pay-02"], ["*"], at(0), until=at(1))  # expires
+    opened(ledger, "C-00000003", ["pay-03"], ["*"], at(0))
+    closed(ledger, "C-00000003", at(1))
     for host in ("pay-01", "pay-02", "pay-03"):
         drift(ledger, "r1", host, at(0.5), CONF, SSHD)
     found = {(f.host, f.resource): f for f in findings(ledger)}
@@ -252,7 +218,7 @@ def test_open_findings_for_some_hosts(ledger):
 
 
 def test_report_counts_and_weekly_trend(ledger):
-    change(ledger, "C-00000001", ["pay-01"], ["file:*"], at(0))
+    opened(ledger, "C-00000001", ["pay-01"], ["file:*"], at(0))
     # Week 2025-W10: two findings on pay-01, one on report-01.
     drift(ledger, "r1", "pay-01", at(0), CONF, SSHD)
     drift(ledger, "r1", "report-01", at(0), NMAP, group="reporting", vendor="ledgerline")
