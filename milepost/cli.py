@@ -12,9 +12,11 @@ from rich.console import Console
 from rich.table import Table
 from typer._click.exceptions import NoArgsIsHelpError
 
+from milepost.advisory_cli import advisory_app
 from milepost.drift_cli import change_app, drift_app
 from milepost.errors import MilepostError, UserError
 from milepost.lab import topology
+from milepost.exposure_cli import exception_app, exposure
 from milepost.ledger.cli import app as ledger_app
 from milepost.runner import Interrupted
 
@@ -29,6 +31,9 @@ app.add_typer(lab_app, name="lab")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(drift_app, name="drift")
 app.add_typer(change_app, name="change")
+app.add_typer(advisory_app, name="advisory")
+app.add_typer(exception_app, name="exception")
+app.command("exposure")(exposure)
 
 console = Console()
 if not console.is_terminal:

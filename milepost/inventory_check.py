@@ -47,6 +47,7 @@ __all__ = [
     "default_inventory",
     "inventory_groups",
     "inventory_problems",
+    "inventory_variables",
 ]
 
 #: The group every RUC host belongs to.
@@ -481,6 +482,46 @@ def inventory_groups(sources: Sequence[Path]) -> dict[str, frozenset[str]]:
                 raise UserError(f"inventory {source} could not be parsed: {_one_line(failure)}")
         raise UserError(f"inventory {', '.join(map(str, sources))} has no hosts")
     return groups
+
+
+def inventory_variables(
+    sources: Sequence[Path], names: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The values of ``names`` as the controller (localhost, group all) sees them, and as
+    each RUC host sees them ({host: {name: value}}), templated; a name that is not set is
+    left out. UserError (one line) if the inventory is missing or cannot be read."""
+    for source in sources:
+        if not source.exists():
+            raise UserError(
+                f"inventory {source} does not exist: pass -i PATH to an inventory file or directory"
+            )
+    _use_project_config()
+    with _quiet_ansible():
+        _init_plugins()
+        from ansible.errors import AnsibleError
+        from ansible.inventory.manager import InventoryManager
+        from ansible.parsing.dataloader import DataLoader
+        from ansible.template import Templar
+        from ansible.vars.manager import VariableManager
+
+        def picked(all_vars: Mapping[str, Any]) -> dict[str, Any]:
+            templar = Templar(loader=loader, variables=all_vars)
+            return {name: _template(templar, all_vars, name) for name in names if name in all_vars}
+
+        try:
+            loader = DataLoader()
+            inventory = InventoryManager(loader=loader, sources=[str(s) for s in sources])
+            variables = VariableManager(loader=loader, inventory=inventory)
+            controller = picked(variables.get_vars(host=inventory.get_host("localhost")))
+            hosts = (
+                inventory.get_hosts(RUC_GROUP) if RUC_GROUP in inventory.groups else []
+            )
+            per_host = {host.get_name(): picked(variables.get_vars(host=host)) for host in hosts}
+        except AnsibleError as exc:
+            raise UserError(
+                f"inventory {', '.join(map(str, sources))}: {_ansible_error(exc)}"
+            ) from None
+    return controller, per_host
 
 
 def _source_defaults() -> dict[str, list[str]]:
