@@ -15,8 +15,8 @@ from typer._click.exceptions import NoArgsIsHelpError
 from milepost.advisory_cli import advisory_app
 from milepost.drift_cli import change_app, drift_app
 from milepost.errors import MilepostError, UserError
-from milepost.lab import topology
 from milepost.exposure_cli import exception_app, exposure
+from milepost.lab import topology
 from milepost.ledger.cli import app as ledger_app
 from milepost.runner import Interrupted
 
@@ -230,6 +230,80 @@ def maintain(
             f" {result.rc}); see `milepost ledger show {result.run_id}`"
         )
     console.print(f"maintenance run {result.run_id} successful")
+
+
+EMERGENCY_HELP = (
+    "Patch every host exposed to one advisory now: canary first, health-gated, failed hosts"
+    " rolled back, maintenance windows overridden (the reason is recorded)."
+    "\n\n"
+    "The exposed hosts come from the ledger (`milepost exposure --advisory ID`); hosts"
+    " without package facts yet are checked live. The run is an `emergency` run in the"
+    " ledger, linked to the advisory."
+    "\n\n"
+    "Exit codes: 0 every exposed host patched and verified; 1 some hosts failed (and were"
+    " rolled back), were unreachable or are still exposed; 2 bad input, no host touched;"
+    " 3 refused (another emergency patch holds the fleet lock, or the kill switch is set);"
+    " 130 or 143 interrupted."
+)
+
+
+@app.command("emergency-patch", help=EMERGENCY_HELP)
+def emergency_patch(
+    advisory: Annotated[
+        str,
+        typer.Option("--advisory", metavar="ID", help="The advisory to patch (CVE or vendor id)."),
+    ],
+    limit: Annotated[
+        str | None,
+        typer.Option("--limit", metavar="PATTERN", help="Only these RUC hosts (Ansible pattern)."),
+    ] = None,
+    canary: Annotated[
+        str, typer.Option("--canary", metavar="N", help="Hosts in the canary batch.")
+    ] = "1",
+    reason: Annotated[
+        str | None,
+        typer.Option("--reason", metavar="TEXT", help="Why (recorded with the window override)."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the exposed hosts and the plan; touch nothing.")
+    ] = False,
+    inventory: Annotated[
+        str | None,
+        typer.Option(
+            "-i",
+            "--inventory",
+            metavar="PATH",
+            help="Inventory file or directory (default: the one ansible.cfg names).",
+        ),
+    ] = None,
+) -> None:
+    """Emergency patch of one advisory (help: EMERGENCY_HELP)."""
+    from milepost import emergency
+    from milepost.fleet_lock import Refused
+
+    try:
+        request = emergency.check_request(
+            advisory=advisory,
+            limit=limit,
+            canary=canary,
+            reason=reason,
+            inventory=inventory,
+            yes=yes,
+            dry_run=dry_run,
+        )
+        summary = emergency.emergency_patch(request, console)
+    except (UserError, Refused) as refused:
+        emergency.record_refusal(advisory, str(refused), refused.exit_code)
+        raise
+    if summary is None:
+        return
+    emergency.print_summary(console, summary)
+    if not summary.complete:
+        raise MilepostError(
+            f"emergency run {summary.run_id} did not patch every exposed host; see"
+            f" `milepost ledger show {summary.run_id}`"
+        )
 
 
 def _one_line(bad: typer.TyperException) -> str:

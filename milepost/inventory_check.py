@@ -513,9 +513,7 @@ def inventory_variables(
             inventory = InventoryManager(loader=loader, sources=[str(s) for s in sources])
             variables = VariableManager(loader=loader, inventory=inventory)
             controller = picked(variables.get_vars(host=inventory.get_host("localhost")))
-            hosts = (
-                inventory.get_hosts(RUC_GROUP) if RUC_GROUP in inventory.groups else []
-            )
+            hosts = inventory.get_hosts(RUC_GROUP) if RUC_GROUP in inventory.groups else []
             per_host = {host.get_name(): picked(variables.get_vars(host=host)) for host in hosts}
         except AnsibleError as exc:
             raise UserError(

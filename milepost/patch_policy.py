@@ -96,10 +96,15 @@ def parse_policy(value: Any, where: str, base: PatchPolicy | None = None) -> Pat
     if value is None:
         return base or PatchPolicy()
     if not isinstance(value, Mapping):
-        raise UserError(f"{POLICY_VAR} ({where}) must be a mapping with days and emergency_target_hours")
+        raise UserError(
+            f"{POLICY_VAR} ({where}) must be a mapping with days and emergency_target_hours"
+        )
     unknown = sorted(set(map(str, value)) - {"days", "emergency_target_hours"})
     if unknown:
-        raise UserError(f"{POLICY_VAR} ({where}) has unknown keys {', '.join(unknown)}: use days, emergency_target_hours")
+        raise UserError(
+            f"{POLICY_VAR} ({where}) has unknown keys {', '.join(unknown)}:"
+            " use days, emergency_target_hours"
+        )
     days = dict(base.days if base else DEFAULT_DAYS)
     given = value.get("days") or {}
     if not isinstance(given, Mapping):
@@ -111,7 +116,10 @@ def parse_policy(value: Any, where: str, base: PatchPolicy | None = None) -> Pat
             )
         days[name] = _whole(number, f"{POLICY_VAR}.days.{name} ({where})")
     hours = _whole(
-        value.get("emergency_target_hours", base.emergency_target_hours if base else DEFAULT_EMERGENCY_HOURS),
+        value.get(
+            "emergency_target_hours",
+            base.emergency_target_hours if base else DEFAULT_EMERGENCY_HOURS,
+        ),
         f"{POLICY_VAR}.emergency_target_hours ({where})",
     )
     if base is not None:
@@ -131,7 +139,9 @@ def parse_kev_products(value: Any) -> tuple[KevProduct, ...]:
     if value is None:
         return ()
     if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
-        raise UserError(f"{KEV_PRODUCTS_VAR} must be a list of {{vendor_project, product, packages}}")
+        raise UserError(
+            f"{KEV_PRODUCTS_VAR} must be a list of {{vendor_project, product, packages}}"
+        )
     products = []
     for number, entry in enumerate(value, 1):
         where = f"{KEV_PRODUCTS_VAR} entry {number}"
@@ -166,7 +176,8 @@ def load(sources: Sequence[Path] | None = None) -> PatchSettings:
     host_policies = {
         host: parse_policy(values.get(POLICY_VAR), f"host {host}", base=policy)
         for host, values in hosts.items()
-        if values.get(POLICY_VAR) is not None and values.get(POLICY_VAR) != controller.get(POLICY_VAR)
+        if values.get(POLICY_VAR) is not None
+        and values.get(POLICY_VAR) != controller.get(POLICY_VAR)
     }
     return PatchSettings(
         policy=policy,

@@ -187,12 +187,14 @@ def run_playbook(
     quiet: bool = False,
     env: Mapping[str, str] | None = None,
     root: Path | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Run playbook with ansible-playbook through ansible-runner and return how it ended.
 
     inventory: sources (-i); none means the inventory ansible.cfg names. env: variables
     for this run on top of the process environment (MILEPOST_LEDGER_URL, ...). quiet: do
-    not stream the playbook's output to the terminal.
+    not stream the playbook's output to the terminal. run_id: the ledger's id for the run
+    (default: a new one), for a caller that records something about the run first.
     """
     import ansible_runner
 
@@ -201,7 +203,7 @@ def run_playbook(
 
     root = (root or project_root()).resolve()
     base = {**os.environ, **(env or {})}
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     envvars = {**(env or {}), **playbook_env(root, run_id, base)}
     cmdline = " ".join(flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted)
     interrupts = _Interrupts()

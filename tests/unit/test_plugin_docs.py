@@ -10,7 +10,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = [
     (kind, path.stem)
-    for kind, folder in (("module", "modules"), ("callback", "callback"), ("lookup", "lookup"))
+    for kind, folder in (
+        ("module", "modules"),
+        ("callback", "callback"),
+        ("lookup", "lookup"),
+        ("filter", "filter"),
+    )
     for path in sorted((ROOT / "plugins" / folder).glob("*.py"))
     if not path.name.startswith("_")
 ]

@@ -1,0 +1,187 @@
+"""Checks of hostile input: options, advisory files, the emergency-patch wrapper's arguments.
+
+Every check raises UserError with one line saying what was wrong and what to do. The bad
+value is shown through :func:`shown` (ASCII only, cut short), so no control character,
+terminal escape or bidirectional override reaches the terminal or a log.
+
+Every check first refuses a value longer than :data:`MAX_INPUT` (before any regular
+expression runs), then one holding a NUL, a newline, a bidirectional control, a zero-width
+character, another control character or an undecodable byte, naming the problem.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+
+from milepost.errors import UserError
+from milepost.inventory_check import DEBIAN_VERSION, PACKAGE_NAME
+
+__all__ = [
+    "MAX_INPUT",
+    "check_advisory_id",
+    "check_date",
+    "check_limit",
+    "check_package_name",
+    "check_text",
+    "check_version",
+    "shown",
+]
+
+#: Longest value any check looks at (64 KiB): longer ones are refused by length alone.
+MAX_INPUT = 64 * 1024
+MAX_ADVISORY_ID = 64
+MAX_PACKAGE_NAME = 100
+MAX_VERSION = 100
+MAX_LIMIT = 1024
+
+#: Bidirectional controls (Trojan Source, CVE-2021-42574): embeddings, overrides, isolates,
+#: marks.
+BIDI_CONTROLS = frozenset(
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+)
+ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+#: Line breaks: ASCII ones and Unicode's (NEL, line and paragraph separators).
+NEWLINES = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+CVE_ID = re.compile(r"CVE-[0-9]{4}-[0-9]{4,19}")
+VENDOR_ID = re.compile(r"[A-Z][A-Z0-9]{1,15}(?:-[A-Za-z0-9]{1,32}){1,4}")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+LIMIT_PATTERN = re.compile(r"[A-Za-z0-9_.*?:,!&\[\]-]+")
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``value`` safe to print: its ASCII-only repr, cut to ``limit`` characters (with
+    "..." and the full length) when longer."""
+    text = ascii(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str | bytes) else len(text)
+    return f"{text[:limit]}... ({size} characters)"
+
+
+def _codepoint(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+def _problem(value: str) -> str | None:
+    """What makes ``value`` unsafe as one line of text, or None."""
+    for char in value:
+        if char == "\0":
+            return "contains a NUL character"
+        if char in NEWLINES:
+            return "contains a newline"
+        if char in BIDI_CONTROLS:
+            return f"contains a bidirectional control character {_codepoint(char)}"
+        if char in ZERO_WIDTH:
+            return f"contains a zero-width character {_codepoint(char)}"
+        category = unicodedata.category(char)
+        if category == "Cc":
+            return f"contains a control character {_codepoint(char)}"
+        if category == "Cs":
+            return f"contains an undecodable byte ({_codepoint(char)}): use UTF-8 text"
+    return None
+
+
+def _safe(value: object, what: str, max_len: int) -> str:
+    """``value`` if it is text of at most ``max_len`` characters with nothing hostile in it."""
+    if not isinstance(value, str):
+        raise UserError(f"{what} must be text, not {type(value).__name__} {shown(value)}")
+    if len(value) > MAX_INPUT:
+        raise UserError(
+            f"{what} is {len(value)} characters long: at most {max_len} are allowed"
+            f" ({shown(value, 20)})"
+        )
+    why = _problem(value)
+    if why:
+        raise UserError(f"{what} {shown(value)} {why}: give it as one line of plain text")
+    if len(value) > max_len:
+        raise UserError(
+            f"{what} {shown(value)} is {len(value)} characters long: at most {max_len} are allowed"
+        )
+    return value
+
+
+def check_text(value: str, what: str, *, max_len: int) -> str:
+    """Free text of one line (a reason, a title), whitespace collapsed. UserError if empty,
+    longer than ``max_len`` or holding a control, bidirectional or zero-width character."""
+    text = " ".join(_safe(value, what, max_len).split())
+    if not text:
+        raise UserError(f"{what} is empty: give some text")
+    return text
+
+
+def check_advisory_id(value: str, what: str = "advisory id") -> str:
+    """A CVE id (CVE-YYYY-NNNN, four or more digits) or a vendor id such as RUC-2026-001
+    (an id starting CVE- must be a CVE id)."""
+    text = _safe(value, what, MAX_ADVISORY_ID)
+    if text.startswith("-"):
+        raise UserError(
+            f"{what} {shown(text)} starts with '-': give an id like CVE-2025-12345 or RUC-2026-001"
+        )
+    if text.startswith("CVE-") and not CVE_ID.fullmatch(text):
+        raise UserError(
+            f"{what} {shown(text)} is not a CVE id: use CVE-YYYY-NNNN with four or more"
+            " digits after the year, e.g. CVE-2025-12345"
+        )
+    if not (CVE_ID.fullmatch(text) or VENDOR_ID.fullmatch(text)):
+        raise UserError(
+            f"{what} {shown(text)} is not an advisory id: use CVE-YYYY-NNNN (e.g."
+            " CVE-2025-12345) or a vendor id in capitals such as RUC-2026-001"
+        )
+    return text
+
+
+def check_package_name(value: str, what: str = "package name") -> str:
+    """A Debian package name (Debian Policy 5.6.1), e.g. ruc-payment-gateway."""
+    text = _safe(value, what, MAX_PACKAGE_NAME)
+    if not PACKAGE_NAME.fullmatch(text):
+        raise UserError(
+            f"{what} {shown(text)} is not a Debian package name: lower-case letters, digits"
+            " and + - . (e.g. ruc-payment-gateway)"
+        )
+    return text
+
+
+def check_version(value: str, what: str = "version") -> str:
+    """A Debian version (Debian Policy 5.6.12): [epoch:]upstream[-revision], e.g. 2.4.0-1."""
+    text = _safe(value, what, MAX_VERSION)
+    if not DEBIAN_VERSION.fullmatch(text):
+        raise UserError(
+            f"{what} {shown(text)} is not a Debian version: it starts with a digit and holds"
+            " letters, digits and . + ~ : - (e.g. 2.4.0 or 1:2.4.0-1)"
+        )
+    return text
+
+
+def check_limit(value: str, what: str = "--limit") -> str:
+    """An Ansible host pattern safe for --limit: names, groups, wildcards and : , ! & [ ];
+    no regular expression (~), no limit file (@), nothing that looks like an option."""
+    text = _safe(value, what, MAX_LIMIT)
+    hint = "give host or group names, e.g. 'pay-01:pay-02' or 'ruc:!report-*'"
+    if not text:
+        raise UserError(f"{what} is empty: {hint}")
+    if text.startswith("-"):
+        raise UserError(f"{what} {shown(text)} starts with '-': {hint}")
+    if text.startswith("~"):
+        raise UserError(f"{what} {shown(text)} is a regular expression (~): {hint}")
+    if "@" in text:
+        raise UserError(f"{what} {shown(text)} names a limit file (@): {hint}")
+    if not LIMIT_PATTERN.fullmatch(text):
+        raise UserError(
+            f"{what} {shown(text)} holds characters a host pattern does not use"
+            f" (only letters, digits and _ . * ? : , ! & [ ] -): {hint}"
+        )
+    return text
+
+
+def check_date(value: str, what: str) -> date:
+    """A calendar date written YYYY-MM-DD."""
+    text = _safe(value, what, 32)
+    if ISO_DATE.fullmatch(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise UserError(f"{what} {shown(text)} is not a date: use YYYY-MM-DD, e.g. 2026-03-31")
