@@ -34,7 +34,7 @@ from milepost.ledger.schema import records as T
 if TYPE_CHECKING:
     from milepost.advisories import Advisory
     from milepost.ledger.store import Ledger
-    from milepost.patch_policy import PatchSettings
+    from milepost.patch_policy import PatchPolicy, PatchSettings
 
 EXCEPTION_KIND = "patch_exception"
 STATUSES = ("exposed", "excepted", "fixed")
@@ -228,12 +228,13 @@ def add_exception(
         raise UserError(f"--expires {expires.isoformat()} is not in the future: give a later date")
     why = check_text(reason, "--reason", max_len=2000)
     control = check_text(compensating_control, "--control", max_len=2000)
+    exception_id = "E-" + secrets.token_hex(4)
     record = {
         "kind": EXCEPTION_KIND,
         "run_id": None,
         "host": None,
         "body": {
-            "exception_id": "E-" + secrets.token_hex(4),
+            "exception_id": exception_id,
             "advisory_id": advisory.advisory_id,
             "hosts": names,
             "expires": expires.isoformat(),
@@ -243,14 +244,10 @@ def add_exception(
         },
     }
     ledger.append([record])
-    return next(
-        e
-        for e in reversed(load_exceptions(ledger))
-        if e.exception_id == record["body"]["exception_id"]
-    )
+    return next(e for e in reversed(load_exceptions(ledger)) if e.exception_id == exception_id)
 
 
-def _due(advisory: Advisory, policy: Any) -> date:
+def _due(advisory: Advisory, policy: PatchPolicy) -> date:
     return policy.due(
         severity=advisory.severity,
         kev=advisory.kev,

@@ -416,7 +416,7 @@ def test_missing_and_huge_kev_files(ledger, tmp_path, capsys):
     assert code == 2 and "does not exist" in one_line_error(err)
     code, _, err = run_cli(capsys, "advisory", "import", "kev\0\u202e.json", "--format", "kev")
     assert code == 2 and "null byte" in one_line_error(err)
-    with pytest.raises(UserError, match="not a usable file name"):
+    with pytest.raises(UserError, match="does not exist or is not a file"):
         import_kev(ledger, Path("kev\0.json"), ())
     huge = tmp_path / "huge.json"
     with huge.open("wb") as handle:
