@@ -2,11 +2,12 @@
 fix is rolled back on the canary, and a second emergency patch is refused while one runs."""
 
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
-from conftest import ROOT, lab_status
+from conftest import INVENTORY, ROOT, lab_status
 from test_maintain import env_for, records
 
 from milepost.lab import ruc_packages
@@ -42,6 +43,18 @@ def add_advisory(env: dict[str, str], advisory_id: str, fixed: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def closed_window_inventory(tmp_path: Path) -> Path:
+    """The lab inventory with a maintenance window that is closed today (a blackout
+    covers it): an emergency patch overrides it and records why."""
+    inventory = tmp_path / "inventory"
+    shutil.copytree(INVENTORY.parent, inventory)
+    (inventory / "group_vars" / "ruc.yml").write_text(
+        "milepost_window: {cron: '0 2 * * 0', duration_minutes: 120, timezone: UTC}\n"
+        "milepost_blackouts: [{start: '2000-01-01', end: '2099-12-31'}]\n"
+    )
+    return inventory / "hosts.yml"
+
+
 def versions() -> dict[str, dict[str, str]]:
     return {row["name"]: row["versions"] for row in lab_status()}
 
@@ -66,8 +79,12 @@ def test_an_advisory_is_patched_on_exactly_the_exposed_hosts_and_closed(fresh_la
     exposed = sorted(h["name"] for h in fresh_lab if h["group"] == "payment_gateway")
     assert exposed and all(before[h] == {GATEWAY: gateway.initial.version} for h in exposed)
 
-    # No package facts in this ledger yet: every RUC host is checked live.
-    proc = emergency(env, "--advisory", "RUC-2026-0101", "--yes", "--reason", "INC-4711")
+    # No package facts in this ledger yet: every RUC host is checked live. The window is
+    # closed: the emergency overrides it.
+    inventory = str(closed_window_inventory(tmp_path))
+    proc = emergency(
+        env, "--advisory", "RUC-2026-0101", "--yes", "--reason", "INC-4711", "-i", inventory
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     assert "patched and verified: " + ", ".join(exposed) in proc.stdout
 
@@ -89,7 +106,8 @@ def test_an_advisory_is_patched_on_exactly_the_exposed_hosts_and_closed(fresh_la
     assert link["body"]["advisory_id"] == "RUC-2026-0101"
     assert link["body"]["reason"] == "INC-4711"
     overrides = [r for r in records(env, "window_override") if r["run_id"] == run["run_id"]]
-    assert overrides and all("INC-4711" in r["body"]["reason"] for r in overrides)
+    assert sorted(r["host"] for r in overrides) == sorted(before)
+    assert all("RUC-2026-0101: INC-4711" in r["body"]["reason"] for r in overrides)
     (result,) = records(env, "emergency_result")
     assert result["body"]["patched"] == exposed and result["body"]["still_exposed"] == []
 
@@ -99,7 +117,7 @@ def test_an_advisory_is_patched_on_exactly_the_exposed_hosts_and_closed(fresh_la
     assert all(i["status"] == "fixed" and i["closed_by"] == run["run_id"] for i in items)
 
     # The ledger knows every host now: a second run finds nothing to patch, touches nothing.
-    again = emergency(env, "--advisory", "RUC-2026-0101", "--yes")
+    again = emergency(env, "--advisory", "RUC-2026-0101", "--yes", "-i", inventory)
     assert again.returncode == 0, again.stderr
     assert "no host is exposed to RUC-2026-0101" in again.stdout
     assert len(emergency_runs(env)) == 1
