@@ -20,8 +20,14 @@ from milepost.errors import UserError
 from milepost.ledger import Ledger
 from milepost.patch_policy import KevProduct
 
-KEV = Path("/work/shared/data/kev/known_exploited_vulnerabilities.json")
-needs_kev = pytest.mark.skipif(not KEV.is_file(), reason="the KEV catalog is not on this machine")
+# The real catalog lives beside the checkout (../shared/data/kev/), not in the repository.
+KEV = (
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "kev"
+    / "known_exploited_vulnerabilities.json"
+)  # fmt: skip
+needs_kev = pytest.mark.skipif(
+    not KEV.is_file(), reason="the KEV catalog is not beside the checkout (../shared/data/kev/)"
+)
 OPENSSL = "CVE-2014-0160"  # Heartbleed: OpenSSL's only KEV entry in catalog 2025.08.25
 PRODUCTS = (
     KevProduct("openssl", "OpenSSL", ("libssl3", "openssl")),
@@ -257,11 +263,19 @@ def hostile_args(field, value):
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("field", ["--id", "name", "version", "--title"])
-@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+#: A title is free text: shell characters in it are plain text (the next test); the rest of
+#: HOSTILE is refused there too.
+SHELL_TEXT = (";rm -rf /", "$(id)", "-oProxyCommand=x")
+CASES = [
+    (field, value)
+    for field in ("--id", "name", "version", "--title")
+    for value in HOSTILE
+    if not (field == "--title" and value in SHELL_TEXT)
+]
+
+
+@pytest.mark.parametrize(("field", "value"), CASES, ids=range(len(CASES)))
 def test_cli_refuses_hostile_input(ledger, capsys, field, value):
-    if field == "--title" and value in (";rm -rf /", "$(id)", "-oProxyCommand=x"):
-        pytest.skip("plain text in a title: recorded as text, shown escaped (next test)")
     code, out, err = run_cli(capsys, *hostile_args(field, value))
     line = one_line_error(err)
     assert code == 2 and out == ""
