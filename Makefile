@@ -73,6 +73,8 @@ bench: venv postgres
 	python bench/ledger_queries.py
 	python bench/maintain_tuning.py
 	python bench/drift_vs_converge.py
+	python bench/emergency_patch.py --scenario one-package
+	python bench/emergency_patch.py --scenario every-host
 
 requirements:
 	$(BIN)/pip install -q pip-tools

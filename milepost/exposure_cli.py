@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from milepost.drift_cli import InventoryOption
 from milepost.ledger.cli import _open, _print_json
 
 exception_app = typer.Typer(
@@ -30,15 +31,6 @@ if not console.is_terminal:
 STATUS_STYLE = {"exposed": "red", "excepted": "yellow", "fixed": "green"}
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-InventoryOption = Annotated[
-    Path | None,
-    typer.Option(
-        "-i",
-        "--inventory",
-        metavar="PATH",
-        help="Inventory file or directory (default: the one ansible.cfg names).",
-    ),
-]
 
 
 def _sources(inventory: Path | None) -> list[Path] | None:
