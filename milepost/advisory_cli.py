@@ -140,21 +140,21 @@ def advisory_add(
     )
 
 
-def _kev_products(inventory: Path | None) -> tuple[KevProduct, ...]:
+def _kev_products(inventory: Path | None) -> tuple[tuple[KevProduct, ...], str | None]:
+    """The inventory's KEV mapping, and a warning to give once the import is done when
+    there is no inventory to read it from."""
     from milepost import patch_policy
     from milepost.inventory_check import default_inventory
 
     if inventory is None:
         sources = default_inventory()
         if not any(source.exists() for source in sources):
-            print(
+            return (), (
                 "milepost: warning: no inventory (ansible.cfg names"
                 f" {', '.join(shown(str(s)) for s in sources)}): KEV entries are imported"
-                " without packages; pass -i PATH to map them",
-                file=sys.stderr,
+                " without packages; pass -i PATH to map them"
             )
-            return ()
-    return patch_policy.load([inventory] if inventory is not None else None).kev_products
+    return patch_policy.load([inventory] if inventory is not None else None).kev_products, None
 
 
 def _detect(path: Path) -> str:
@@ -192,13 +192,16 @@ def advisory_import(
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"--format {shown(fmt)} is not one of {', '.join(FORMATS)}")
     kind = fmt or _detect(path)
+    warning = None
     if kind == "kev":
-        products = _kev_products(inventory)
+        products, warning = _kev_products(inventory)
         summary = import_kev(_open(), path, products)
         what = f"KEV catalog {summary.catalog_version}"
     else:
         summary = import_vendor(_open(), path)
         what = f"vendor advisories {shown(path.name)}"
+    if warning:
+        print(warning, file=sys.stderr)
     if as_json:
         _print_json({"format": kind, **summary.as_dict()})
         return

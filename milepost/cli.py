@@ -18,7 +18,9 @@ from milepost.errors import MilepostError, UserError
 from milepost.exposure_cli import exception_app, exposure
 from milepost.lab import topology
 from milepost.ledger.cli import app as ledger_app
+from milepost.registers_cli import note_app
 from milepost.runner import Interrupted
+from milepost.vendor_cli import vendor_app
 
 app = typer.Typer(
     help="Milepost: operations and maintenance automation for a Road Usage Charge program.",
@@ -34,6 +36,8 @@ app.add_typer(change_app, name="change")
 app.add_typer(advisory_app, name="advisory")
 app.add_typer(exception_app, name="exception")
 app.command("exposure")(exposure)
+app.add_typer(vendor_app, name="vendor")
+app.add_typer(note_app, name="note")
 
 console = Console()
 if not console.is_terminal:

@@ -12,8 +12,9 @@
       emergency_target_hours: 24
 
 A KEV entry's due date is the catalog's ``dueDate`` (CISA BOD 22-01). A group or host may
-set stricter days (a vendor's contract): the policy of a host is read with that host's
-variables, and a value larger than the agency's default is refused, never loosened.
+set stricter days: the policy of a host is read with that host's variables, and a value
+larger than the agency's default is refused, never loosened. The patch days of the
+host's vendor's contract (``milepost_vendors``, milepost.vendors) cut them further.
 
 ``milepost_kev_products``: which KEV vendorProject/product pairs are software the agency
 runs, and the Debian packages that carry it::
@@ -164,21 +165,37 @@ def parse_kev_products(value: Any) -> tuple[KevProduct, ...]:
     return tuple(products)
 
 
-def load(sources: Sequence[Path] | None = None) -> PatchSettings:
-    """The patch settings of the inventory (default: the one ansible.cfg names)."""
-    from milepost.inventory_check import default_inventory, inventory_variables
+def stricter(policy: PatchPolicy, days: Mapping[str, int]) -> PatchPolicy:
+    """``policy`` with each severity's days cut to ``days`` where those are fewer (a
+    vendor's contract)."""
+    merged = {name: min(number, days.get(name, number)) for name, number in policy.days.items()}
+    return PatchPolicy(days=merged, emergency_target_hours=policy.emergency_target_hours)
 
-    names = (POLICY_VAR, KEV_PRODUCTS_VAR)
-    controller, hosts = inventory_variables(
-        list(sources) if sources else default_inventory(), names
-    )
+
+def load(sources: Sequence[Path] | None = None) -> PatchSettings:
+    """The patch settings of the inventory (default: the one ansible.cfg names). A host's
+    policy is its group's (stricter only), cut further by the patch days its vendor's
+    contract commits to (milepost_vendors)."""
+    from milepost.inventory_check import default_inventory, inventory_variables
+    from milepost.vendors import HOST_VENDOR_VAR, load_vendors
+
+    chosen = list(sources) if sources else default_inventory()
+    names = (POLICY_VAR, KEV_PRODUCTS_VAR, HOST_VENDOR_VAR)
+    controller, hosts = inventory_variables(chosen, names)
+    vendors = load_vendors(chosen)
     policy = parse_policy(controller.get(POLICY_VAR), "group all")
-    host_policies = {
-        host: parse_policy(values.get(POLICY_VAR), f"host {host}", base=policy)
-        for host, values in hosts.items()
-        if values.get(POLICY_VAR) is not None
-        and values.get(POLICY_VAR) != controller.get(POLICY_VAR)
-    }
+    host_policies = {}
+    for host, values in hosts.items():
+        own = policy
+        if values.get(POLICY_VAR) is not None and values.get(POLICY_VAR) != controller.get(
+            POLICY_VAR
+        ):
+            own = parse_policy(values.get(POLICY_VAR), f"host {host}", base=policy)
+        vendor = vendors.get(str(values.get(HOST_VENDOR_VAR)))
+        if vendor is not None:
+            own = stricter(own, vendor.commitments.patch_days)
+        if own != policy:
+            host_policies[host] = own
     return PatchSettings(
         policy=policy,
         host_policies=host_policies,

@@ -23,6 +23,9 @@ description:
     window_override, C(milepost_interface_results) gives interface_check,
     C(milepost_reboot_required) gives reboot_required and C(milepost_drift) gives
     drift_check records.
+  - A run that ends failed opens a glitch (a C(glitch) record naming the hosts that
+    failed, were unreachable or were rolled back by the health gate), except a
+    remediation run, whose command opens its own.
   - If the ledger cannot be written, records are spooled to a local file with one warning;
     C(milepost ledger replay) or the next run writes them in.
 requirements:
@@ -86,6 +89,7 @@ except ImportError:
 try:
     from milepost.ledger import package_change, package_facts, task_result
     from milepost.recorder import Recorder, git_commit
+    from milepost.registers import run_glitch_record
     from milepost.redaction import DEFAULT_PATTERNS, Redactor
 
     HAS_MILEPOST = True
@@ -95,6 +99,10 @@ except ImportError:
 ROOT = Path(__file__).resolve().parents[2]
 # The ledger and its spool live in this checkout unless configured otherwise.
 os.environ.setdefault("MILEPOST_ROOT", str(ROOT))
+
+
+# health_gate's task that rolls a failed change back.
+ROLLBACK_TASK = "Roll every changed package back to its previous version"
 
 
 def _task_status(result, default):
@@ -115,6 +123,8 @@ class CallbackModule(CallbackBase):
         self._redactor = None
         self._started = {}
         self._check_mode = False
+        self._rolled_back = set()
+        self._playbook_name = ""
 
     # ---------------------------------------------------------------- run
 
@@ -136,6 +146,7 @@ class CallbackModule(CallbackBase):
             playbook_name = str(playbook_path.relative_to(ROOT))
         except ValueError:
             playbook_name = str(playbook_path)
+        self._playbook_name = playbook_name
         self._recorder.start(
             playbook=playbook_name,
             kind=self.get_option("run_kind"),
@@ -155,11 +166,20 @@ class CallbackModule(CallbackBase):
     def v2_playbook_on_stats(self, stats):
         if self._recorder is None:
             return
-        failed = any(
-            stats.summarize(host)["failures"] or stats.summarize(host)["unreachable"]
+        failed = sorted(
+            host
             for host in stats.processed
+            if stats.summarize(host)["failures"] or stats.summarize(host)["unreachable"]
         )
+        if failed and self.get_option("run_kind") != "remediation":
+            self._recorder.put(self._glitch(failed))
         self._recorder.finish("failed" if failed else "successful")
+
+    def _glitch(self, failed):
+        rolled = sorted(self._rolled_back)
+        what = "failed" + (f", {', '.join(rolled)} rolled back" if rolled else "")
+        title = f"{self._playbook_name} run failed on {', '.join(failed)} ({what})"
+        return run_glitch_record(self._recorder.run_id, title, failed)
 
     def v2_playbook_on_task_start(self, task, is_conditional=False):
         # SIGTERM becomes a KeyboardInterrupt in the main thread, but Ansible can lose it
@@ -213,6 +233,8 @@ class CallbackModule(CallbackBase):
         )
         if task.no_log or status not in ("ok", "changed"):
             return
+        if status == "changed" and task.get_name().endswith(ROLLBACK_TASK):
+            self._rolled_back.add(host)
         packages = (res.get("ansible_facts") or {}).get("packages")
         if isinstance(packages, dict):
             versions = {name: found[0].get("version") for name, found in packages.items() if found}

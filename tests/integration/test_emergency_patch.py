@@ -183,6 +183,11 @@ def test_a_broken_fix_is_rolled_back_on_the_canary_and_a_second_run_is_refused(f
     assert result["body"]["still_exposed"] == pay_hosts
     (run,) = emergency_runs(env)
     assert run["status"] == "failed" and run["run_id"] == holder["run_id"]
+    # The failed run opened a glitch naming the canary and its rollback.
+    (glitch,) = records(env, "glitch")
+    assert glitch["run_id"] == run["run_id"] and glitch["body"]["hosts"] == [canary]
+    assert f"{canary} rolled back" in glitch["body"]["title"]
+    assert glitch["body"]["status"] == "open" and glitch["body"]["detected_by"] == "failed run"
     assert sorted(
         i["host"] for i in exposure(env, "RUC-2026-0102") if i["status"] == "exposed"
     ) == (pay_hosts)
