@@ -18,6 +18,7 @@ from milepost.errors import MilepostError, UserError
 from milepost.exposure_cli import exception_app, exposure
 from milepost.lab import topology
 from milepost.ledger.cli import app as ledger_app
+from milepost.qc_cli import qc_app
 from milepost.registers_cli import note_app
 from milepost.runner import Interrupted
 from milepost.vendor_cli import vendor_app
@@ -38,6 +39,7 @@ app.add_typer(exception_app, name="exception")
 app.command("exposure")(exposure)
 app.add_typer(vendor_app, name="vendor")
 app.add_typer(note_app, name="note")
+app.add_typer(qc_app, name="qc")
 
 console = Console()
 if not console.is_terminal:

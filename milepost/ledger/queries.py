@@ -196,7 +196,7 @@ def runs(
     hosts {host: {ok, changed, failed, unreachable, skipped}}.
 
     ``host``: only runs with records for that host; ``since``: started at or after (naive
-    times are UTC); ``kind``: scheduled|manual|emergency|drift|remediation; ``limit``: at
+    times are UTC); ``kind``: scheduled|manual|emergency|drift|remediation|qc; ``limit``: at
     most that many (None or 0: all).
     """
     with ledger.read_transaction() as conn:

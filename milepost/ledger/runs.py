@@ -2,7 +2,7 @@
 
 A run is two records, never an update: ``run_started`` and later ``run_ended``.
 
-run_started body: playbook, kind (scheduled|manual|emergency|drift|remediation), operator,
+run_started body: playbook, kind (scheduled|manual|emergency|drift|remediation|qc), operator,
 controller (hostname), git_commit, limit, check_mode, started_at, pid, pid_started (the
 process start time from /proc/<pid>/stat, so a reused pid is not taken for the writer).
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from milepost.ledger.store import Ledger
 
-RUN_KINDS = ("scheduled", "manual", "emergency", "drift", "remediation")
+RUN_KINDS = ("scheduled", "manual", "emergency", "drift", "remediation", "qc")
 RUN_STATUSES = ("successful", "failed", "aborted")
 STALE_REASON = "writer process gone"
 

@@ -43,7 +43,7 @@ options:
     description: What kind of run this is.
     type: str
     default: manual
-    choices: [scheduled, manual, emergency, drift, remediation]
+    choices: [scheduled, manual, emergency, drift, remediation, qc]
     env:
       - name: MILEPOST_RUN_KIND
     ini:
@@ -124,6 +124,7 @@ class CallbackModule(CallbackBase):
         self._started = {}
         self._check_mode = False
         self._rolled_back = set()
+        self._failures = {}
         self._playbook_name = ""
 
     # ---------------------------------------------------------------- run
@@ -179,7 +180,10 @@ class CallbackModule(CallbackBase):
         rolled = sorted(self._rolled_back)
         what = "failed" + (f", {', '.join(rolled)} rolled back" if rolled else "")
         title = f"{self._playbook_name} run failed on {', '.join(failed)} ({what})"
-        return run_glitch_record(self._recorder.run_id, title, failed)
+        text = "\n".join(
+            f"{host}: {self._failures[host]}" for host in failed if host in self._failures
+        )
+        return run_glitch_record(self._recorder.run_id, title, failed, text=text or None)
 
     def v2_playbook_on_task_start(self, task, is_conditional=False):
         # SIGTERM becomes a KeyboardInterrupt in the main thread, but Ansible can lose it
@@ -217,6 +221,10 @@ class CallbackModule(CallbackBase):
         res = result._result
         scrub = self._redactor.scrub
         run_id = self._recorder.run_id
+        summary = self._redactor.summary(res, status=status, no_log=bool(task.no_log))
+        if status in ("failed", "unreachable") and not ignored:
+            # The first failure of each host, for the glitch a failed run opens.
+            self._failures.setdefault(host, f"{scrub(task.get_name())}: {summary or status}")
         self._recorder.put(
             task_result(
                 run_id,
@@ -224,7 +232,7 @@ class CallbackModule(CallbackBase):
                 scrub(task.get_name()),
                 status,
                 duration=duration,
-                summary=self._redactor.summary(res, status=status, no_log=bool(task.no_log)),
+                summary=summary,
                 action=task.action,
                 role=task._role.get_name() if task._role else "",
                 ignored=ignored,

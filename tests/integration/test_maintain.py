@@ -9,6 +9,12 @@ from conftest import INVENTORY, LAB, ROOT, ansible_env, lab_status
 from milepost.lab import ruc_packages
 
 MAINTAIN = ROOT / "playbooks" / "maintain.yml"
+QC_CHECKS = {
+    "test_every_ruc_package_is_at_its_pinned_version",
+    "test_every_ruc_configuration_file_is_valid",
+    "test_every_ruc_service_is_running",
+    "test_every_ruc_service_answers_its_health_check",
+}
 
 
 def env_for(tmp_path: Path) -> dict[str, str]:
@@ -79,6 +85,13 @@ def test_the_cycle_updates_every_host_records_each_change_and_a_rerun_changes_no
         assert mine == {("libssl3", True), ("iproute2", True)}
     expected |= os_changes
     assert "before" in first.stdout and "current" in first.stdout
+    # Quality control ran at the end of the cycle: every check passed on every host,
+    # recorded under the cycle's run.
+    (run_id,) = {r["run_id"] for r in records(env, "package_change")}
+    qc = [r for r in records(env, "qc_result") if r["run_id"] == run_id]
+    assert {r["host"] for r in qc} == {h["name"] for h in fresh_lab}
+    assert {r["body"]["check"] for r in qc} == QC_CHECKS
+    assert all(r["body"]["status"] == "passed" for r in qc), qc
 
     second = maintain(env)
     assert second.returncode == 0, second.stdout[-3000:]

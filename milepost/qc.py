@@ -1,0 +1,193 @@
+"""Quality control: the testinfra checks in tests/qc/, run against the inventory, each
+host's result of each check recorded in the ledger.
+
+`milepost qc run` runs pytest on tests/qc with testinfra's ansible backend (hosts, users,
+keys and known_hosts as Ansible has them); tests/qc/conftest.py writes each host's result
+of each check as a JSON line to $MILEPOST_QC_RESULTS, and one ``qc_result`` record per
+host and check is appended: check (the test's name), status (passed, failed,
+error, skipped), message (the first line of the failure, redacted, cut). Inside a
+maintenance run (``--run-id``) the records carry that run's id; on its own, the QC is a run
+of its own (kind ``qc``) and any failure opens a glitch (detected by "qc"); inside a run,
+the playbook fails the hosts that failed a check and the run's end opens the glitch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from milepost.errors import MilepostError, UserError
+
+if TYPE_CHECKING:
+    from milepost.ledger.store import Ledger
+
+RESULT_KIND = "qc_result"
+MAX_MESSAGE = 300
+#: Seconds the whole QC may take before it is stopped.
+TIMEOUT = 1800
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    host: str
+    check: str
+    status: str
+    message: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def catalogue(root: Path) -> Path:
+    return root / "tests" / "qc"
+
+
+def _parse(lines: Path) -> list[CheckResult]:
+    """The JSON lines tests/qc/conftest.py wrote, messages redacted and cut."""
+    from milepost.redaction import DEFAULT_PATTERNS, Redactor
+
+    scrub = Redactor(list(DEFAULT_PATTERNS)).scrub
+    found = []
+    for line in lines.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        message = item.get("message")
+        text = scrub(" ".join(str(message).split()))[:MAX_MESSAGE] if message else None
+        found.append(
+            CheckResult(
+                host=str(item.get("host") or "?"),
+                check=str(item.get("check")),
+                status=str(item.get("status")),
+                message=text or None,
+            )
+        )
+    return found
+
+
+def run_checks(root: Path, sources: Sequence[Path], hosts: Sequence[str]) -> list[CheckResult]:
+    """Run the QC catalogue against ``hosts``; MilepostError if pytest itself broke."""
+    with tempfile.TemporaryDirectory(prefix="milepost-qc-") as tmp:
+        results = Path(tmp) / "qc.jsonl"
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(catalogue(root)),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--hosts={','.join('ansible://' + h for h in hosts)}",
+            f"--ansible-inventory={','.join(str(s) for s in sources)}",
+        ]
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+            "MILEPOST_QC_RESULTS": str(results),
+        }
+        try:
+            proc = subprocess.run(  # noqa: S603 - argv built here, no shell
+                argv,
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise MilepostError(f"QC did not finish within {TIMEOUT} s") from None
+        if proc.returncode not in (0, 1) or not results.is_file():
+            tail = " ".join((proc.stdout + proc.stderr).split())[-300:]
+            raise MilepostError(f"QC could not run (pytest exit {proc.returncode}): {tail}")
+        return _parse(results)
+
+
+def record(ledger: Ledger, run_id: str, results: Sequence[CheckResult]) -> None:
+    ledger.append(
+        [
+            {
+                "kind": RESULT_KIND,
+                "run_id": run_id,
+                "host": r.host,
+                "body": {"check": r.check, "status": r.status, "message": r.message},
+            }
+            for r in results
+        ]
+    )
+
+
+def failures(results: Sequence[CheckResult]) -> list[CheckResult]:
+    return [r for r in results if r.status in ("failed", "error")]
+
+
+def run_qc(
+    *, inventory: Path | None, limit: str | None, run_id: str | None
+) -> tuple[str, list[CheckResult], str | None]:
+    """Check the inventory, run the QC, record it; return (run id, results, glitch id or
+    None). UserError for bad input (nothing run)."""
+    from milepost.inventory_check import check_inventory, default_inventory
+    from milepost.ledger import Ledger, new_run_id, run_ended, run_started
+    from milepost.paths import project_root
+    from milepost.recorder import git_commit
+    from milepost.registers import open_glitch
+
+    root = project_root()
+    sources = [inventory] if inventory is not None else default_inventory()
+    hosts = check_inventory(sources, limit=limit, playbook_dir=root / "playbooks").hosts
+    own_run = run_id is None
+    rid = run_id or new_run_id()
+    with Ledger.open() as ledger:
+        if own_run:
+            ledger.append(
+                [
+                    run_started(
+                        playbook="tests/qc",
+                        kind="qc",
+                        run_id=rid,
+                        git_commit=git_commit(root),
+                        limit=limit,
+                    )
+                ]
+            )
+        try:
+            results = run_checks(root, sources, hosts)
+        except MilepostError as failed:
+            if own_run:
+                ledger.append([run_ended(rid, "failed", str(failed))])
+            raise
+        record(ledger, rid, results)
+        bad = failures(results)
+        glitch = None
+        # Inside a maintenance run the hosts that failed fail the run, and the run opens
+        # the glitch (plugins/callback/maintenance_ledger.py).
+        if bad and own_run:
+            hosts_failed = sorted({r.host for r in bad})
+            checks = sorted({r.check for r in bad})
+            note = open_glitch(
+                ledger,
+                title=f"QC failed on {', '.join(hosts_failed)}: {', '.join(checks)}",
+                detected_by="qc",
+                run_id=rid,
+                hosts=hosts_failed,
+                text="\n".join(f"{r.host} {r.check}: {r.message or r.status}" for r in bad),
+            )
+            glitch = note.note_id
+        if own_run:
+            ledger.append([run_ended(rid, "failed" if bad else "successful")])
+    return rid, results, glitch
+
+
+def check_limit_given(limit: str | None) -> str | None:
+    from milepost.input_checks import check_limit
+
+    if limit is None:
+        return None
+    if not limit.strip():
+        raise UserError("--limit is empty: name hosts or groups, or leave it out")
+    return check_limit(limit)

@@ -1,0 +1,75 @@
+"""`milepost qc run`: the quality-control checks of tests/qc against the inventory, each
+host's result of each check recorded in the ledger (milepost.qc).
+
+Exit codes: 0 every check passed; 1 a check failed (a glitch is opened) or the QC could not
+run; 2 bad input (one line on stderr), nothing run.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from milepost.drift_cli import InventoryOption
+from milepost.errors import MilepostError
+from milepost.ledger.cli import _print_json
+
+qc_app = typer.Typer(help="Quality control after every change.", no_args_is_help=True)
+
+console = Console()
+if not console.is_terminal:
+    console = Console(width=200)
+
+STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "dim"}
+
+
+@qc_app.command("run")
+def qc_run(
+    limit: Annotated[
+        str | None,
+        typer.Option("--limit", metavar="PATTERN", help="Only these RUC hosts (Ansible pattern)."),
+    ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id", metavar="ID", help="Record the results under this maintenance run."
+        ),
+    ] = None,
+    inventory: InventoryOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Run the QC checks (tests/qc) on every RUC host (or --limit) and record each host's
+    result of each check; any failure opens a glitch."""
+    from milepost.input_checks import check_text
+    from milepost.qc import check_limit_given, failures, run_qc
+
+    pattern = check_limit_given(limit)
+    rid = check_text(run_id, "--run-id", max_len=128) if run_id is not None else None
+    used_run, results, glitch = run_qc(inventory=inventory, limit=pattern, run_id=rid)
+    bad = failures(results)
+    if as_json:
+        _print_json(
+            {"run_id": used_run, "glitch": glitch, "results": [r.as_dict() for r in results]}
+        )
+    else:
+        table = Table("host", "check", "status", "message", title=f"QC of run {used_run}")
+        for r in results:
+            style = STATUS_STYLE.get(r.status, "")
+            table.add_row(
+                escape(r.host),
+                escape(r.check),
+                f"[{style}]{escape(r.status)}[/{style}]",
+                escape(r.message or ""),
+            )
+        console.print(table)
+    if bad:
+        raise MilepostError(
+            f"QC failed: {len(bad)} check(s) on {len({r.host for r in bad})} host(s);"
+            f" glitch {glitch} opened"
+        )
+    if not as_json:
+        console.print(f"QC passed: {len(results)} check results recorded under run {used_run}")

@@ -1,0 +1,52 @@
+"""Quality control: testinfra checks of every RUC host after every maintenance run.
+
+They are product, not tests of Milepost: `milepost qc run` runs them against the inventory
+(testinfra's ansible backend: hosts, users, keys and known_hosts as Ansible has them) and
+records each host's result of each check in the ledger; playbooks/maintain.yml runs them at
+the end of every cycle. Change them like any control: `milepost note add lesson ...` says
+why (see README, "Quality control").
+"""
+
+import pytest
+
+
+@pytest.fixture
+def pins(host) -> dict[str, str]:
+    """The pinned RUC packages of this host (app_update_versions) that it has installed."""
+    wanted = host.ansible.get_variables().get("app_update_versions") or {}
+    return {
+        str(name): str(version)
+        for name, version in wanted.items()
+        if host.package(str(name)).is_installed
+    }
+
+
+def pytest_runtest_logreport(report):
+    """Each host's result of each check, one JSON line, for `milepost qc run` to record."""
+    import json
+    import os
+
+    out = os.environ.get("MILEPOST_QC_RESULTS")
+    if not out or (report.when != "call" and report.outcome == "passed"):
+        return
+    if report.when != "call" and not report.failed and not report.skipped:
+        return
+    name = report.nodeid.rsplit("::", 1)[-1]
+    check, _, param = name.partition("[")
+    message = None
+    if report.failed or report.skipped:
+        text = getattr(report.longrepr, "reprcrash", None)
+        message = getattr(text, "message", None) or str(report.longrepr)
+    status = "error" if report.failed and report.when != "call" else report.outcome
+    with open(out, "a", encoding="utf-8") as handle:
+        handle.write(
+            json.dumps(
+                {
+                    "host": param.rstrip("]").removeprefix("ansible://"),
+                    "check": check,
+                    "status": status,
+                    "message": message,
+                }
+            )
+            + "\n"
+        )

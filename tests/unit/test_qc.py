@@ -1,0 +1,52 @@
+"""milepost qc: reading the catalogue's results and refusing bad input before any host."""
+
+import json
+
+import pytest
+
+from milepost.cli import main
+from milepost.qc import _parse, failures
+
+
+def test_results_are_read_redacted_and_cut(tmp_path):
+    lines = tmp_path / "qc.jsonl"
+    lines.write_text(
+        "\n".join(
+            json.dumps(item)
+            for item in (
+                {"host": "pay-01", "check": "test_a", "status": "passed", "message": None},
+                {
+                    "host": "pay-01",
+                    "check": "test_b",
+                    "status": "failed",
+                    "message": "AssertionError: db_password=hunter2hunter2 rejected\n" + "x" * 900,
+                },
+                {"host": "acct-01", "check": "test_b", "status": "error", "message": "boom"},
+            )
+        )  # fmt: skip
+    )
+    results = _parse(lines)
+    assert [(r.host, r.check, r.status) for r in results] == [
+        ("pay-01", "test_a", "passed"),
+        ("pay-01", "test_b", "failed"),
+        ("acct-01", "test_b", "error"),
+    ]
+    assert "hunter2hunter2" not in (results[1].message or "")
+    assert len(results[1].message or "") <= 300
+    assert [r.host for r in failures(results)] == ["pay-01", "acct-01"]
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--limit", "$(id)"], "--limit"),
+        (["--limit", ""], "--limit is empty"),
+        (["--run-id", "a\nb"], "--run-id"),
+    ],
+)
+def test_bad_input_is_refused_before_any_host(tmp_path, monkeypatch, capsys, args, problem):
+    monkeypatch.setenv("MILEPOST_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+    code = main(["qc", "run", *args])
+    _, err = capsys.readouterr()
+    assert code == 2 and problem in err and len(err.strip().splitlines()) == 1
