@@ -168,6 +168,10 @@ MAINTAIN_HELP = (
     " the window was closed, the kill switch was set); 2 bad input (inventory or options),"
     " no host touched; 130 or 143 interrupted by Ctrl-C or SIGTERM (the run is closed as"
     " aborted in the ledger)."
+    "\n\n"
+    "In hypercare (milepost_phase: hypercare in the inventory, or -e milepost_phase=hypercare)"
+    " the canary is one host, QC runs after every batch, warnings open a glitch and a drift"
+    " check follows the run."
 )
 
 
@@ -236,6 +240,17 @@ def maintain(
             f" {result.rc}); see `milepost ledger show {result.run_id}`"
         )
     console.print(f"maintenance run {result.run_id} successful")
+    if result.phase == "hypercare" and not check:
+        # Hypercare: every run is followed by a drift check of the same hosts.
+        drift = run_checked(
+            "drift.yml", inventory=inventory, limit=limit, check=True, diff=True, run_kind="drift"
+        )
+        if not drift.succeeded:
+            raise MilepostError(
+                f"drift check {drift.run_id} after maintenance run {result.run_id}"
+                f" {drift.status}; see `milepost drift report`"
+            )
+        console.print(f"hypercare: drift check {drift.run_id} recorded (`milepost drift report`)")
 
 
 EMERGENCY_HELP = (

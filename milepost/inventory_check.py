@@ -47,6 +47,7 @@ __all__ = [
     "default_inventory",
     "inventory_groups",
     "inventory_problems",
+    "inventory_phase",
     "inventory_variables",
 ]
 
@@ -520,6 +521,23 @@ def inventory_variables(
                 f"inventory {', '.join(map(str, sources))}: {_ansible_error(exc)}"
             ) from None
     return controller, per_host
+
+
+#: The program's phases (milepost_phase): hypercare, the early days and months after a
+#: launch, makes every run stricter.
+PHASES = ("normal", "hypercare")
+
+
+def inventory_phase(sources: Sequence[Path]) -> str:
+    """The inventory's milepost_phase (group all; default normal). UserError if unknown."""
+    controller, _ = inventory_variables(sources, ["milepost_phase"])
+    phase = controller.get("milepost_phase") or "normal"
+    if phase not in PHASES:
+        raise UserError(
+            f"milepost_phase {str(phase)[:40]!r} is not one of {', '.join(PHASES)}:"
+            " set it in group_vars/all"
+        )
+    return str(phase)
 
 
 def _source_defaults() -> dict[str, list[str]]:

@@ -19,6 +19,7 @@ ansible.cfg, with the maintenance_ledger callback recording the run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -54,6 +55,8 @@ class RunResult:
     run_id: str
     #: The signal passed on to the playbook (Ctrl-C, SIGTERM), if any.
     interrupted_by: int | None = None
+    #: The inventory's milepost_phase (normal or hypercare), when it was read.
+    phase: str = "normal"
 
     @property
     def succeeded(self) -> bool:
@@ -268,8 +271,18 @@ def run_checked(
 ) -> RunResult:
     """Check the inventory (UserError, one line, before any host is touched), then run
     playbooks/<playbook_name>. Raises Interrupted when a signal stopped the run; a failed
-    run is returned (its status says so) for the caller to report."""
-    from milepost.inventory_check import check_inventory, default_inventory
+    run is returned (its status says so) for the caller to report.
+
+    The inventory's milepost_phase goes to the playbook as an extra var (play keywords
+    such as serial see extra vars, not inventory variables) and to the ledger callback
+    (MILEPOST_PHASE)."""
+    from milepost.errors import UserError
+    from milepost.inventory_check import (
+        PHASES,
+        check_inventory,
+        default_inventory,
+        inventory_phase,
+    )
     from milepost.paths import project_root
 
     root = project_root()
@@ -278,16 +291,21 @@ def run_checked(
     checked = check_inventory(
         sources, limit=limit, extra_vars=extravars, playbook_dir=root / "playbooks"
     )
+    given = (extravars or {}).get("milepost_phase")
+    phase = inventory_phase(checked.sources) if given is None else str(given)
+    if phase not in PHASES:
+        raise UserError(f"-e milepost_phase must be one of {', '.join(PHASES)}, not {phase[:40]!r}")
+    env = {"MILEPOST_PHASE": phase, **({"MILEPOST_RUN_KIND": run_kind} if run_kind else {})}
     result = run_playbook(
         root / "playbooks" / playbook_name,
         inventory=checked.sources,
         limit=limit,
         check=check,
         diff=diff,
-        extravars=extravars,
-        env={"MILEPOST_RUN_KIND": run_kind} if run_kind else None,
+        extravars={**(extravars or {}), "milepost_phase": phase},
+        env=env,
         root=root,
     )
     if result.interrupted_by is not None:
         raise Interrupted(result)
-    return result
+    return dataclasses.replace(result, phase=phase)

@@ -25,7 +25,8 @@ description:
     drift_check records.
   - A run that ends failed opens a glitch (a C(glitch) record naming the hosts that
     failed, were unreachable or were rolled back by the health gate), except a
-    remediation run, whose command opens its own.
+    remediation run, whose command opens its own. In hypercare (O(phase)), a run whose
+    tasks gave warnings opens one too.
   - If the ledger cannot be written, records are spooled to a local file with one warning;
     C(milepost ledger replay) or the next run writes them in.
 requirements:
@@ -49,6 +50,18 @@ options:
     ini:
       - section: maintenance_ledger
         key: run_kind
+  phase:
+    description: >-
+      The program's phase (milepost_phase); in V(hypercare) a run whose tasks gave
+      warnings opens a glitch too.
+    type: str
+    default: normal
+    choices: [normal, hypercare]
+    env:
+      - name: MILEPOST_PHASE
+    ini:
+      - section: maintenance_ledger
+        key: phase
   operator:
     description: Who runs the playbook; default is the login name.
     type: str
@@ -125,6 +138,7 @@ class CallbackModule(CallbackBase):
         self._check_mode = False
         self._rolled_back = set()
         self._failures = {}
+        self._warnings = {}
         self._playbook_name = ""
 
     # ---------------------------------------------------------------- run
@@ -174,6 +188,11 @@ class CallbackModule(CallbackBase):
         )
         if failed and self.get_option("run_kind") != "remediation":
             self._recorder.put(self._glitch(failed))
+        elif self._warnings and self.get_option("phase") == "hypercare":
+            hosts = sorted(self._warnings)
+            text = "\n".join(f"{host}: {self._warnings[host]}" for host in hosts)
+            title = f"{self._playbook_name} run gave warnings on {', '.join(hosts)} (hypercare)"
+            self._recorder.put(run_glitch_record(self._recorder.run_id, title, hosts, text=text))
         self._recorder.finish("failed" if failed else "successful")
 
     def _glitch(self, failed):
@@ -241,6 +260,9 @@ class CallbackModule(CallbackBase):
         )
         if task.no_log or status not in ("ok", "changed"):
             return
+        warnings = res.get("warnings")
+        if warnings and isinstance(warnings, list):
+            self._warnings.setdefault(host, f"{scrub(task.get_name())}: {scrub(str(warnings[0]))}")
         if status == "changed" and task.get_name().endswith(ROLLBACK_TASK):
             self._rolled_back.add(host)
         packages = (res.get("ansible_facts") or {}).get("packages")

@@ -43,7 +43,8 @@ def ledger_json(env: dict[str, str], *args: str):
     return json.loads(proc.stdout)
 
 
-def records(env: dict[str, str], kind: str) -> list[dict]:
+def records(env: dict[str, str], kind: str | None) -> list[dict]:
+    """The ledger's records of ``kind`` (None: every record), in seq order."""
     proc = subprocess.run(
         ["milepost", "ledger", "export", "--format", "jsonl"],
         capture_output=True,
@@ -52,7 +53,7 @@ def records(env: dict[str, str], kind: str) -> list[dict]:
     )
     assert proc.returncode == 0, proc.stderr
     found = [json.loads(line) for line in proc.stdout.splitlines()]
-    return [r for r in found if r["kind"] == kind]
+    return [r for r in found if kind is None or r["kind"] == kind]
 
 
 def installed_versions() -> dict[str, dict[str, str]]:
@@ -275,3 +276,27 @@ def test_lab_reset_brings_hosts_back_to_their_initial_versions(lab_hosts):
     for host in lab_hosts:
         package = ruc_packages.package_for_group(host["group"])
         assert installed_versions()[host["name"]] == {package.name: package.initial.version}
+
+
+def test_in_hypercare_the_canary_is_one_host_and_qc_runs_after_every_batch(fresh_lab, tmp_path):
+    env = env_for(tmp_path)
+    # milepost_serial asks for a canary of three: hypercare makes it one.
+    phase = '{"milepost_phase": "hypercare", "milepost_serial": [3, "100%"]}'
+    proc = maintain(env, "-e", phase)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    ordered = [r for r in records(env, None) if r["kind"] in ("package_change", "qc_result")]
+    changes = [r for r in ordered if r["kind"] == "package_change"]
+    canary = changes[0]["host"]
+    checks = [r for r in ordered if r["kind"] == "qc_result"]
+    # The first QC checked the canary alone, before any other host was changed.
+    first_qc = [r for r in checks if r["seq"] < min(
+        r["seq"] for r in changes if r["host"] != canary
+    )]  # fmt: skip
+    assert first_qc and {r["host"] for r in first_qc} == {canary}
+    assert {r["body"]["check"] for r in first_qc} == QC_CHECKS
+    # Then the rest of the hosts in one batch, checked after it, and everyone at the end.
+    hosts = {h["name"] for h in fresh_lab}
+    for host in hosts:
+        mine = [r for r in checks if r["host"] == host]
+        assert len(mine) == 2 * len(QC_CHECKS), host
+    assert all(r["body"]["status"] == "passed" for r in checks)
