@@ -548,3 +548,23 @@ def test_drift_check_refuses_a_bad_baseline_before_any_host(tmp_path, monkeypatc
     assert out == "", "the playbook must not have started"
     assert not (tmp_path / "ledger.sqlite").exists(), "a run was started"
     assert not (tmp_path / "state").exists(), "a run was started"
+
+
+def test_the_phase_is_read_from_the_inventory_and_checked(tmp_path):
+    from milepost.inventory_check import inventory_phase
+
+    def inventory(name: str, all_vars: str | None) -> Path:
+        # A directory per case: Ansible caches the group_vars files it found per path.
+        root = tmp_path / name
+        (root / "group_vars").mkdir(parents=True)
+        (root / "hosts.yml").write_text(
+            "all:\n  children:\n    ruc:\n      hosts:\n        pay-01: {ansible_port: 1}\n"
+        )
+        if all_vars is not None:
+            (root / "group_vars" / "all.yml").write_text(all_vars)
+        return root
+
+    assert inventory_phase([inventory("none", None)]) == "normal"
+    assert inventory_phase([inventory("hyper", "milepost_phase: hypercare\n")]) == "hypercare"
+    with pytest.raises(UserError, match="is not one of normal, hypercare"):
+        inventory_phase([inventory("bad", "milepost_phase: launch\n")])
