@@ -13,6 +13,7 @@ the playbook fails the hosts that failed a check and the run's end opens the gli
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -47,6 +48,60 @@ class CheckResult:
 
 def catalogue(root: Path) -> Path:
     return root / "tests" / "qc"
+
+
+def catalogue_digest(root: Path) -> tuple[str, dict[str, str]]:
+    """The catalogue's SHA-256 (over each file's path and SHA-256) and each file's."""
+    files = {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(catalogue(root).rglob("*.py"))
+        if "__pycache__" not in path.parts
+    }
+    lines = "".join(f"{name} {digest}\n" for name, digest in files.items())
+    return hashlib.sha256(lines.encode()).hexdigest(), files
+
+
+def recorded_change(ledger: Ledger) -> Any:
+    """The newest qc-process entry of the registers that carries a catalogue digest."""
+    from milepost.registers import QC_PROCESS, notes
+
+    found = [n for n in notes(ledger, type=QC_PROCESS) if n.details.get("catalogue_sha256")]
+    return found[-1] if found else None
+
+
+def record_change(ledger: Ledger, root: Path, *, title: str, reason: str) -> Any:
+    """A qc-process entry: why the catalogue changed, with its digest, its files and what
+    changed since the last recorded change."""
+    from milepost.registers import QC_PROCESS, add_note
+
+    digest, files = catalogue_digest(root)
+    before = recorded_change(ledger)
+    previous: dict[str, str] = dict(before.details.get("files") or {}) if before else {}
+    changed = sorted(name for name in {*files, *previous} if files.get(name) != previous.get(name))
+    if before is not None and not changed:
+        raise UserError(
+            "the QC catalogue (tests/qc) has not changed since its last recorded change"
+            f" {before.note_id}: nothing to record"
+        )
+    return add_note(
+        ledger,
+        QC_PROCESS,
+        title=title,
+        text=reason,
+        details={"catalogue_sha256": digest, "files": files, "changed": changed},
+    )
+
+
+def catalogue_warning(ledger: Ledger, root: Path) -> str | None:
+    """A warning when the catalogue differs from its last recorded change."""
+    digest, _ = catalogue_digest(root)
+    before = recorded_change(ledger)
+    if before is None or before.details.get("catalogue_sha256") == digest:
+        return None
+    return (
+        f"the QC catalogue (tests/qc) changed since {before.note_id}: say why with"
+        " `milepost qc record-change --title TEXT --reason TEXT`"
+    )
 
 
 def _parse(lines: Path) -> list[CheckResult]:
@@ -108,14 +163,19 @@ def run_checks(root: Path, sources: Sequence[Path], hosts: Sequence[str]) -> lis
         return _parse(results)
 
 
-def record(ledger: Ledger, run_id: str, results: Sequence[CheckResult]) -> None:
+def record(ledger: Ledger, run_id: str, results: Sequence[CheckResult], digest: str) -> None:
     ledger.append(
         [
             {
                 "kind": RESULT_KIND,
                 "run_id": run_id,
                 "host": r.host,
-                "body": {"check": r.check, "status": r.status, "message": r.message},
+                "body": {
+                    "check": r.check,
+                    "status": r.status,
+                    "message": r.message,
+                    "catalogue_sha256": digest,
+                },
             }
             for r in results
         ]
@@ -161,7 +221,7 @@ def run_qc(
             if own_run:
                 ledger.append([run_ended(rid, "failed", str(failed))])
             raise
-        record(ledger, rid, results)
+        record(ledger, rid, results, catalogue_digest(root)[0])
         bad = failures(results)
         glitch = None
         # Inside a maintenance run the hosts that failed fail the run, and the run opens

@@ -27,6 +27,41 @@ if not console.is_terminal:
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "dim"}
 
 
+def _warn_if_catalogue_changed() -> None:
+    import sys
+
+    from milepost.ledger import Ledger
+    from milepost.paths import project_root
+    from milepost.qc import catalogue_warning
+
+    with Ledger.open() as ledger:
+        warning = catalogue_warning(ledger, project_root())
+    if warning:
+        print(f"milepost: warning: {warning}", file=sys.stderr)
+
+
+@qc_app.command("record-change")
+def qc_record_change(
+    title: Annotated[str, typer.Option("--title", metavar="TEXT", help="What changed.")],
+    reason: Annotated[
+        str, typer.Option("--reason", metavar="TEXT", help="Why (the lesson, glitch or rule).")
+    ],
+) -> None:
+    """Record a change to the QC catalogue (tests/qc) and why, as a qc-process entry of the
+    registers with the catalogue's digest and the files that changed."""
+    from milepost.ledger.cli import _open
+    from milepost.paths import project_root
+    from milepost.qc import record_change
+
+    ledger = _open()
+    try:
+        note = record_change(ledger, project_root(), title=title, reason=reason)
+    finally:
+        ledger.close()
+    changed = ", ".join(note.details.get("changed") or []) or "-"
+    console.print(f"qc-process {note.note_id} recorded: {escape(changed)}")
+
+
 @qc_app.command("run")
 def qc_run(
     limit: Annotated[
@@ -50,6 +85,7 @@ def qc_run(
     pattern = check_limit_given(limit)
     rid = check_text(run_id, "--run-id", max_len=128) if run_id is not None else None
     used_run, results, glitch = run_qc(inventory=inventory, limit=pattern, run_id=rid)
+    _warn_if_catalogue_changed()
     bad = failures(results)
     if as_json:
         _print_json(

@@ -75,20 +75,24 @@ UPDATED_KIND = "note_updated"
 LESSON = "lesson"
 DESIRED_CHANGE = "desired-change"
 GLITCH = "glitch"
-TYPES = (LESSON, DESIRED_CHANGE, GLITCH)
+#: A change to the quality-control catalogue (tests/qc) and why: the QC process's history.
+QC_PROCESS = "qc-process"
+TYPES = (LESSON, DESIRED_CHANGE, GLITCH, QC_PROCESS)
 CATEGORIES = ("policy", "technology", "communications")
-PREFIXES = {LESSON: "L-", DESIRED_CHANGE: "DC-", GLITCH: "G-"}
+PREFIXES = {LESSON: "L-", DESIRED_CHANGE: "DC-", GLITCH: "G-", QC_PROCESS: "QC-"}
 #: Valid statuses per type, the first one a new entry's.
 STATUSES: dict[str, tuple[str, ...]] = {
     LESSON: ("open", "applied", "retired"),
     DESIRED_CHANGE: ("proposed", "accepted", "in-progress", "done", "rejected"),
     GLITCH: ("open", "investigating", "resolved", "closed"),
+    QC_PROCESS: ("recorded",),
 }
 #: Statuses after which an entry needs nothing more (`note list --open` leaves them out).
 FINAL_STATUSES: dict[str, frozenset[str]] = {
     LESSON: frozenset({"applied", "retired"}),
     DESIRED_CHANGE: frozenset({"done", "rejected"}),
     GLITCH: frozenset({"resolved", "closed"}),
+    QC_PROCESS: frozenset({"recorded"}),
 }
 LINK_KINDS = ("runs", "glitches", "notes")
 EXPORT_FORMATS = ("md", "csv")
@@ -122,7 +126,7 @@ MAX_NAME = 100
 MAX_IMPACT = 2000
 MAX_RUN_ID = 128
 MAX_LINKS = 100
-NOTE_ID = re.compile(r"(?:L|DC|G)-[A-Za-z0-9._-]{1,64}")
+NOTE_ID = re.compile(r"(?:L|DC|G|QC)-[A-Za-z0-9._-]{1,64}")
 #: Cells a spreadsheet would run as a formula (CSV injection): exported with a leading '.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -157,6 +161,8 @@ class Note:
     hosts: list[str] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    #: What code attached (a qc-process entry: the catalogue's digest and files).
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:
@@ -376,6 +382,7 @@ def _note_from(kind: str, recorded_at: str, run_id: str | None, body: dict[str, 
         added_by=_str(body.get("added_by")),
         added_at=recorded_at,
         updated_at=recorded_at,
+        details=dict(body["details"]) if isinstance(body.get("details"), dict) else {},
     )
 
 
@@ -548,11 +555,13 @@ def add_note(
     affected_systems: Iterable[str] | None = None,
     customer_impact: str | None = None,
     detected_at: datetime | str | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> Note:
     """Append a register entry (a ``note`` record, or a ``glitch`` record for a glitch) and
-    return it.
+    return it. ``details``: plain data code attaches (not from the command line).
 
-    ``category`` is required for a lesson or desired change and refused for a glitch;
+    ``category`` is required for a lesson or desired change (a qc-process change is
+    technology unless told otherwise) and refused for a glitch;
     ``detected_by`` is required for a glitch and refused otherwise. UserError (nothing
     appended) for any bad value or a linked run, glitch or note not in the ledger.
     """
@@ -617,6 +626,8 @@ def add_note(
     ):
         if given:
             raise UserError(f"{option} is only for glitches, not a {note_type}")
+    if category is None and note_type == QC_PROCESS:
+        category = "technology"
     if category is None:
         raise UserError(f"a {note_type} needs --category, one of {', '.join(CATEGORIES)}")
     clean_category = _choice(category, "category", CATEGORIES)
@@ -637,6 +648,7 @@ def add_note(
                 "owner": clean_owner,
                 "links": clean_links,
                 "added_by": added_by,
+                **({"details": dict(details)} if details else {}),
             },
         }
 
@@ -811,7 +823,12 @@ def update_note(
 
 # ------------------------------------------------------------------ export
 
-REGISTER_TITLES = {LESSON: "Lessons learned", DESIRED_CHANGE: "Desired changes", GLITCH: "Glitches"}
+REGISTER_TITLES = {
+    LESSON: "Lessons learned",
+    DESIRED_CHANGE: "Desired changes",
+    GLITCH: "Glitches",
+    QC_PROCESS: "Changes to quality control",
+}
 MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|{}!~])")
 
 

@@ -3,8 +3,8 @@
 They are product, not tests of Milepost: `milepost qc run` runs them against the inventory
 (testinfra's ansible backend: hosts, users, keys and known_hosts as Ansible has them) and
 records each host's result of each check in the ledger; playbooks/maintain.yml runs them at
-the end of every cycle. Change them like any control: `milepost note add lesson ...` says
-why (see README, "Quality control").
+the end of every cycle. Change them like any control, and record why:
+`milepost qc record-change --title TEXT --reason TEXT`.
 """
 
 import pytest

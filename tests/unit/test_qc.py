@@ -50,3 +50,27 @@ def test_bad_input_is_refused_before_any_host(tmp_path, monkeypatch, capsys, arg
     code = main(["qc", "run", *args])
     _, err = capsys.readouterr()
     assert code == 2 and problem in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_catalogue_change_is_recorded_with_its_reason_and_digest(tmp_path, monkeypatch, capsys):
+    from milepost.ledger import Ledger
+    from milepost.paths import project_root
+    from milepost.qc import catalogue_digest, catalogue_warning
+
+    monkeypatch.setenv("MILEPOST_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+    argv = ["qc", "record-change", "--title", "First catalogue", "--reason", "go-live rules"]
+    assert main(argv) == 0
+    out, _ = capsys.readouterr()
+    assert "qc-process QC-" in out and "tests/qc/test_ruc_services.py" in out
+    assert main(["note", "list", "--type", "qc-process", "--json"]) == 0
+    [note] = json.loads(capsys.readouterr()[0])
+    digest, files = catalogue_digest(project_root())
+    assert note["details"]["catalogue_sha256"] == digest
+    assert note["text"] == "go-live rules" and "tests/qc/conftest.py" in files
+    # Nothing changed since: nothing to record, and no warning.
+    assert main(argv) == 2
+    assert "has not changed" in capsys.readouterr()[1]
+    with Ledger.open() as ledger:
+        assert catalogue_warning(ledger, project_root()) is None
+    assert main(["ledger", "verify"]) == 0
