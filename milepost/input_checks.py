@@ -22,6 +22,7 @@ __all__ = [
     "MAX_INPUT",
     "check_advisory_id",
     "check_date",
+    "check_multiline",
     "check_limit",
     "check_package_name",
     "check_text",
@@ -65,12 +66,17 @@ def _codepoint(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
-def _problem(value: str) -> str | None:
-    """What makes ``value`` unsafe as one line of text, or None."""
+def _problem(value: str, *, lines: bool = False) -> str | None:
+    """What makes ``value`` unsafe as one line of text (``lines``: as text of several lines,
+    newlines and tabs allowed), or None."""
     for char in value:
+        if lines and char in "\n\t":
+            continue
         if char == "\0":
             return "contains a NUL character"
         if char in NEWLINES:
+            if lines:
+                return f"contains a line break other than a newline ({_codepoint(char)})"
             return "contains a newline"
         if char in BIDI_CONTROLS:
             return f"contains a bidirectional control character {_codepoint(char)}"
@@ -110,6 +116,28 @@ def check_text(value: str, what: str, *, max_len: int) -> str:
     if not text:
         raise UserError(f"{what} is empty: give some text")
     return text
+
+
+def check_multiline(value: str, what: str, *, max_len: int = MAX_INPUT) -> str:
+    """Free text of one or more lines (a question's body, a lesson's text, a resolution):
+    CRLF becomes LF, trailing spaces and blank edges go. UserError if empty, longer than
+    ``max_len`` (checked first, by length alone) or holding a NUL, bidirectional,
+    zero-width or other control character, or a line break other than LF."""
+    if not isinstance(value, str):
+        raise UserError(f"{what} must be text, not {type(value).__name__} {shown(value)}")
+    if len(value) > max(max_len, 0) or len(value) > MAX_INPUT:
+        raise UserError(
+            f"{what} is {len(value)} characters long: at most {max_len} are allowed"
+            f" ({shown(value, 20)})"
+        )
+    text = value.replace("\r\n", "\n")
+    why = _problem(text, lines=True)
+    if why:
+        raise UserError(f"{what} {shown(value)} {why}: give plain text (newlines are fine)")
+    cleaned = "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+    if not cleaned.strip():
+        raise UserError(f"{what} is empty: give some text")
+    return cleaned
 
 
 def check_advisory_id(value: str, what: str = "advisory id") -> str:

@@ -25,7 +25,6 @@ import csv
 import json
 import re
 import secrets
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -36,13 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from milepost.drift import GLITCH_KIND
 from milepost.errors import UserError
-from milepost.input_checks import (
-    BIDI_CONTROLS,
-    MAX_INPUT,
-    ZERO_WIDTH,
-    check_text,
-    shown,
-)
+from milepost.input_checks import MAX_INPUT, check_multiline, check_text, shown
 from milepost.ledger.chain import format_time, utc_now
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
@@ -62,7 +55,6 @@ __all__ = [
     "UPDATED_KIND",
     "Note",
     "add_note",
-    "check_multiline",
     "export",
     "load_notes",
     "notes",
@@ -178,47 +170,6 @@ class Note:
 
 def _codepoint(char: str) -> str:
     return f"U+{ord(char):04X}"
-
-
-def _multiline_problem(value: str) -> str | None:
-    """What makes ``value`` unsafe as multi-line text (newlines and tabs allowed), or None."""
-    for char in value:
-        if char in "\n\t":
-            continue
-        if char == "\0":
-            return "contains a NUL character"
-        if char in BIDI_CONTROLS:
-            return f"contains a bidirectional control character {_codepoint(char)}"
-        if char in ZERO_WIDTH:
-            return f"contains a zero-width character {_codepoint(char)}"
-        category = unicodedata.category(char)
-        if category == "Cs":
-            return f"contains an undecodable byte ({_codepoint(char)}): use UTF-8 text"
-        if category in ("Cc", "Zl", "Zp"):
-            return f"contains a control character {_codepoint(char)}"
-    return None
-
-
-def check_multiline(value: str, what: str, *, max_len: int = MAX_TEXT) -> str:
-    """Free text of one or more lines (a lesson's text, a resolution): CRLF becomes LF,
-    trailing spaces and blank edges go. UserError if empty, longer than ``max_len`` (checked
-    first) or holding a NUL, bidirectional, zero-width or other control character."""
-    if not isinstance(value, str):
-        raise UserError(f"{what} must be text, not {type(value).__name__} {shown(value)}")
-    if len(value) > max(max_len, 0) or len(value) > MAX_INPUT:
-        raise UserError(
-            f"{what} is {len(value)} characters long: at most {max_len} are allowed"
-            f" ({shown(value, 20)})"
-        )
-    text = value.replace("\r\n", "\n")
-    why = _multiline_problem(text)
-    if why:
-        raise UserError(f"{what} {shown(value)} {why}: give plain text (newlines are fine)")
-    lines = [line.rstrip() for line in text.split("\n")]
-    cleaned = "\n".join(lines).strip("\n")
-    if not cleaned.strip():
-        raise UserError(f"{what} is empty: give some text")
-    return cleaned
 
 
 def _choice(value: str, what: str, choices: Sequence[str]) -> str:

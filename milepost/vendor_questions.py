@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from milepost.errors import UserError
-from milepost.input_checks import NEWLINES, _codepoint, _problem, check_text, shown
+from milepost.input_checks import check_multiline, check_text, shown
 from milepost.ledger.chain import TIME_FORMAT, format_time, utc_now
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
@@ -45,7 +45,6 @@ __all__ = [
     "Question",
     "answer",
     "ask",
-    "check_lines",
     "load_questions",
     "questions",
 ]
@@ -89,30 +88,6 @@ class Question:
         return asdict(self)
 
 
-def check_lines(value: object, what: str, *, max_len: int) -> str:
-    """Free text of several lines (a question's body, an answer): CR LF becomes LF,
-    trailing spaces and surrounding blank lines go. UserError if it is longer than
-    ``max_len`` (checked first, by length alone) or holds a NUL, a bidirectional or
-    zero-width character, a line break other than LF or another control character (tabs
-    are allowed)."""
-    if not isinstance(value, str):
-        raise UserError(f"{what} must be text, not {type(value).__name__} {shown(value)}")
-    if len(value) > max_len:
-        raise UserError(
-            f"{what} is {len(value)} characters long: at most {max_len} are allowed"
-            f" ({shown(value, 20)})"
-        )
-    lines = value.replace("\r\n", "\n").split("\n")
-    for line in lines:
-        why = _problem(line.replace("\t", " "))
-        if why == "contains a newline":
-            odd = next(char for char in line if char in NEWLINES)
-            why = f"contains a line break other than a newline ({_codepoint(odd)})"
-        if why:
-            raise UserError(f"{what} {shown(value)} {why}: give plain text")
-    return "\n".join(line.rstrip() for line in lines).strip("\n")
-
-
 def _operator() -> str:
     from milepost.changes import _operator as operator
 
@@ -146,7 +121,7 @@ def check_question(subject: str, body: str | None = None) -> tuple[str, str | No
     """The subject (one line, at most MAX_SUBJECT characters) and the body (several lines,
     at most MAX_BODY characters, or None) of a question, checked."""
     text = check_text(subject, "--subject", max_len=MAX_SUBJECT)
-    details = check_lines(body, "--body", max_len=MAX_BODY) if body is not None else None
+    details = check_multiline(body, "--body", max_len=MAX_BODY) if body is not None else None
     return text, details or None
 
 
@@ -212,7 +187,7 @@ def answer(
     UserError (nothing appended) for an unknown or already answered question, an empty,
     over-long or hostile answer."""
     wanted = check_text(question_id, "question id", max_len=MAX_QUESTION_ID)
-    reply = check_lines(text, "--text", max_len=MAX_BODY)
+    reply = check_multiline(text, "--text", max_len=MAX_BODY)
     if not reply:
         raise UserError("--text is empty: give the vendor's answer")
     stamp = utc_now() if answered_at is None else _moment(answered_at, "answered at")

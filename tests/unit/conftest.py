@@ -5,6 +5,7 @@ module for a host, so here they are put under ansible.module_utils by hand."""
 from pathlib import Path
 
 import ansible.module_utils
+import pytest
 
 MODULE_UTILS = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
 if str(MODULE_UTILS) not in ansible.module_utils.__path__:
@@ -25,3 +26,18 @@ def load_module(name: str):
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def ledger(tmp_path, monkeypatch):
+    """A real SQLite ledger in tmp_path, also the one every `milepost` command of the test
+    opens (MILEPOST_LEDGER_URL); the operator is alice."""
+    from milepost.ledger import Ledger
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    monkeypatch.setenv("MILEPOST_LEDGER_URL", url)
+    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SUDO_USER", "alice")
+    opened = Ledger.open(url)
+    yield opened
+    opened.close()

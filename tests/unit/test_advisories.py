@@ -77,17 +77,6 @@ RUC-2026-002,low,2026-03-02,ruc-account-api,none,
 
 
 @pytest.fixture
-def ledger(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    monkeypatch.setenv("MILEPOST_LEDGER_URL", url)
-    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("SUDO_USER", "alice")
-    opened = Ledger.open(url)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def inventory(tmp_path):
     root = tmp_path / "inventory"
     (root / "group_vars" / "all").mkdir(parents=True)

@@ -18,14 +18,6 @@ def at(days: float) -> str:
     return (T0 + timedelta(days=days)).isoformat()
 
 
-@pytest.fixture
-def ledger(tmp_path, monkeypatch):
-    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
-    opened = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    yield opened
-    opened.close()
-
-
 def count(ledger: Ledger) -> int:
     with ledger.read_transaction() as conn:
         return int(conn.exec_driver_sql("SELECT count(*) FROM ledger_records").scalar_one())

@@ -7,7 +7,6 @@ from change_records import closed, opened
 
 from milepost.drift import findings, glitch_record, open_findings, report
 from milepost.errors import UserError
-from milepost.ledger import Ledger
 
 T0 = datetime(2025, 3, 3, tzinfo=UTC)  # a Monday: ISO week 2025-W10
 CONF = "file:/etc/ruc/ruc-payment-gateway.conf"
@@ -17,14 +16,6 @@ NMAP = "package:nmap"
 
 def at(days: float) -> str:
     return (T0 + timedelta(days=days)).isoformat()
-
-
-@pytest.fixture
-def ledger(tmp_path, monkeypatch):
-    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
-    opened = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    yield opened
-    opened.close()
 
 
 def drift(

@@ -36,16 +36,6 @@ def inventory(tmp_path):
     return str(path)
 
 
-@pytest.fixture
-def ledger(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    monkeypatch.setenv("MILEPOST_LEDGER_URL", url)
-    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
-    opened = Ledger.open(url)
-    yield opened
-    opened.close()
-
-
 def ago(days: float) -> str:
     return (datetime.now(UTC) - timedelta(days=days)).isoformat()
 

@@ -50,19 +50,16 @@ def inventory(tmp_path):
 
 
 @pytest.fixture
-def ledger(tmp_path, monkeypatch):
-    monkeypatch.setenv("MILEPOST_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
-    opened = Ledger.open()
-    opened.append(
+def ledger(ledger):
+    """The ledger with package facts of three hosts."""
+    ledger.append(
         [
             package_facts("r1", "pay-01", {"ruc-payment-gateway": "2.3.0", "sudo": "1.9.13p3-1"}),
             package_facts("r1", "pay-02", {"ruc-payment-gateway": "2.3.0"}),
             package_facts("r1", "acct-01", {"ruc-account-api": "1.4.0"}),
         ]
     )
-    yield opened
-    opened.close()
+    return ledger
 
 
 def count(ledger: Ledger, kind: str | None = None) -> int:

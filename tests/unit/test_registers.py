@@ -10,11 +10,11 @@ import pytest
 from milepost.cli import app, main
 from milepost.drift import glitch_record
 from milepost.errors import UserError
+from milepost.input_checks import check_multiline
 from milepost.ledger import Ledger, package_facts
 from milepost.registers import (
     CSV_FIELDS,
     add_note,
-    check_multiline,
     export,
     notes,
     open_glitch,
@@ -29,14 +29,11 @@ RUN = "20260102T030405Z-1a2b3c4d"
 
 
 @pytest.fixture
-def ledger(tmp_path, monkeypatch):
-    monkeypatch.setenv("MILEPOST_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+def ledger(ledger, monkeypatch):
+    """The ledger with one run's records in it; the operator is casey."""
     monkeypatch.setenv("SUDO_USER", "casey")
-    opened = Ledger.open()
-    opened.append([package_facts(RUN, "pay-01", {"ruc-payment-gateway": "2.3.0"})])
-    yield opened
-    opened.close()
+    ledger.append([package_facts(RUN, "pay-01", {"ruc-payment-gateway": "2.3.0"})])
+    return ledger
 
 
 def count(ledger: Ledger, kind: str | None = None) -> int:

@@ -7,7 +7,7 @@ import pytest
 
 from milepost.advisories import add_advisory
 from milepost.cli import main
-from milepost.ledger import Ledger, package_change, package_facts
+from milepost.ledger import package_change, package_facts
 from milepost.vendor_questions import answer, ask
 from milepost.vendors import load_vendors
 
@@ -62,15 +62,6 @@ def inventory(tmp_path):
     (root / "hosts.yml").write_text(HOSTS)
     (root / "group_vars" / "all" / "main.yml").write_text(ALL)
     return root
-
-
-@pytest.fixture
-def ledger(tmp_path, monkeypatch):
-    monkeypatch.setenv("MILEPOST_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
-    opened = Ledger.open()
-    yield opened
-    opened.close()
 
 
 def at(record: dict, when: str) -> dict:

@@ -11,6 +11,7 @@ import yaml
 
 from milepost.cli import app, main
 from milepost.errors import UserError
+from milepost.input_checks import check_multiline
 from milepost.ledger import Ledger
 from milepost.ledger.chain import format_time
 from milepost.vendor_cli import vendor_app
@@ -20,7 +21,6 @@ from milepost.vendor_questions import (
     MAX_BODY,
     answer,
     ask,
-    check_lines,
     questions,
 )
 from milepost.vendors import parse_vendors
@@ -94,16 +94,6 @@ def inventory(tmp_path):
         yaml.safe_dump({"milepost_vendors": VENDORS})
     )
     return root
-
-
-@pytest.fixture
-def ledger(tmp_path, monkeypatch):
-    monkeypatch.setenv("MILEPOST_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("SUDO_USER", "alice")
-    opened = Ledger.open()
-    yield opened
-    opened.close()
 
 
 def count(ledger: Ledger) -> int:
@@ -251,9 +241,9 @@ def test_a_huge_body_is_refused_by_its_length_quickly():
     huge = "\u202e" * (1024 * 1024)
     started = time.perf_counter()
     with pytest.raises(UserError, match=r"--body is 1048576 characters long"):
-        check_lines(huge, "--body", max_len=MAX_BODY)
+        check_multiline(huge, "--body", max_len=MAX_BODY)
     assert time.perf_counter() - started < 0.1
-    assert check_lines("\n  a\r\n\tb  \n\n", "--body", max_len=20) == "  a\n\tb"
+    assert check_multiline("\n  a\r\n\tb  \n\n", "--body", max_len=20) == "  a\n\tb"
 
 
 # ------------------------------------------------------------------ the CLI
