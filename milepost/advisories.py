@@ -36,7 +36,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from yaml.composer import ComposerError
 
-from milepost.changes import _operator
 from milepost.errors import UserError
 from milepost.input_checks import (
     check_advisory_id,
@@ -49,6 +48,7 @@ from milepost.input_checks import (
 from milepost.ledger.chain import utc_now
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
+from milepost.operator import operator_name
 from milepost.patch_policy import SEVERITIES, KevProduct
 
 if TYPE_CHECKING:
@@ -313,7 +313,7 @@ def _apply(
     changed ones in one transaction holding the write lock. Returns the summary and the
     advisories as they now are, in the order given."""
     now = utc_now()
-    operator = _operator()
+    operator = operator_name()
     added = updated = unchanged = 0
     try:
         with ledger.write_transaction() as conn:

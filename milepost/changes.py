@@ -16,9 +16,7 @@ A change's state (open, closed, expired) is computed from these records, never s
 from __future__ import annotations
 
 import fnmatch
-import getpass
 import json
-import os
 import secrets
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +30,7 @@ from milepost.errors import UserError
 from milepost.ledger.chain import format_time, utc_now
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
+from milepost.operator import operator_name
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -81,17 +80,6 @@ class Change:
         data["hosts"] = list(self.hosts)
         data["resources"] = list(self.resources)
         return data
-
-
-def _operator() -> str:
-    """Who is at the keyboard: the sudo caller if any, else the login name."""
-    name = os.environ.get("SUDO_USER", "").strip()
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 def _named(items: Sequence[str]) -> str:
@@ -184,7 +172,7 @@ def open_change(
             "hosts": names,
             "resources": patterns,
             "reason": why_text,
-            "opened_by": " ".join(str(opened_by).split()) if opened_by else _operator(),
+            "opened_by": " ".join(str(opened_by).split()) if opened_by else operator_name(),
             "until": _parse_until(until, now),
         },
     }
@@ -208,7 +196,7 @@ def close_change(
         "body": {
             "change_id": wanted,
             "note": text,
-            "closed_by": " ".join(str(closed_by).split()) if closed_by else _operator(),
+            "closed_by": " ".join(str(closed_by).split()) if closed_by else operator_name(),
         },
     }
     prepared = prepare(record)

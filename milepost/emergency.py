@@ -38,6 +38,7 @@ from rich.table import Table
 
 from milepost.errors import MilepostError, UserError
 from milepost.fleet_lock import FleetLock, Refused
+from milepost.operator import operator_name
 
 PLAYBOOK = "emergency_patch.yml"
 #: Seconds between two looks at the ledger for progress.
@@ -104,12 +105,6 @@ class Summary:
         )
 
 
-def _operator() -> str:
-    from milepost.changes import _operator as operator
-
-    return operator()
-
-
 def check_request(
     *,
     advisory: str,
@@ -160,7 +155,7 @@ def record_refusal(advisory: object, problem: str, exit_code: int) -> None:
             "advisory": shown(str(advisory), limit=80),
             "problem": problem[:1000],
             "exit_code": exit_code,
-            "operator": _operator(),
+            "operator": operator_name(),
         },
     }
     try:
@@ -495,7 +490,9 @@ def emergency_patch(request: Request, console: Console) -> Summary | None:
     _confirm(request, chosen)
     run_id = new_run_id()
     lock = FleetLock()
-    lock.acquire({"run_id": run_id, "advisory_id": request.advisory_id, "operator": _operator()})
+    lock.acquire(
+        {"run_id": run_id, "advisory_id": request.advisory_id, "operator": operator_name()}
+    )
     try:
         _record(
             "emergency_patch",
@@ -504,7 +501,7 @@ def emergency_patch(request: Request, console: Console) -> Summary | None:
                 "advisory_id": request.advisory_id,
                 "packages": chosen.packages,
                 "reason": request.reason,
-                "operator": _operator(),
+                "operator": operator_name(),
                 "limit": request.limit,
                 "canary": request.canary,
                 "candidates": chosen.candidates,

@@ -211,8 +211,8 @@ def add_exception(
     """Append a patch_exception record. UserError (nothing appended) for an unknown
     advisory or host, an expiry not in the future, an empty reason or control."""
     from milepost.advisories import get_advisory
-    from milepost.changes import _operator
     from milepost.input_checks import check_text, shown
+    from milepost.operator import operator_name
 
     advisory = get_advisory(ledger, advisory_id)
     names = list(dict.fromkeys(h.strip() for h in hosts if h.strip()))
@@ -240,7 +240,7 @@ def add_exception(
             "expires": expires.isoformat(),
             "reason": why,
             "compensating_control": control,
-            "added_by": _operator(),
+            "added_by": operator_name(),
         },
     }
     ledger.append([record])

@@ -39,6 +39,7 @@ from milepost.input_checks import MAX_INPUT, check_multiline, check_text, shown
 from milepost.ledger.chain import format_time, utc_now
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
+from milepost.operator import operator_name
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -422,12 +423,6 @@ def notes(
 # ------------------------------------------------------------------ writing
 
 
-def _operator() -> str:
-    from milepost.changes import _operator as who
-
-    return who()
-
-
 def _known_runs(conn: Connection, run_ids: Sequence[str]) -> set[str]:
     if not run_ids:
         return set()
@@ -521,7 +516,7 @@ def add_note(
     clean_text = check_multiline(text, "text") if text is not None else None
     clean_owner = check_text(owner, "owner", max_len=MAX_NAME) if owner is not None else None
     clean_links = _check_links(links)
-    added_by = _operator()
+    added_by = operator_name()
     if note_type == GLITCH:
         if category is not None:
             raise UserError("a glitch has no category: leave out --category")
@@ -636,7 +631,7 @@ def glitch_body(
         "hosts": _names(hosts, "host"),
         "resources": [],
         "findings": [],
-        "added_by": _operator(),
+        "added_by": operator_name(),
     }
 
 
@@ -722,7 +717,7 @@ def update_note(
     clean_text = check_multiline(text, "text") if text is not None else None
     clean_comment = check_multiline(comment, "comment") if comment is not None else None
     clean_links = _check_links(add_links)
-    updated_by = _operator()
+    updated_by = operator_name()
 
     def build(conn: Connection, known: Mapping[str, Note]) -> dict[str, Any]:
         note = known.get(wanted)

@@ -31,6 +31,7 @@ from milepost.input_checks import check_multiline, check_text, shown
 from milepost.ledger.chain import TIME_FORMAT, format_time, utc_now
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
+from milepost.operator import operator_name
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -86,12 +87,6 @@ class Question:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _operator() -> str:
-    from milepost.changes import _operator as operator
-
-    return operator()
 
 
 def _named(items: list[str]) -> str:
@@ -152,7 +147,7 @@ def ask(
     hours = found.commitments.question_response_hours
     due_at = format_time(_parse(stamp) + timedelta(hours=hours))
     question_id = "Q-" + secrets.token_hex(4)
-    who = check_text(asked_by, "asked by", max_len=MAX_SUBJECT) if asked_by else _operator()
+    who = check_text(asked_by, "asked by", max_len=MAX_SUBJECT) if asked_by else operator_name()
     ledger.append(
         [
             {
@@ -197,7 +192,7 @@ def answer(
         "run_id": None,
         "host": None,
         "recorded_at": stamp,
-        "body": {"question_id": wanted, "text": reply, "answered_by": who or _operator()},
+        "body": {"question_id": wanted, "text": reply, "answered_by": who or operator_name()},
     }
     prepared = prepare(record)
     try:
