@@ -163,27 +163,44 @@ def run_checks(root: Path, sources: Sequence[Path], hosts: Sequence[str]) -> lis
         return _parse(results)
 
 
-def record(ledger: Ledger, run_id: str, results: Sequence[CheckResult], digest: str) -> None:
-    ledger.append(
-        [
-            {
-                "kind": RESULT_KIND,
-                "run_id": run_id,
-                "host": r.host,
-                "body": {
-                    "check": r.check,
-                    "status": r.status,
-                    "message": r.message,
-                    "catalogue_sha256": digest,
-                },
-            }
-            for r in results
-        ]
-    )
+def result_records(
+    run_id: str, results: Sequence[CheckResult], digest: str
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": RESULT_KIND,
+            "run_id": run_id,
+            "host": r.host,
+            "body": {
+                "check": r.check,
+                "status": r.status,
+                "message": r.message,
+                "catalogue_sha256": digest,
+            },
+        }
+        for r in results
+    ]
 
 
 def failures(results: Sequence[CheckResult]) -> list[CheckResult]:
     return [r for r in results if r.status in ("failed", "error")]
+
+
+def _write(records: Sequence[dict[str, Any]]) -> None:
+    """Append to the ledger; when it cannot be written, spool (nothing is lost: `milepost
+    ledger replay` or the next run writes them in) with one warning."""
+    from milepost.ledger import Ledger, spool
+
+    try:
+        with Ledger.open() as ledger:
+            ledger.append(records)
+    except (MilepostError, OSError) as exc:
+        spool.spool(records, reason=f"ledger unavailable ({exc})")
+        print(
+            f"milepost: warning: ledger unavailable ({exc}); the QC results are spooled:"
+            " `milepost ledger replay` writes them in",
+            file=sys.stderr,
+        )
 
 
 def run_qc(
@@ -192,54 +209,48 @@ def run_qc(
     """Check the inventory, run the QC, record it; return (run id, results, glitch id or
     None). UserError for bad input (nothing run)."""
     from milepost.inventory_check import check_inventory, default_inventory
-    from milepost.ledger import Ledger, new_run_id, run_ended, run_started
+    from milepost.ledger import new_run_id, run_ended, run_started
     from milepost.paths import project_root
     from milepost.recorder import git_commit
-    from milepost.registers import open_glitch
+    from milepost.registers import run_glitch_record
 
     root = project_root()
     sources = [inventory] if inventory is not None else default_inventory()
     hosts = check_inventory(sources, limit=limit, playbook_dir=root / "playbooks").hosts
     own_run = run_id is None
     rid = run_id or new_run_id()
-    with Ledger.open() as ledger:
+    start = (
+        [run_started(playbook="tests/qc", kind="qc", run_id=rid, git_commit=git_commit(root),
+                     limit=limit)]
+        if own_run
+        else []
+    )  # fmt: skip
+    try:
+        results = run_checks(root, sources, hosts)
+    except MilepostError as failed:
         if own_run:
-            ledger.append(
-                [
-                    run_started(
-                        playbook="tests/qc",
-                        kind="qc",
-                        run_id=rid,
-                        git_commit=git_commit(root),
-                        limit=limit,
-                    )
-                ]
-            )
-        try:
-            results = run_checks(root, sources, hosts)
-        except MilepostError as failed:
-            if own_run:
-                ledger.append([run_ended(rid, "failed", str(failed))])
-            raise
-        record(ledger, rid, results, catalogue_digest(root)[0])
-        bad = failures(results)
-        glitch = None
-        # Inside a maintenance run the hosts that failed fail the run, and the run opens
-        # the glitch (plugins/callback/maintenance_ledger.py).
-        if bad and own_run:
-            hosts_failed = sorted({r.host for r in bad})
-            checks = sorted({r.check for r in bad})
-            note = open_glitch(
-                ledger,
-                title=f"QC failed on {', '.join(hosts_failed)}: {', '.join(checks)}",
-                detected_by="qc",
-                run_id=rid,
-                hosts=hosts_failed,
-                text="\n".join(f"{r.host} {r.check}: {r.message or r.status}" for r in bad),
-            )
-            glitch = note.note_id
-        if own_run:
-            ledger.append([run_ended(rid, "failed" if bad else "successful")])
+            _write([*start, run_ended(rid, "failed", str(failed))])
+        raise
+    records = [*start, *result_records(rid, results, catalogue_digest(root)[0])]
+    bad = failures(results)
+    glitch = None
+    # Inside a maintenance run the hosts that failed fail the run, and the run opens the
+    # glitch (plugins/callback/maintenance_ledger.py).
+    if bad and own_run:
+        hosts_failed = sorted({r.host for r in bad})
+        checks = sorted({r.check for r in bad})
+        record = run_glitch_record(
+            rid,
+            f"QC failed on {', '.join(hosts_failed)}: {', '.join(checks)}",
+            hosts_failed,
+            text="\n".join(f"{r.host} {r.check}: {r.message or r.status}" for r in bad),
+            detected_by="qc",
+        )
+        glitch = str(record["body"]["glitch_id"])
+        records.append(record)
+    if own_run:
+        records.append(run_ended(rid, "failed" if bad else "successful"))
+    _write(records)
     return rid, results, glitch
 
 

@@ -34,8 +34,11 @@ def _warn_if_catalogue_changed() -> None:
     from milepost.paths import project_root
     from milepost.qc import catalogue_warning
 
-    with Ledger.open() as ledger:
-        warning = catalogue_warning(ledger, project_root())
+    try:
+        with Ledger.open() as ledger:
+            warning = catalogue_warning(ledger, project_root())
+    except (MilepostError, OSError):
+        return  # the ledger is down: the results were spooled, with their own warning
     if warning:
         print(f"milepost: warning: {warning}", file=sys.stderr)
 

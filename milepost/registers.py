@@ -636,11 +636,15 @@ def glitch_body(
 
 
 def run_glitch_record(
-    run_id: str, title: str, hosts: Iterable[str], text: str | None = None
+    run_id: str,
+    title: str,
+    hosts: Iterable[str],
+    text: str | None = None,
+    detected_by: str = "failed run",
 ) -> dict[str, Any]:
-    """A ``glitch`` record for a run that failed (the ledger callback queues it with the
-    run's records, so it is spooled and replayed like them)."""
-    body = glitch_body(title=title, detected_by="failed run", run_id=run_id, hosts=hosts, text=text)
+    """A ``glitch`` record for a run that failed, or whose QC failed (the caller writes it
+    with the run's records, so it is spooled and replayed like them)."""
+    body = glitch_body(title=title, detected_by=detected_by, run_id=run_id, hosts=hosts, text=text)
     return {
         "kind": GLITCH_KIND,
         "run_id": run_id,
