@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 the work failed, 2 bad input or a missing prerequisite.
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,10 +17,12 @@ from milepost.advisory_cli import advisory_app
 from milepost.drift_cli import change_app, drift_app
 from milepost.errors import MilepostError, UserError
 from milepost.exposure_cli import exception_app, exposure
+from milepost.inventory_check import CheckedInventory
 from milepost.lab import topology
 from milepost.ledger.cli import app as ledger_app
 from milepost.qc_cli import qc_app
 from milepost.registers_cli import note_app
+from milepost.report_cli import report_app
 from milepost.runner import Interrupted
 from milepost.vendor_cli import vendor_app
 
@@ -40,6 +43,7 @@ app.command("exposure")(exposure)
 app.add_typer(vendor_app, name="vendor")
 app.add_typer(note_app, name="note")
 app.add_typer(qc_app, name="qc")
+app.add_typer(report_app, name="report")
 
 console = Console()
 if not console.is_terminal:
@@ -226,14 +230,31 @@ def maintain(
         if not why:
             raise UserError("--override-window needs --reason TEXT saying why (it is recorded)")
         variables.update(preflight_override_window=True, preflight_override_reason=why)
-    result = run_checked(
-        "maintain.yml",
-        inventory=inventory,
-        limit=limit,
-        check=check,
-        diff=diff,
-        extravars=variables,
-    )
+    from milepost import notify
+
+    # Notices (when milepost_notify is configured; never in check mode): upcoming
+    # maintenance once the inventory passed its checks, completed after the run whatever
+    # its outcome (read from the closed run in the ledger).
+    started: list[tuple[str, tuple[Path, ...]]] = []
+
+    def upcoming(run_id: str, checked: CheckedInventory) -> None:
+        started.append((run_id, checked.sources))
+        if not check:
+            notify.notify_upcoming_now(run_id, checked.hosts, checked.sources)
+
+    try:
+        result = run_checked(
+            "maintain.yml",
+            inventory=inventory,
+            limit=limit,
+            check=check,
+            diff=diff,
+            extravars=variables,
+            before_run=upcoming,
+        )
+    finally:
+        if started and not check:
+            notify.notify_completed(*started[0])
     if not result.succeeded:
         raise MilepostError(
             f"maintenance run {result.run_id} {result.status} (ansible-playbook exit"

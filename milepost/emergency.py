@@ -468,7 +468,8 @@ def _confirm(request: Request, chosen: Plan) -> None:
 
 def emergency_patch(request: Request, console: Console) -> Summary | None:
     """Run the emergency patch; None when nothing needed to run (dry run, none exposed)."""
-    from milepost import kill_switch
+    from milepost import kill_switch, notify
+    from milepost.inventory_check import default_inventory
     from milepost.ledger.runs import new_run_id
     from milepost.paths import project_root
     from milepost.runner import Interrupted, run_playbook
@@ -510,6 +511,9 @@ def emergency_patch(request: Request, console: Console) -> Summary | None:
         )
         root = project_root()
         sources = [request.inventory] if request.inventory else []
+        # The emergency notice (when milepost_notify is configured): at the start, and at
+        # the end from the emergency_result record.
+        notify.notify_emergency(run_id, sources or default_inventory())
         progress = _Progress(run_id, chosen.candidates, console)
         progress.start()
         started = time.monotonic()
@@ -549,6 +553,7 @@ def emergency_patch(request: Request, console: Console) -> Summary | None:
                 "seconds": round(time.monotonic() - started, 1),
             },
         )
+        notify.notify_emergency(run_id, sources or default_inventory())
         if result.interrupted_by is not None:
             raise Interrupted(result)
         return summary

@@ -27,13 +27,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from milepost.errors import MilepostError
+
+if TYPE_CHECKING:
+    from milepost.inventory_check import CheckedInventory
 
 __all__ = ["RunResult", "playbook_env", "run_playbook"]
 
@@ -268,10 +271,13 @@ def run_checked(
     diff: bool = False,
     extravars: Mapping[str, Any] | None = None,
     run_kind: str | None = None,
+    before_run: Callable[[str, CheckedInventory], None] | None = None,
 ) -> RunResult:
     """Check the inventory (UserError, one line, before any host is touched), then run
     playbooks/<playbook_name>. Raises Interrupted when a signal stopped the run; a failed
-    run is returned (its status says so) for the caller to report.
+    run is returned (its status says so) for the caller to report. ``before_run`` is called
+    with the run's id and the checked inventory once the checks passed, before the run
+    starts (the upcoming-maintenance notice).
 
     The inventory's milepost_phase goes to the playbook as an extra var (play keywords
     such as serial see extra vars, not inventory variables) and to the ledger callback
@@ -296,6 +302,11 @@ def run_checked(
     if phase not in PHASES:
         raise UserError(f"-e milepost_phase must be one of {', '.join(PHASES)}, not {phase[:40]!r}")
     env = {"MILEPOST_PHASE": phase, **({"MILEPOST_RUN_KIND": run_kind} if run_kind else {})}
+    from milepost.ledger.runs import new_run_id
+
+    run_id = new_run_id()
+    if before_run is not None:
+        before_run(run_id, checked)
     result = run_playbook(
         root / "playbooks" / playbook_name,
         inventory=checked.sources,
@@ -305,6 +316,7 @@ def run_checked(
         extravars={**(extravars or {}), "milepost_phase": phase},
         env=env,
         root=root,
+        run_id=run_id,
     )
     if result.interrupted_by is not None:
         raise Interrupted(result)

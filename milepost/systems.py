@@ -106,14 +106,14 @@ def parse_systems(
                 f"{SYSTEMS_VAR}.{key} has unknown key {shown(unknown[0])}:"
                 f" use {', '.join(SYSTEM_KEYS)}"
             )
-        hosts = tuple(sorted(groups[key]))
+        members = tuple(sorted(groups[key]))
         found[key] = System(
             key=key,
             name=_text(entry, key, "name", MAX_NAME),
             serves=_text(entry, key, "serves", MAX_TEXT),
             impact=_text(entry, key, "impact", MAX_TEXT),
-            hosts=hosts,
-            vendors=vendors_of(hosts),
+            hosts=members,
+            vendors=vendors_of(members),
         )
     described = {host for system in found.values() for host in system.hosts}
     for group in sorted(groups):

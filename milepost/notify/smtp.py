@@ -1,0 +1,122 @@
+"""Notices by e-mail: one plain-text UTF-8 message per audience through the agency's SMTP
+server (smtplib), STARTTLS or implicit TLS verified against the system's or a given CA
+bundle, a login when a username is set, a bounded number of attempts with doubling pauses.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+
+from milepost.notify.config import SmtpConfig
+from milepost.notify.delivery import Attempted, one_line, pause
+from milepost.redaction import Redactor
+
+__all__ = ["build_message", "send_mail"]
+
+
+def build_message(sender: str, recipients: Sequence[str], subject: str, text: str) -> EmailMessage:
+    """The message: From, To, Subject, Date, Message-ID and the text (UTF-8)."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = subject
+    message["Date"] = formatdate(usegmt=True)
+    domain = parseaddr(sender)[1].rpartition("@")[2] or None
+    message["Message-ID"] = make_msgid(domain=domain)
+    message.set_content(text, charset="utf-8")
+    return message
+
+
+def _context(config: SmtpConfig) -> ssl.SSLContext:
+    ca_file = str(config.retry.ca_file) if config.retry.ca_file else None
+    return ssl.create_default_context(cafile=ca_file)
+
+
+def _reason(error: BaseException, config: SmtpConfig) -> tuple[str, bool]:
+    """(why, worth trying again)."""
+    where = f"{config.host}:{config.port}"
+    if isinstance(error, smtplib.SMTPAuthenticationError):
+        return f"the mail server {where} refused the login (SMTP {error.smtp_code})", False
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        refused = ", ".join(sorted(error.recipients))
+        return f"the mail server {where} refused every recipient ({refused})", False
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        return f"the mail server {where} does not offer {error}", False
+    if isinstance(error, smtplib.SMTPResponseException):
+        message = error.smtp_error
+        text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+        permanent = 500 <= error.smtp_code < 600
+        return f"the mail server {where} answered {error.smtp_code} {text}", not permanent
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"the certificate of {where} could not be verified ({error.verify_message})", False
+    if isinstance(error, ConnectionRefusedError):
+        return f"connection to the mail server {where} refused", True
+    if isinstance(error, TimeoutError | socket.timeout):
+        return (
+            f"no answer from the mail server {where} within {config.retry.timeout_seconds:g} s",
+            True,
+        )
+    if isinstance(error, socket.gaierror):
+        return f"the mail server {config.host} could not be found ({error.strerror})", True
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return f"the mail server {where} closed the connection", True
+    if isinstance(error, OSError) and error.strerror:
+        return f"the mail server {where}: {error.strerror}", True
+    return f"the mail server {where}: {type(error).__name__}: {error}", True
+
+
+def _send_once(
+    config: SmtpConfig, message: EmailMessage, sender: str, to: Sequence[str]
+) -> dict[str, tuple[int, bytes]]:
+    timeout = config.retry.timeout_seconds
+    client: smtplib.SMTP
+    if config.ssl:
+        client = smtplib.SMTP_SSL(
+            config.host, config.port, timeout=timeout, context=_context(config)
+        )
+    else:
+        client = smtplib.SMTP(config.host, config.port, timeout=timeout)
+    with client:
+        client.ehlo()
+        if config.starttls:
+            client.starttls(context=_context(config))
+            client.ehlo()
+        if config.username is not None and config.password is not None:
+            client.login(config.username, config.password)
+        return client.send_message(message, from_addr=sender, to_addrs=list(to))
+
+
+def send_mail(
+    config: SmtpConfig,
+    *,
+    sender: str,
+    recipients: Sequence[str],
+    subject: str,
+    text: str,
+    redactor: Redactor,
+) -> Attempted:
+    """Send one message to ``recipients``; never raises for a delivery failure. The reason
+    of a failure is one line, scrubbed of the password and every other secret."""
+    message = build_message(sender, recipients, subject, text)
+    envelope_from = parseaddr(sender)[1]
+    attempts = 0
+    why = "not tried"
+    for attempt in range(1, config.retry.attempts + 1):
+        attempts = attempt
+        try:
+            refused = _send_once(config, message, envelope_from, recipients)
+        except (smtplib.SMTPException, OSError) as error:
+            why, again = _reason(error, config)
+            if not again:
+                break
+            if attempt < config.retry.attempts:
+                pause(config.retry, attempt)
+            continue
+        note = "refused by the server: " + ", ".join(sorted(refused)) if refused else None
+        return Attempted(True, attempts, one_line(redactor.scrub(note)) if note else None)
+    return Attempted(False, attempts, one_line(redactor.scrub(why)))

@@ -1,0 +1,469 @@
+"""The status dashboard (milepost report dashboard), rendered from a real SQLite ledger and a
+small inventory, then opened in a real headless Chromium: every system shows its status in
+words, the last maintenance and the open glitch show, the charts are SVG with a title, and
+secrets never reach the page or status.json."""
+
+import json
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from milepost.advisories import add_advisory
+from milepost.ledger import package_change, package_facts
+from milepost.ledger.chain import format_time
+from milepost.ledger.runs import run_ended, run_started, task_result
+from milepost.registers import open_glitch, run_glitch_record, update_note
+from milepost.report_cli import report_app
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+#: Seconds Chromium may take to load the page (a hang fails the test, never the suite).
+CHROMIUM_TIMEOUT = 120
+CANARY = "CANARY-7f3a9c"
+
+HOSTS = """\
+all:
+  children:
+    ruc:
+      children:
+        payment_gateway:
+          hosts:
+            pay-01: {ansible_host: 127.0.0.1, ansible_port: 1}
+            pay-02: {ansible_host: 127.0.0.1, ansible_port: 1}
+          vars: {milepost_vendor: harbor_payments}
+        account_management:
+          hosts:
+            acct-01: {ansible_host: 127.0.0.1, ansible_port: 1}
+          vars: {milepost_vendor: keystone_accounts}
+        mileage_ingest:
+          hosts:
+            ingest-01: {ansible_host: 127.0.0.1, ansible_port: 1}
+          vars: {milepost_vendor: odometrix_devices}
+        sftp_exchange:
+          hosts:
+            sftp-01: {ansible_host: 127.0.0.1, ansible_port: 1}
+          vars: {milepost_vendor: odometrix_devices}
+        reporting:
+          hosts:
+            report-01: {ansible_host: 127.0.0.1, ansible_port: 1}
+          vars: {milepost_vendor: odometrix_devices}
+"""
+VENDORS = """\
+milepost_vendors:
+  harbor_payments:
+    name: Harbor Payments Inc.
+    role: payment processor
+    contacts: [{name: Dana Ortiz, email: dana@harbor.example, on_call: true}]
+    groups: [payment_gateway]
+    interfaces: [payments-api]
+    commitments:
+      patch_days: {critical: 15, high: 15, medium: 60, low: 90}
+      question_response_hours: 24
+      interface_availability_percent: 99.5
+  keystone_accounts:
+    name: Keystone Account Services LLC
+    role: account manager
+    contacts: [{name: Priya Raman, email: priya@keystone.example}]
+    groups: [account_management]
+    interfaces: [accounts-api]
+    commitments:
+      patch_days: {critical: 30, high: 30, medium: 90, low: 180}
+      question_response_hours: 72
+      interface_availability_percent: 99.0
+  odometrix_devices:
+    name: Odometrix Devices Corp.
+    role: mileage device vendor
+    contacts: [{name: Lee Okafor, email: lee@odometrix.example}]
+    groups: [mileage_ingest, sftp_exchange, reporting]
+    interfaces: [mileage-file-exchange]
+    commitments:
+      patch_days: {critical: 30, high: 30, medium: 90, low: 180}
+      question_response_hours: 72
+      interface_availability_percent: 99.0
+"""
+INTERFACES = """\
+milepost_interfaces:
+  - {name: payments-api, vendor: harbor_payments, kind: https, url: "https://127.0.0.1:1/"}
+  - {name: accounts-api, vendor: keystone_accounts, kind: https, url: "https://127.0.0.1:2/"}
+  - {name: mileage-file-exchange, vendor: odometrix_devices, kind: sftp, host: 127.0.0.1}
+"""
+POLICY = """\
+milepost_patch_policy:
+  days: {kev: 14, critical: 30, high: 30, medium: 90, low: 180}
+"""
+PAYMENTS_WINDOW = """\
+milepost_window:
+  cron: "0 2 * * 0"
+  duration_minutes: 120
+  timezone: America/Los_Angeles
+"""
+IMPACT = "Miles reported on one day may appear in accounts a day late."
+
+#: What each system must show (data-status and its words).
+EXPECTED = {
+    "payment_gateway": ("normal", "Working normally"),
+    "account_management": ("overdue", "Security update overdue"),
+    "mileage_ingest": ("problem", "Problem reported"),
+    "reporting": ("normal", "Working normally"),
+    "sftp_exchange": ("unknown", "Not yet checked"),
+}
+
+
+@pytest.fixture
+def inventory(tmp_path):
+    root = tmp_path / "inventory"
+    (root / "group_vars" / "all").mkdir(parents=True)
+    (root / "hosts.yml").write_text(HOSTS)
+    # A group_vars/all directory replaces all.yml: every file of it is read.
+    shutil.copy(ROOT / "inventory/lab/group_vars/all/systems.yml", root / "group_vars/all")
+    (root / "group_vars" / "all" / "vendors.yml").write_text(VENDORS)
+    (root / "group_vars" / "all" / "interfaces.yml").write_text(INTERFACES)
+    (root / "group_vars" / "all" / "patch_policy.yml").write_text(POLICY)
+    (root / "group_vars" / "payment_gateway.yml").write_text(PAYMENTS_WINDOW)
+    return root
+
+
+def ago(now: datetime, days: float = 0, hours: float = 0) -> str:
+    return format_time(now - timedelta(days=days, hours=hours))
+
+
+def at(record: dict, when: str) -> dict:
+    return {**record, "recorded_at": when}
+
+
+def interface_check(name: str, status: str, when: str, messages=()) -> dict:
+    body = {"name": name, "kind": "https", "status": status, "messages": list(messages)}
+    return {"kind": "interface_check", "run_id": None, "host": None, "recorded_at": when,
+            "body": body}  # fmt: skip
+
+
+def qc_result(run_id: str, host: str, status: str, when: str, message=None) -> dict:
+    body = {"check": "test_service_answers", "status": status, "message": message}
+    return {"kind": "qc_result", "run_id": run_id, "host": host, "recorded_at": when,
+            "body": body}  # fmt: skip
+
+
+def maintenance_run(ledger, run_id: str, started: str, hosts: dict, records: list,
+                    status: str) -> None:  # fmt: skip
+    """A maintenance run: started, a task result per host ({host: status}), the run's other
+    records, ended (with per-host counts added by the ledger)."""
+    start = run_started(playbook="playbooks/maintain.yml", kind="scheduled", run_id=run_id,
+                        started_at=started)  # fmt: skip
+    results = [
+        at(task_result(run_id, host, "PATCH | Bring the RUC packages to their pinned versions",
+                       result, summary=None if result != "failed" else
+                       f"health check failed: db_password={CANARY}"), started)
+        for host, result in hosts.items()
+    ]  # fmt: skip
+    ledger.append([start, *results, *records, at(run_ended(run_id, status), started)])
+
+
+def build_ledger(ledger, now: datetime) -> str:
+    """The scenario; returns the id of the open glitch."""
+    facts = {
+        "pay-01": {"ruc-payment-gateway": "2.3.0", "libssl3": "3.0.11", "openssl": "3.0.11",
+                   "tzdata": "2024a"},
+        "pay-02": {"ruc-payment-gateway": "2.3.0", "libssl3": "3.0.11", "openssl": "3.0.11",
+                   "tzdata": "2024a"},
+        "acct-01": {"ruc-account-api": "1.4.0"},
+        "ingest-01": {"ruc-mileage-ingest": "3.1.0"},
+        "report-01": {"ruc-reporting": "1.0.0"},
+    }  # fmt: skip
+    ledger.append([at(package_facts("r0", h, p), ago(now, 40)) for h, p in facts.items()])
+    # A successful maintenance run 10 days ago: payments and reports updated.
+    when = ago(now, 10)
+    changes = [
+        package_change("r1", host, name, before, after)
+        for host in ("pay-01", "pay-02")
+        for name, before, after in (
+            ("ruc-payment-gateway", "2.3.0", "2.4.0"),
+            ("libssl3", "3.0.11", "3.0.13"),
+            ("openssl", "3.0.11", "3.0.13"),
+            ("tzdata", "2024a", "2024b"),
+        )
+    ] + [package_change("r1", "report-01", "ruc-reporting", "1.0.0", "1.1.0")]
+    qc = [
+        qc_result("r1", h, "passed", when)
+        for h in ("pay-01", "pay-02", "acct-01", "ingest-01", "report-01")
+    ]
+    maintenance_run(
+        ledger,
+        "r1",
+        when,
+        {h: "changed" for h in ("pay-01", "pay-02", "acct-01", "ingest-01", "report-01")},
+        [at(c, when) for c in changes] + qc,
+        "successful",
+    )
+    # A failed run 3 days ago: the mileage update failed its health check, rolled back.
+    when = ago(now, 3)
+    rollback = [
+        at(package_change("r2", "ingest-01", "ruc-mileage-ingest", "3.1.0", "3.2.0"), when),
+        at(package_change("r2", "ingest-01", "ruc-mileage-ingest", "3.2.0", "3.1.0"), when),
+    ]
+    glitch = run_glitch_record(
+        "r2",
+        f"playbooks/maintain.yml run failed on ingest-01 (failed, rolled back) token: {CANARY}",
+        ["ingest-01"],
+        text=f"ingest-01: health check failed: password={CANARY}",
+    )
+    maintenance_run(
+        ledger, "r2", when, {"ingest-01": "failed"}, [*rollback, at(glitch, when)], "failed"
+    )
+    glitch_id = glitch["body"]["glitch_id"]
+    update_note(ledger, glitch_id, customer_impact=IMPACT, status="investigating")
+    # A glitch on a payments host, resolved: it no longer counts.
+    old = open_glitch(ledger, title="Payments slow for an hour", detected_by="monitoring",
+                      hosts=["pay-01"])  # fmt: skip
+    update_note(ledger, old.note_id, status="resolved", resolution="Cache restarted.")
+    # Interface checks: payments up every month, file exchange slow at last, accounts never.
+    ledger.append(
+        [interface_check("payments-api", "ok", ago(now, days)) for days in (5, 40, 70, 100)]
+        + [
+            interface_check("mileage-file-exchange", "ok", ago(now, 6)),
+            interface_check("mileage-file-exchange", "warning", ago(now, 1),
+                            [f"slow login, api_key: {CANARY}"]),
+        ]
+    )  # fmt: skip
+    # A critical advisory published 60 days ago: acct-01 still runs the old version.
+    add_advisory(
+        ledger,
+        advisory_id="RUC-2026-0101",
+        packages={"ruc-account-api": "1.5.0"},
+        severity="critical",
+        published=(now - timedelta(days=60)).date().isoformat(),
+        title="Account API session fixation",
+    )
+    return glitch_id
+
+
+class _Dom(HTMLParser):
+    """Rows with data-* attributes and their text; h1/h2 counts; svg titles."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: dict[str, dict] = {}
+        self.open_rows: list[dict] = []
+        self.tags: dict[str, int] = {}
+        self.svgs: list[dict] = []
+        self.in_svg_title = False
+        self.attrs_seen: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        found = dict(attrs)
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        self.attrs_seen.append({"tag": tag, **found})
+        if tag == "tr":
+            for key in ("data-system", "data-interface", "data-glitch", "data-vendor"):
+                if key in found:
+                    row = {"attrs": found, "text": ""}
+                    self.rows[f"{key}={found[key]}"] = row
+                    self.open_rows.append(row)
+                    return
+            self.open_rows.append({"attrs": found, "text": ""})
+        if tag == "svg":
+            self.svgs.append({"attrs": found, "title": ""})
+        if tag == "title" and self.svgs:
+            self.in_svg_title = True
+
+    def handle_endtag(self, tag):
+        if tag == "tr" and self.open_rows:
+            self.open_rows.pop()
+        if tag == "title":
+            self.in_svg_title = False
+
+    def handle_data(self, data):
+        for row in self.open_rows:
+            row["text"] += data
+        if self.in_svg_title and self.svgs and not self.svgs[-1]["title"]:
+            self.svgs[-1]["title"] = data.strip()
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make deps` (it installs Debian's chromium)")
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir(exist_ok=True)
+    done = subprocess.run(
+        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-extensions", f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=CHROMIUM_TIMEOUT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+def render(tmp_path, inventory, *extra) -> Path:
+    out = tmp_path / "site" / "status"
+    result = CliRunner().invoke(
+        report_app, ["dashboard", "--out", str(out), "-i", str(inventory), *extra]
+    )
+    assert result.exit_code == 0, (result.output, result.exception)
+    index = out / "index.html"
+    assert result.stdout.strip() == str(index.resolve()) or result.stdout.strip() == str(index)
+    return out
+
+
+def test_the_dashboard_in_a_real_browser(ledger, inventory, tmp_path):
+    now = datetime.now(UTC)
+    glitch_id = build_ledger(ledger, now)
+    out = render(tmp_path, inventory, "--months", "4")
+    index = out / "index.html"
+    html = index.read_text()
+    data = json.loads((out / "status.json").read_text())
+
+    # Self-contained: no script, nothing fetched.
+    assert "<script" not in html
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert not re.search(r"@import|url\(", html)
+
+    dom_text = chromium(tmp_path, "--dump-dom", index.as_uri()).stdout
+    dom = _Dom()
+    dom.feed(dom_text)
+
+    # Structure and accessibility.
+    assert re.search(r"<html[^>]*\blang=\"en\"", dom_text)
+    assert dom.tags.get("h1") == 1
+    assert dom.tags.get("h2", 0) >= 7
+    assert any(a.get("tag") == "a" and a.get("href") == "#main" for a in dom.attrs_seen)
+    assert dom.tags.get("caption", 0) >= 6
+    assert "@media print" in dom_text
+    assert "Records verified" in dom_text
+
+    # Every system, its status in words, its last maintenance.
+    systems = {k.split("=", 1)[1]: v for k, v in dom.rows.items() if k.startswith("data-system=")}
+    assert set(systems) == set(EXPECTED)
+    for key, (status, text) in EXPECTED.items():
+        assert systems[key]["attrs"]["data-status"] == status, (key, words(systems[key]["text"]))
+        assert text in words(systems[key]["text"]), key
+    r1_date = (now - timedelta(days=10)).strftime("%B %Y")
+    payments = words(systems["payment_gateway"]["text"])
+    assert "Payments" in payments and "Completed successfully" in payments and r1_date in payments
+    assert "Sunday" in payments  # the next window of its group
+    assert "No window set" in words(systems["reporting"]["text"])
+    ingest = words(systems["mileage_ingest"]["text"])
+    assert "previous version restored" in ingest
+    assert "None recorded" in words(systems["sftp_exchange"]["text"])
+
+    # The open glitch with its impact and the system it affects; the resolved one is gone.
+    glitches = {k: v for k, v in dom.rows.items() if k.startswith("data-glitch=")}
+    assert list(glitches) == [f"data-glitch={glitch_id}"]
+    listed = words(glitches[f"data-glitch={glitch_id}"]["text"])
+    assert IMPACT in listed and "Mileage reporting" in listed and "Being investigated" in listed
+
+    # Vendor interfaces in words.
+    interfaces = {k.split("=", 1)[1]: words(v["text"]) for k, v in dom.rows.items()
+                  if k.startswith("data-interface=")}  # fmt: skip
+    assert "Up" in interfaces["payments-api"]
+    assert "Slow or warning" in interfaces["mileage-file-exchange"]
+    assert "Not yet checked" in interfaces["accounts-api"]
+
+    # Recent changes in plain words.
+    page = words(dom_text)
+    assert "Software updated: ruc-payment-gateway 2.3.0 → 2.4.0" in page
+    assert "Operating-system updates installed (3 packages)" in page
+    assert "Rolled back after a failed health check" in page
+    assert "1 server waiting for a security update, 1 of them past the deadline" in page
+
+    # Charts: SVG images with a title, and their figures as a table.
+    charts = [s for s in dom.svgs if s["attrs"].get("role") == "img"]
+    assert len(charts) == 2
+    assert all(s["title"] and s["attrs"].get("aria-labelledby") for s in charts)
+    assert "Vendor interfaces up, last 4 months: the figures" in page
+    assert any(p["percent"] is not None for p in data["availability"])
+    assert len(data["availability"]) == 4
+
+    # The same data for other tools.
+    assert [s["key"] for s in data["systems"]] == list(systems)
+    assert {s["key"]: s["status"] for s in data["systems"]} == {
+        k: v[0] for k, v in EXPECTED.items()
+    }
+
+    # Secrets never reach the page, the JSON or the browser's DOM.
+    for text in (html, (out / "status.json").read_text(), dom_text):
+        assert CANARY not in text
+
+    shot = tmp_path / "dashboard.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", index.as_uri())
+    assert shot.is_file() and shot.stat().st_size > 0
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    try:
+        artifacts = ROOT / ".milepost" / "test-artifacts"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, artifacts / "dashboard.png")
+    except OSError:
+        pass  # a read-only checkout: the screenshot stays in tmp_path
+
+
+def test_a_run_under_way_and_an_empty_history(ledger, inventory, tmp_path):
+    from milepost.reports import write_dashboard
+
+    now = datetime.now(UTC)
+    start = run_started(playbook="playbooks/maintain.yml", kind="scheduled", run_id="r9",
+                        started_at=ago(now, hours=1))  # fmt: skip
+    ledger.append([start, at(task_result("r9", "report-01", "AUDIT | Check", "ok"), ago(now))])
+    # A QC run on its own: acct-01 failed a check (its message holds a secret).
+    ledger.append([qc_result("q1", "acct-01", "failed", ago(now, 2),
+                             f"connection refused; password={CANARY}")])  # fmt: skip
+    index = write_dashboard(tmp_path / "out", [inventory], months=3)
+    data = json.loads((index.parent / "status.json").read_text())
+    status = {s["key"]: s["status"] for s in data["systems"]}
+    assert status["reporting"] == "under-way"
+    assert status["payment_gateway"] == "unknown"
+    assert status["account_management"] == "problem"
+    accounts = next(s for s in data["systems"] if s["key"] == "account_management")
+    assert accounts["status_detail"] == "A quality check failed after the last maintenance"
+    reporting = next(s for s in data["systems"] if s["key"] == "reporting")
+    assert reporting["last_maintenance"]["outcome"] == "In progress"
+    html = index.read_text()
+    assert 'data-system="reporting" data-status="under-way"' in html
+    assert "Maintenance under way" in html
+    # No advisories and no checks: the charts say so instead of drawing zeros.
+    assert "No known security advisories affect the fleet" in html
+    assert html.count(">No data yet</text>") == 2
+    assert all(p["percent"] is None for p in data["patch_compliance"] + data["availability"])
+    assert len(data["availability"]) == 3
+    assert CANARY not in html and CANARY not in json.dumps(data)
+
+
+def test_an_out_that_is_a_file_is_refused(ledger, inventory, tmp_path):
+    target = tmp_path / "index.html"
+    target.write_text("not a directory")
+    result = CliRunner().invoke(
+        report_app, ["dashboard", "--out", str(target), "-i", str(inventory)]
+    )
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is a file" in lines[0] and "Traceback" not in result.output
+    assert target.read_text() == "not a directory"
+
+
+def test_a_missing_inventory_is_refused(ledger, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        report_app, ["dashboard", "--out", str(out), "-i", str(tmp_path / "nowhere")]
+    )
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not exist" in lines[0]
+    assert not out.exists()
+
+
+def test_bad_months_are_refused(ledger, inventory, tmp_path):
+    result = CliRunner().invoke(
+        report_app, ["dashboard", "--out", str(tmp_path / "o"), "-i", str(inventory),
+                     "--months", "0"]
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--months" in result.stderr and len(result.stderr.strip().splitlines()) == 1
