@@ -1,10 +1,22 @@
 """playbooks/maintain.yml against the lab: the whole cycle, recorded in the ledger."""
 
+import hashlib
 import json
+import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+import yaml
 from conftest import INVENTORY, LAB, ROOT, ansible_env, lab_status
+
+sys.path.insert(0, str(ROOT / "tests"))
+from browser import DashboardDom, chromium  # noqa: E402
+from notice_servers import PROXY_VARIABLES, Collector, smtp_server, webhook_server  # noqa: E402
 
 from milepost.lab import ruc_packages
 
@@ -60,13 +72,63 @@ def installed_versions() -> dict[str, dict[str, str]]:
     return {row["name"]: row["versions"] for row in lab_status()}
 
 
-def test_the_cycle_updates_every_host_records_each_change_and_a_rerun_changes_nothing(
-    fresh_lab, tmp_path
-):
-    env = env_for(tmp_path)
-    first = maintain(env)
-    assert first.returncode == 0, first.stdout[-3000:]
-    for host in fresh_lab:
+NOTIFY = """\
+milepost_notify:
+  contact: RUC Operations, ops@ruc.example.gov
+  from: RUC Operations <ruc-ops@ruc.example.gov>
+  smtp: {{host: 127.0.0.1, port: {port}, attempts: 2, retry_delay_seconds: 0}}
+  webhook: {{attempts: 2, retry_delay_seconds: 0}}
+  audiences:
+    communications:
+      email: [communications@ruc.example.gov]
+      webhook: {hook}
+    customer_service:
+      email: [cs-leads@ruc.example.gov]
+  notices:
+    upcoming: [communications, customer_service]
+    completed: [communications, customer_service]
+"""
+
+
+@dataclass
+class Cycle:
+    """One maintenance cycle of the reset lab by `milepost maintain`, notices configured."""
+
+    env: dict[str, str]
+    inventory: Path
+    proc: subprocess.CompletedProcess
+    mail: Collector
+    hooks: list[dict]
+
+
+@pytest.fixture(scope="module")
+def first_cycle(lab_hosts, tmp_path_factory) -> Iterator[Cycle]:
+    """The lab reset, then `milepost maintain` with notices going to a real SMTP server and
+    a webhook receiver on 127.0.0.1 (the lab inventory copied, with milepost_notify)."""
+    reset = subprocess.run([str(LAB), "reset"], capture_output=True, text=True)
+    assert reset.returncode == 0, reset.stderr
+    tmp_path = tmp_path_factory.mktemp("first-cycle")
+    inventory = tmp_path / "inventory"
+    shutil.copytree(INVENTORY.parent, inventory)
+    env = {k: v for k, v in env_for(tmp_path).items() if k not in PROXY_VARIABLES}
+    with smtp_server() as mail, webhook_server() as hooks:
+        (inventory / "group_vars" / "all" / "notify.yml").write_text(
+            NOTIFY.format(port=mail.port, hook=f"{hooks.base_url}/hooks/comms")
+        )
+        proc = subprocess.run(
+            ["milepost", "maintain", "-i", str(inventory / "hosts.yml")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        yield Cycle(env, inventory / "hosts.yml", proc, mail, hooks.received)
+
+
+def test_the_cycle_updates_every_host_and_records_each_change(first_cycle, lab_hosts):
+    env = first_cycle.env
+    assert first_cycle.proc.returncode == 0, first_cycle.proc.stdout[-3000:]
+    for host in lab_hosts:
         package = ruc_packages.package_for_group(host["group"])
         assert installed_versions()[host["name"]] == {package.name: package.latest.version}
     all_changes = {
@@ -75,32 +137,102 @@ def test_the_cycle_updates_every_host_records_each_change_and_a_rerun_changes_no
     }
     changes = {c for c in all_changes if c[1].startswith("ruc-")}
     expected = set()
-    for host in fresh_lab:
+    for host in lab_hosts:
         package = ruc_packages.package_for_group(host["group"])
         expected.add((host["name"], package.name, package.initial.version, package.latest.version))
     assert changes == expected
     # os_patch ran first: the lab's OS updates, each host's from/to versions recorded.
     os_changes = all_changes - changes
-    for host in fresh_lab:
+    for host in lab_hosts:
         mine = {(c[1], c[3].endswith("+milepost1")) for c in os_changes if c[0] == host["name"]}
         assert mine == {("libssl3", True), ("iproute2", True)}
-    expected |= os_changes
-    assert "before" in first.stdout and "current" in first.stdout
+    assert "before" in first_cycle.proc.stdout and "current" in first_cycle.proc.stdout
     # Quality control ran at the end of the cycle: every check passed on every host,
     # recorded under the cycle's run.
     (run_id,) = {r["run_id"] for r in records(env, "package_change")}
     qc = [r for r in records(env, "qc_result") if r["run_id"] == run_id]
-    assert {r["host"] for r in qc} == {h["name"] for h in fresh_lab}
+    assert {r["host"] for r in qc} == {h["name"] for h in lab_hosts}
     assert {r["body"]["check"] for r in qc} == QC_CHECKS
     assert all(r["body"]["status"] == "passed" for r in qc), qc
 
+
+def test_staff_are_told_before_the_cycle_and_after_it_what_changed(first_cycle, lab_hosts):
+    env, mail = first_cycle.env, first_cycle.mail
+    (run_id,) = {r["run_id"] for r in records(env, "package_change")}
+    subjects = [mail.subject(i) for i in range(len(mail.messages))]
+    # Two notices, each to both audiences by e-mail (and to communications' webhook).
+    assert len(mail.messages) == 4, subjects
+    recipients = [tuple(m["to"]) for m in mail.messages]
+    assert sorted(recipients) == sorted(
+        [("communications@ruc.example.gov",), ("cs-leads@ruc.example.gov",)] * 2
+    )
+    # The upcoming notice went out before the run, the completed one after it.
+    completed = [2, 3]
+    text = mail.text(completed[0])
+    words = yaml.safe_load((ROOT / "inventory/lab/group_vars/all/systems.yml").read_text())
+    for system in words["milepost_systems"].values():
+        # Every lab system changed: named in plain words, with what customers may notice.
+        assert system["name"] in text
+        assert " ".join(system["impact"].split()) in " ".join(text.split())
+    main_text = text.split("\n--\n")[0]
+    assert not any(host["name"] in main_text for host in lab_hosts), main_text
+    assert run_id in text  # the engineers' footer names the run
+    assert [h["json"]["notice"] for h in first_cycle.hooks] == ["upcoming", "completed"]
+    # Every delivery is in the ledger: audience, recipients, subject, the body's hash.
+    notices = records(env, "notice")
+    assert [(n["body"]["notice"], n["body"]["channel"]) for n in notices] == [
+        ("upcoming", "email"),
+        ("upcoming", "webhook"),
+        ("upcoming", "email"),
+        ("completed", "email"),
+        ("completed", "webhook"),
+        ("completed", "email"),
+    ]
+    assert all(n["body"]["result"] == "sent" and n["run_id"] == run_id for n in notices)
+    sent = {(n["body"]["subject"], n["body"]["body_sha256"]) for n in notices}
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    assert (mail.subject(completed[0]), digest) in sent
+
+
+def test_the_dashboard_shows_every_lab_system_and_its_last_maintenance(
+    first_cycle, lab_hosts, tmp_path
+):
+    out = tmp_path / "dashboard"
+    proc = subprocess.run(
+        ["milepost", "report", "dashboard", "--out", str(out), "-i", str(first_cycle.inventory)],
+        capture_output=True,
+        text=True,
+        env=first_cycle.env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    index = out / "index.html"
+    dom = DashboardDom()
+    dom.feed(chromium(tmp_path, "--dump-dom", index.as_uri()).stdout)
+    words = yaml.safe_load((ROOT / "inventory/lab/group_vars/all/systems.yml").read_text())
+    today = datetime.now(UTC)
+    for key, system in words["milepost_systems"].items():
+        row = dom.rows[f"data-system={key}"]
+        text = " ".join(row["text"].split())
+        assert system["name"] in text
+        assert row["attrs"]["data-status"] == "normal", text
+        assert f"{today.day} {today:%B %Y}" in text and "Completed successfully" in text, text
+    shot = tmp_path / "dashboard.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", index.as_uri())
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_rerun_changes_nothing_and_a_plain_playbook_run_sends_no_notice(first_cycle):
+    env = first_cycle.env
+    changes = len(records(env, "package_change"))
     second = maintain(env)
     assert second.returncode == 0, second.stdout[-3000:]
     runs = ledger_json(env, "runs")
     assert [r["status"] for r in runs] == ["successful", "successful"]
     newest = runs[0]
     assert sum(c["changed"] for c in newest["hosts"].values()) == 0
-    assert len(records(env, "package_change")) == len(expected)
+    assert len(records(env, "package_change")) == changes
+    # Notices go with `milepost maintain`; ansible-playbook alone sends none.
+    assert len(first_cycle.mail.messages) == 4
     assert subprocess.run(["milepost", "ledger", "verify"], env=env).returncode == 0
 
 

@@ -6,9 +6,8 @@ secrets never reach the page or status.json."""
 import json
 import re
 import shutil
-import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,10 @@ from milepost.ledger.runs import run_ended, run_started, task_result
 from milepost.registers import open_glitch, run_glitch_record, update_note
 from milepost.report_cli import report_app
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from browser import DashboardDom, chromium, words  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-#: Seconds Chromium may take to load the page (a hang fails the test, never the suite).
-CHROMIUM_TIMEOUT = 120
 CANARY = "CANARY-7f3a9c"
 
 HOSTS = """\
@@ -242,68 +241,6 @@ def build_ledger(ledger, now: datetime) -> str:
     return glitch_id
 
 
-class _Dom(HTMLParser):
-    """Rows with data-* attributes and their text; h1/h2 counts; svg titles."""
-
-    def __init__(self):
-        super().__init__()
-        self.rows: dict[str, dict] = {}
-        self.open_rows: list[dict] = []
-        self.tags: dict[str, int] = {}
-        self.svgs: list[dict] = []
-        self.in_svg_title = False
-        self.attrs_seen: list[dict] = []
-
-    def handle_starttag(self, tag, attrs):
-        found = dict(attrs)
-        self.tags[tag] = self.tags.get(tag, 0) + 1
-        self.attrs_seen.append({"tag": tag, **found})
-        if tag == "tr":
-            for key in ("data-system", "data-interface", "data-glitch", "data-vendor"):
-                if key in found:
-                    row = {"attrs": found, "text": ""}
-                    self.rows[f"{key}={found[key]}"] = row
-                    self.open_rows.append(row)
-                    return
-            self.open_rows.append({"attrs": found, "text": ""})
-        if tag == "svg":
-            self.svgs.append({"attrs": found, "title": ""})
-        if tag == "title" and self.svgs:
-            self.in_svg_title = True
-
-    def handle_endtag(self, tag):
-        if tag == "tr" and self.open_rows:
-            self.open_rows.pop()
-        if tag == "title":
-            self.in_svg_title = False
-
-    def handle_data(self, data):
-        for row in self.open_rows:
-            row["text"] += data
-        if self.in_svg_title and self.svgs and not self.svgs[-1]["title"]:
-            self.svgs[-1]["title"] = data.strip()
-
-
-def words(text: str) -> str:
-    return " ".join(text.split())
-
-
-def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make deps` (it installs Debian's chromium)")
-    profile = tmp_path / "chromium-profile"
-    profile.mkdir(exist_ok=True)
-    done = subprocess.run(
-        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-extensions", f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        text=True,
-        timeout=CHROMIUM_TIMEOUT,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done
-
-
 def render(tmp_path, inventory, *extra) -> Path:
     out = tmp_path / "site" / "status"
     result = CliRunner().invoke(
@@ -329,7 +266,7 @@ def test_the_dashboard_in_a_real_browser(ledger, inventory, tmp_path):
     assert not re.search(r"@import|url\(", html)
 
     dom_text = chromium(tmp_path, "--dump-dom", index.as_uri()).stdout
-    dom = _Dom()
+    dom = DashboardDom()
     dom.feed(dom_text)
 
     # Structure and accessibility.

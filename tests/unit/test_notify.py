@@ -2,20 +2,14 @@
 inventory, real SMTP servers (aiosmtpd: one plain, one requiring STARTTLS and a login) and a
 real HTTP server for webhooks, all on 127.0.0.1. Nothing is mocked."""
 
-import email
-import email.policy
 import hashlib
-import http.server
 import json
 import shutil
-import socket
-import threading
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from milepost.advisories import add_advisory
 from milepost.cli import app, main
@@ -24,6 +18,10 @@ from milepost.notify import load_notify_config, notify_completed, notify_emergen
 from milepost.notify.config import parse_notify_config
 from milepost.notify_cli import notify_app
 from milepost.registers import open_glitch, run_glitch_record, update_note
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from interface_servers import free_port  # noqa: E402
+from notice_servers import PROXY_VARIABLES, smtp_server, webhook_server  # noqa: E402
 
 if not any(group.name == "notify" for group in app.registered_groups):
     app.add_typer(notify_app, name="notify")
@@ -102,200 +100,27 @@ VAULT = f"vault_milepost_smtp_password: {SMTP_CANARY}\n"
 # ------------------------------------------------------------------ servers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Collector:
-    """An aiosmtpd handler keeping every message with how its session went."""
-
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(
-            {
-                "from": envelope.mail_from,
-                "to": list(envelope.rcpt_tos),
-                "content": envelope.original_content or envelope.content,
-                "tls": session.ssl is not None,
-                "authenticated": bool(session.authenticated),
-            }
-        )
-        return "250 Message accepted for delivery"
-
-    def parsed(self, index=0):
-        return email.message_from_bytes(
-            self.messages[index]["content"], policy=email.policy.default
-        )
-
-    def text(self, index=0):
-        return self.parsed(index).get_content().replace("\r\n", "\n")
-
-
 @pytest.fixture
 def smtp():
-    handler = Collector()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
-
-
-def make_tls_files(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1 signed by it (cryptography)."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Milepost test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file, cert_file, key_file = (directory / n for n in ("ca.pem", "server.pem", "server.key"))
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return ca_file, cert_file, key_file
+    with smtp_server() as server:
+        yield server
 
 
 @pytest.fixture
 def secure_smtp(tmp_path):
     """An SMTP server that requires STARTTLS and a login with the canary password."""
-    import ssl
-
-    ca_file, cert_file, key_file = make_tls_files(tmp_path)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert_file, key_file)
-    logins = []
-
-    def authenticator(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and (
-            auth_data.login == b"milepost" and auth_data.password == SMTP_CANARY.encode()
-        )
-        logins.append((mechanism, ok, session.ssl is not None))
-        # handled=False: the server answers a refused login with 535 itself.
-        return AuthResult(success=ok, handled=False)
-
-    handler = Collector()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=free_port(),
-        tls_context=context,
-        require_starttls=True,
-        auth_required=True,
-        authenticator=authenticator,
-    )
-    controller.start()
-    handler.port = controller.port
-    handler.ca_file = ca_file
-    handler.logins = logins
-    yield handler
-    controller.stop()
+    with smtp_server(tls_dir=tmp_path / "tls", password=SMTP_CANARY) as server:
+        yield server
 
 
 @pytest.fixture
 def webhook(monkeypatch):
-    """An HTTP server collecting JSON POSTs (answering 200)."""
-    for name in (
-        "http_proxy",
-        "https_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ):
+    """An HTTP server collecting JSON POSTs (answering 200); .url holds a canary token."""
+    for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    received = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            size = int(self.headers.get("Content-Length") or 0)
-            received.append(
-                {
-                    "path": self.path,
-                    "type": self.headers.get("Content-Type"),
-                    "json": json.loads(self.rfile.read(size)),
-                }
-            )
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.received = received
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/{HOOK_TOKEN}?key={HOOK_TOKEN}"
-    yield server
-    server.shutdown()
-    server.server_close()
+    with webhook_server() as server:
+        server.url = f"{server.base_url}/hooks/{HOOK_TOKEN}?key={HOOK_TOKEN}"
+        yield server
 
 
 # ------------------------------------------------------------------ inventory and ledger
