@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from conftest import INVENTORY, ROOT, lab_status
+from notice_servers import PROXY_VARIABLES, smtp_server
 from test_maintain import env_for, records
 
 from milepost.lab import ruc_packages
@@ -41,6 +42,18 @@ def add_advisory(env: dict[str, str], advisory_id: str, fixed: str) -> None:
         "Payment gateway accepts replayed settlement files",
     )
     assert proc.returncode == 0, proc.stderr
+
+
+NOTIFY = """\
+milepost_notify:
+  from: RUC Operations <ruc-ops@ruc.example.gov>
+  smtp: {{host: 127.0.0.1, port: {port}, attempts: 2, retry_delay_seconds: 0}}
+  audiences:
+    communications: {{email: [communications@ruc.example.gov]}}
+    customer_service: {{email: [cs-leads@ruc.example.gov]}}
+  notices:
+    emergency: [communications, customer_service]
+"""
 
 
 def closed_window_inventory(tmp_path: Path) -> Path:
@@ -80,11 +93,16 @@ def test_an_advisory_is_patched_on_exactly_the_exposed_hosts_and_closed(fresh_la
     assert exposed and all(before[h] == {GATEWAY: gateway.initial.version} for h in exposed)
 
     # No package facts in this ledger yet: every RUC host is checked live. The window is
-    # closed: the emergency overrides it.
+    # closed: the emergency overrides it. Staff are told at the start and at the end.
     inventory = str(closed_window_inventory(tmp_path))
-    proc = emergency(
-        env, "--advisory", "RUC-2026-0101", "--yes", "--reason", "INC-4711", "-i", inventory
-    )
+    env = {k: v for k, v in env.items() if k not in PROXY_VARIABLES}
+    with smtp_server() as mail:
+        (tmp_path / "inventory" / "group_vars" / "all" / "notify.yml").write_text(
+            NOTIFY.format(port=mail.port)
+        )
+        proc = emergency(
+            env, "--advisory", "RUC-2026-0101", "--yes", "--reason", "INC-4711", "-i", inventory
+        )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     assert "patched and verified: " + ", ".join(exposed) in proc.stdout
 
@@ -110,6 +128,27 @@ def test_an_advisory_is_patched_on_exactly_the_exposed_hosts_and_closed(fresh_la
     assert all("RUC-2026-0101: INC-4711" in r["body"]["reason"] for r in overrides)
     (result,) = records(env, "emergency_result")
     assert result["body"]["patched"] == exposed and result["body"]["still_exposed"] == []
+
+    # The emergency notice went to both audiences before the patching began (recorded
+    # before the first task result) and again at the end, naming Payments.
+    assert [m["to"] for m in mail.messages] == [
+        ["communications@ruc.example.gov"],
+        ["cs-leads@ruc.example.gov"],
+    ] * 2
+    assert all(mail.subject(i).startswith("Urgent security fix starting now") for i in (0, 1))
+    assert all(mail.subject(i).startswith("Urgent security fix finished:") for i in (2, 3))
+    assert "Payments" in mail.text(0) and "RUC-2026-0101" in mail.text(0)
+    assert "Payments: " in mail.text(2) and "Every affected system is fixed" in mail.text(2)
+    ours = [r for r in records(env, None) if r["run_id"] == run["run_id"]]
+    kinds = [r["kind"] for r in ours]
+    notices = [r for r in ours if r["kind"] == "notice"]
+    assert [n["body"]["notice"] for n in notices] == ["emergency"] * 4
+    assert all(n["body"]["result"] == "sent" for n in notices)
+    first_result = kinds.index("task_result")
+    assert [i for i, k in enumerate(kinds) if k == "notice"][:2] == [
+        i for i, k in enumerate(kinds[:first_result]) if k == "notice"
+    ]
+    assert kinds.index("emergency_result") < len(kinds) - 2 and kinds[-2:] == ["notice"] * 2
 
     # Exposure now shows none open, each closed by the emergency run.
     items = exposure(env, "RUC-2026-0101")
