@@ -41,6 +41,7 @@ lab-down: venv
 
 demo: lab
 	milepost maintain
+	milepost report dashboard --out .milepost/dashboard
 
 lint: venv
 	yamllint -s .

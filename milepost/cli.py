@@ -20,6 +20,7 @@ from milepost.exposure_cli import exception_app, exposure
 from milepost.inventory_check import CheckedInventory
 from milepost.lab import topology
 from milepost.ledger.cli import app as ledger_app
+from milepost.notify_cli import notify_app
 from milepost.qc_cli import qc_app
 from milepost.registers_cli import note_app
 from milepost.report_cli import report_app
@@ -44,6 +45,7 @@ app.add_typer(vendor_app, name="vendor")
 app.add_typer(note_app, name="note")
 app.add_typer(qc_app, name="qc")
 app.add_typer(report_app, name="report")
+app.add_typer(notify_app, name="notify")
 
 console = Console()
 if not console.is_terminal:

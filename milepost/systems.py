@@ -26,10 +26,23 @@ from typing import Any
 
 from milepost.errors import UserError
 from milepost.input_checks import check_text, shown
+from milepost.windows import Blackout, Window, parse_blackouts, parse_window
 
-__all__ = ["System", "load_systems", "parse_systems", "systems_of_hosts"]
+__all__ = [
+    "System",
+    "load_systems",
+    "parse_systems",
+    "program_name",
+    "system_window",
+    "systems_of_hosts",
+]
 
 SYSTEMS_VAR = "milepost_systems"
+#: How the dashboard and the notices name the program (group all).
+PROGRAM_VAR = "milepost_program_name"
+DEFAULT_PROGRAM = "Road Usage Charge program"
+WINDOW_VAR = "milepost_window"
+BLACKOUTS_VAR = "milepost_blackouts"
 RUC_GROUP = "ruc"
 SYSTEM_KEYS = ("name", "serves", "impact")
 #: Groups that are never a system of their own.
@@ -155,3 +168,32 @@ def systems_of_hosts(systems: Mapping[str, System], hosts: Iterable[str]) -> lis
     """The systems that hold any of ``hosts``, in the systems' order."""
     wanted = set(hosts)
     return [system for system in systems.values() if wanted.intersection(system.hosts)]
+
+
+def program_name(value: Any) -> str:
+    """The program's name from milepost_program_name (None: the default). UserError if it
+    is not one line of text."""
+    if value is None:
+        return DEFAULT_PROGRAM
+    if not isinstance(value, str):
+        raise UserError(f"{PROGRAM_VAR} must be text, not {_kind(value)}")
+    return check_text(value, PROGRAM_VAR, max_len=MAX_NAME)
+
+
+def system_window(
+    system: System, per_host: Mapping[str, Mapping[str, Any]]
+) -> tuple[Window | None, list[Blackout]]:
+    """The system's maintenance window and blackouts (milepost_window, milepost_blackouts):
+    those of its first host that has a window (a group's hosts share their group's), else
+    no window and the first blackouts found. UserError (one line) if they are malformed."""
+    blackouts: list[Blackout] = []
+    for host in system.hosts:
+        values = per_host.get(host) or {}
+        if values.get(WINDOW_VAR):
+            return (
+                parse_window(values[WINDOW_VAR], group=system.key),
+                parse_blackouts(values.get(BLACKOUTS_VAR), group=system.key),
+            )
+        if values.get(BLACKOUTS_VAR) and not blackouts:
+            blackouts = parse_blackouts(values[BLACKOUTS_VAR], group=system.key)
+    return None, blackouts

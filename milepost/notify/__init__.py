@@ -9,11 +9,11 @@ the inventory, never from Ansible's output:
 - ``emergency``: an emergency patch, at its start and with its outcome at its end;
 - ``glitch``: a glitch of the registers, its impact and what is being done.
 
-Who is told, and how, is ``milepost_notify`` in group_vars/all
+The program's name is ``milepost_program_name`` (group all; the dashboard's too). Who is
+told, and how, is ``milepost_notify`` in group_vars/all
 (inventory/example/group_vars/all/notify.yml)::
 
     milepost_notify:
-      program: Road Usage Charge program
       contact: RUC Operations, ops@ruc.example.gov, +1-555-0199
       from: RUC Operations <ruc-ops@ruc.example.gov>
       timezone: America/Los_Angeles        # run times in notices (default UTC)

@@ -34,7 +34,6 @@ NOTIFY_VAR = "milepost_notify"
 #: The notices Milepost sends, each with its template notices/<notice>.txt.j2.
 NOTICES = ("upcoming", "completed", "emergency", "glitch")
 TOP_KEYS = (
-    "program",
     "contact",
     "from",
     "timezone",
@@ -60,7 +59,6 @@ WEBHOOK_KEYS = ("timeout_seconds", "attempts", "retry_delay_seconds", "ca_file")
 AUDIENCE_KEYS = ("email", "webhook", "vendor_contacts")
 AUDIENCE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
-DEFAULT_PROGRAM = "Road Usage Charge program"
 MAX_TEXT = 300
 MAX_URL = 2000
 MAX_ADDRESSES = 200
@@ -101,7 +99,6 @@ class Audience:
 
 @dataclass(frozen=True)
 class NotifyConfig:
-    program: str
     contact: str | None
     sender: str | None
     timezone: str
@@ -399,9 +396,6 @@ def parse_notify_config(value: Any, *, root: Path) -> NotifyConfig:
             )
     contact = entry.get("contact")
     return NotifyConfig(
-        program=_text(entry["program"], f"{NOTIFY_VAR}.program")
-        if entry.get("program") is not None
-        else DEFAULT_PROGRAM,
         contact=_text(contact, f"{NOTIFY_VAR}.contact") if contact is not None else None,
         sender=sender,
         timezone=_zone(entry.get("timezone")),

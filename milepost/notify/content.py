@@ -159,7 +159,7 @@ class _Plain:
 def _base(setup: NotifySetup, systems: Iterable[System], now: datetime) -> dict[str, Any]:
     config = setup.config
     return {
-        "program": config.program,
+        "program": setup.program,
         "contact": config.contact,
         "generated_at": human_time(now.astimezone(UTC)),
         "systems": [_system_dict(s) for s in systems],

@@ -11,14 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from milepost.notify.config import NOTIFY_VAR, NotifyConfig, parse_notify_config
-from milepost.systems import SYSTEMS_VAR, System, parse_systems
+from milepost.systems import (
+    BLACKOUTS_VAR,
+    PROGRAM_VAR,
+    SYSTEMS_VAR,
+    WINDOW_VAR,
+    System,
+    parse_systems,
+    program_name,
+    system_window,
+)
 from milepost.vendors import HOST_VENDOR_VAR, INTERFACES_VAR, VENDORS_VAR, Vendor, parse_vendors
-from milepost.windows import Blackout, Window, parse_blackouts, parse_window
+from milepost.windows import Blackout, Window
 
 __all__ = ["NotifySetup", "load_setup"]
 
-WINDOW_VAR = "milepost_window"
-BLACKOUTS_VAR = "milepost_blackouts"
 #: Names whose values are secret wherever they appear in milepost_notify.
 SECRET_KEY = re.compile(r"(?i)(password|passwd|passphrase|secret|token|api[_-]?key)")
 #: Ansible's convention for variables kept in a vault file (vault_<name>).
@@ -30,6 +37,8 @@ class NotifySetup:
     """Everything a notice needs from the inventory."""
 
     config: NotifyConfig
+    #: milepost_program_name
+    program: str
     systems: dict[str, System]
     vendors: dict[str, Vendor]
     #: {system key: (its window or None, its blackouts)}
@@ -108,26 +117,6 @@ def _leaves(value: Any) -> Iterator[Any]:
         yield value
 
 
-def _windows(
-    systems: Mapping[str, System], per_host: Mapping[str, Mapping[str, Any]]
-) -> dict[str, tuple[Window | None, list[Blackout]]]:
-    """Each system's window: the one its hosts share (the first host that has one)."""
-    found: dict[str, tuple[Window | None, list[Blackout]]] = {}
-    for key, system in systems.items():
-        window: Window | None = None
-        blackouts: list[Blackout] = []
-        for host in system.hosts:
-            values = per_host.get(host, {})
-            if values.get(WINDOW_VAR):
-                window = parse_window(values[WINDOW_VAR], group=key)
-                blackouts = parse_blackouts(values.get(BLACKOUTS_VAR), group=key)
-                break
-            if values.get(BLACKOUTS_VAR) and not blackouts:
-                blackouts = parse_blackouts(values.get(BLACKOUTS_VAR), group=key)
-        found[key] = (window, blackouts)
-    return found
-
-
 def load_setup(sources: Sequence[Path] | None = None) -> NotifySetup | None:
     """The inventory's notice settings, systems, vendors and windows; None when
     milepost_notify is not set. UserError (one line) for bad data."""
@@ -145,6 +134,7 @@ def load_setup(sources: Sequence[Path] | None = None) -> NotifySetup | None:
             HOST_VENDOR_VAR,
             WINDOW_VAR,
             BLACKOUTS_VAR,
+            PROGRAM_VAR,
         ),
     )
     raw = controller.get(NOTIFY_VAR)
@@ -171,8 +161,9 @@ def load_setup(sources: Sequence[Path] | None = None) -> NotifySetup | None:
     secrets = [*config.secrets(), *_secret_values(raw), *_vault_values(paths)]
     return NotifySetup(
         config=config,
+        program=program_name(controller.get(PROGRAM_VAR)),
         systems=systems,
         vendors=vendors,
-        windows=_windows(systems, per_host),
+        windows={key: system_window(system, per_host) for key, system in systems.items()},
         secrets=tuple(dict.fromkeys(s for s in secrets if s)),
     )

@@ -44,11 +44,11 @@ if TYPE_CHECKING:
     from milepost.scorecard import Period
     from milepost.systems import System
     from milepost.vendors import Vendor
+    from milepost.windows import Blackout, Window
 
 __all__ = [
     "DEFAULT_MONTHS",
     "MAX_MONTHS",
-    "PROGRAM_NAME",
     "DashboardStatus",
     "build_status",
     "check_months",
@@ -56,10 +56,6 @@ __all__ = [
 
 DEFAULT_MONTHS = 6
 MAX_MONTHS = 36
-#: The program's name in the header: milepost_program_name (group all), else this.
-PROGRAM_NAME = "Road Usage Charge program"
-PROGRAM_VAR = "milepost_program_name"
-WINDOW_VARS = ("milepost_window", "milepost_blackouts")
 MAX_TEXT = 400
 UNKNOWN_IMPACT = ("", "unknown", "none given", "not known")
 GLITCH_STATUS_WORDS = {"open": "Open", "investigating": "Being investigated"}
@@ -252,62 +248,56 @@ class _Inventory:
     vendors: dict[str, Vendor]
     host_vendor: dict[str, str]
     interfaces: list[dict[str, Any]]
-    windows: dict[str, dict[str, Any]]
+    #: {system key: (its window or None, its blackouts)}
+    windows: dict[str, tuple[Window | None, list[Blackout]]]
     program: str
 
 
 def _read_inventory(sources: Sequence[Path] | None) -> _Inventory:
     from milepost.inventory_check import default_inventory, inventory_variables
-    from milepost.systems import load_systems
+    from milepost.systems import (
+        BLACKOUTS_VAR,
+        PROGRAM_VAR,
+        WINDOW_VAR,
+        load_systems,
+        program_name,
+        system_window,
+    )
     from milepost.vendors import INTERFACES_VAR, load_vendors, vendor_of_host
 
     paths = list(sources) if sources else default_inventory()
     systems = load_systems(paths)
     vendors = load_vendors(paths)
-    controller, per_host = inventory_variables(paths, (PROGRAM_VAR, INTERFACES_VAR, *WINDOW_VARS))
+    controller, per_host = inventory_variables(
+        paths, (PROGRAM_VAR, INTERFACES_VAR, WINDOW_VAR, BLACKOUTS_VAR)
+    )
     listed = controller.get(INTERFACES_VAR)
     interfaces = [
         dict(entry)
         for entry in (listed if isinstance(listed, list) else [])
         if isinstance(entry, Mapping) and entry.get("name")
     ]
-    program = controller.get(PROGRAM_VAR)
     return _Inventory(
         systems=systems,
         vendors=vendors,
         host_vendor=vendor_of_host(paths),
         interfaces=interfaces,
-        windows={
-            host: {name: values[name] for name in WINDOW_VARS if values.get(name) is not None}
-            for host, values in per_host.items()
-        },
-        program=" ".join(str(program).split())[:200] if program else PROGRAM_NAME,
+        windows={key: system_window(system, per_host) for key, system in systems.items()},
+        program=program_name(controller.get(PROGRAM_VAR)),
     )
 
 
-def _next_window(
-    system: System, windows: Mapping[str, Mapping[str, Any]], now: datetime
-) -> NextWindow:
-    from milepost.windows import parse_blackouts, parse_window, window_state
+def _next_window(window: Window | None, blackouts: Sequence[Blackout], now: datetime) -> NextWindow:
+    from milepost.windows import window_state
 
-    soonest: datetime | None = None
-    zone: str | None = None
-    for host in system.hosts:
-        values = windows.get(host) or {}
-        if not values.get("milepost_window"):
-            continue
-        window = parse_window(values["milepost_window"], group=system.key)
-        blackouts = parse_blackouts(values.get("milepost_blackouts"), group=system.key)
-        is_open, _, opens = window_state(window, blackouts, now)
-        if is_open:
-            return NextWindow("Window open now", format_time(now), window.timezone, True)
-        if opens is not None and (soonest is None or opens < soonest):
-            soonest, zone = opens, window.timezone
-    if soonest is not None:
-        return NextWindow(plain_moment(soonest), soonest.isoformat(), zone)
-    if any((windows.get(h) or {}).get("milepost_window") for h in system.hosts):
-        return NextWindow("No opening in the next year (blackout dates)")
-    return NextWindow("No window set")
+    if window is None:
+        return NextWindow("No window set")
+    is_open, _, opens = window_state(window, blackouts, now)
+    if is_open:
+        return NextWindow("Window open now", format_time(now), window.timezone, True)
+    if opens is not None:
+        return NextWindow(plain_moment(opens), opens.isoformat(), window.timezone)
+    return NextWindow("No opening in the next year (blackout dates)")
 
 
 def _has_records(ledger: Ledger, hosts: Sequence[str]) -> bool:
@@ -573,7 +563,7 @@ def build_status(
                 last_maintenance=(
                     last_maintenance(ledger, last, hosts, moment) if last is not None else None
                 ),
-                next_maintenance=_next_window(system, inventory.windows, moment),
+                next_maintenance=_next_window(*inventory.windows[key], moment),
                 vendors=[
                     inventory.vendors[v].name if v in inventory.vendors else v
                     for v in system.vendors

@@ -12,19 +12,15 @@ from pathlib import Path
 import pytest
 
 from milepost.advisories import add_advisory
-from milepost.cli import app, main
+from milepost.cli import main
 from milepost.ledger import package_change, run_ended, run_started, task_result
 from milepost.notify import load_notify_config, notify_completed, notify_emergency, send_notice
 from milepost.notify.config import parse_notify_config
-from milepost.notify_cli import notify_app
 from milepost.registers import open_glitch, run_glitch_record, update_note
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from interface_servers import free_port  # noqa: E402
 from notice_servers import PROXY_VARIABLES, smtp_server, webhook_server  # noqa: E402
-
-if not any(group.name == "notify" for group in app.registered_groups):
-    app.add_typer(notify_app, name="notify")
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "20261201T100000Z-aa11bb22"
@@ -137,7 +133,6 @@ def notify_yaml(
     templates = f"\n  templates_dir: {templates_dir}" if templates_dir else ""
     return f"""\
 milepost_notify:
-  program: Road Usage Charge program
   contact: RUC Operations, ops@ruc.example.gov
   from: RUC Operations <ruc-ops@ruc.example.gov>{templates}
   smtp:

@@ -6,7 +6,14 @@ import pytest
 import yaml
 
 from milepost.errors import UserError
-from milepost.systems import GENERIC_IMPACT, load_systems, parse_systems, systems_of_hosts
+from milepost.systems import (
+    GENERIC_IMPACT,
+    load_systems,
+    parse_systems,
+    program_name,
+    system_window,
+    systems_of_hosts,
+)
 
 GROUPS = {
     "all": frozenset({"pay-01", "pay-02", "acct-01", "ctl-01"}),
@@ -84,3 +91,25 @@ def test_the_lab_inventory_describes_every_lab_group(tmp_path: Path):
     assert sorted(found) == sorted(groups)
     assert all(system.impact != GENERIC_IMPACT for system in found.values())
     assert found["payment_gateway"].vendors == ("v",)
+
+
+def test_the_program_name_defaults_and_must_be_one_line_of_text():
+    assert program_name(None) == "Road Usage Charge program"
+    assert program_name("  Oregon  OReGO ") == "Oregon OReGO"
+    for bad in (3, "Ore\ngo", "x" * 101):
+        with pytest.raises(UserError, match="milepost_program_name"):
+            program_name(bad)
+
+
+def test_a_systems_window_is_its_hosts_window_else_its_blackouts_alone():
+    system = parse_systems({"payment_gateway": PAYMENTS}, groups=GROUPS)["payment_gateway"]
+    window = {"cron": "0 2 * * 0", "duration_minutes": 120, "timezone": "UTC"}
+    found, blackouts = system_window(
+        system,
+        {"pay-01": {"milepost_blackouts": ["2026-12-25"]}, "pay-02": {"milepost_window": window}},
+    )
+    assert found is not None and found.cron == "0 2 * * 0" and blackouts == []
+    found, blackouts = system_window(system, {"pay-01": {"milepost_blackouts": ["2026-12-25"]}})
+    assert found is None and len(blackouts) == 1
+    with pytest.raises(UserError, match="payment_gateway"):
+        system_window(system, {"pay-01": {"milepost_window": {"cron": "bad"}}})
