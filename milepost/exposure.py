@@ -18,7 +18,6 @@ patch_exception body: exception_id ("E-" + 8 hex), advisory_id, hosts, expires
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,6 +28,7 @@ from debian.debian_support import version_compare
 from sqlalchemy import func, select
 
 from milepost.errors import UserError
+from milepost.ledger.chain import load_body
 from milepost.ledger.schema import records as T
 
 if TYPE_CHECKING:
@@ -108,11 +108,6 @@ class Exposure:
         return asdict(self)
 
 
-def _loads(text: str) -> dict[str, Any]:
-    data = json.loads(text)
-    return data if isinstance(data, dict) else {}
-
-
 def installed_packages(
     ledger: Ledger, hosts: Collection[str] | None = None
 ) -> dict[str, dict[str, str]]:
@@ -128,7 +123,7 @@ def installed_packages(
         for host, seq in conn.execute(newest).all():
             if host is None or (hosts is not None and host not in hosts):
                 continue
-            body = _loads(conn.scalar(select(T.c.body).where(T.c.seq == seq)) or "{}")
+            body = load_body(conn.scalar(select(T.c.body).where(T.c.seq == seq)) or "{}")
             listed = body.get("packages")
             packages = (
                 {str(k): str(v) for k, v in listed.items()} if isinstance(listed, dict) else {}
@@ -139,7 +134,7 @@ def installed_packages(
                 .order_by(T.c.seq)
             )
             for text in later:
-                change = _loads(text)
+                change = load_body(text)
                 name, version = change.get("package"), change.get("to_version")
                 if not isinstance(name, str):
                     continue
@@ -163,7 +158,7 @@ def _closing_change(
             .order_by(T.c.seq.desc())
         )
         for run_id, recorded_at, text in rows:
-            body = _loads(text)
+            body = load_body(text)
             if body.get("package") != package or not body.get("to_version"):
                 continue
             before = body.get("from_version")
@@ -181,7 +176,7 @@ def load_exceptions(ledger: Ledger) -> list[PatchException]:
         ).all()
     found = []
     for recorded_at, text in rows:
-        body = _loads(text)
+        body = load_body(text)
         found.append(
             PatchException(
                 exception_id=str(body.get("exception_id")),

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Any
 
 from milepost.errors import UserError
 from milepost.inventory_check import DEBIAN_VERSION, PACKAGE_NAME
@@ -22,11 +24,13 @@ __all__ = [
     "MAX_INPUT",
     "check_advisory_id",
     "check_date",
+    "check_mapping",
     "check_multiline",
     "check_limit",
     "check_package_name",
     "check_text",
     "check_version",
+    "kind_of",
     "shown",
 ]
 
@@ -213,3 +217,22 @@ def check_date(value: str, what: str) -> date:
         except ValueError:
             pass
     raise UserError(f"{what} {shown(text)} is not a date: use YYYY-MM-DD, e.g. 2026-03-31")
+
+
+def kind_of(value: Any) -> str:
+    """What a value from inventory data is, for an error message."""
+    return "nothing" if value is None else type(value).__name__
+
+
+def check_mapping(value: Any, where: str, keys: Sequence[str]) -> Mapping[str, Any]:
+    """A mapping of inventory data with no key but ``keys``. UserError (one line) naming
+    ``where`` otherwise."""
+    if not isinstance(value, Mapping):
+        raise UserError(f"{where} must be a mapping with {', '.join(keys)}, not {kind_of(value)}")
+    unknown = sorted(str(key) for key in value if key not in keys)
+    if unknown:
+        raise UserError(
+            f"{where} has unknown key(s) {', '.join(shown(k, 40) for k in unknown)}:"
+            f" use {', '.join(keys)}"
+        )
+    return value

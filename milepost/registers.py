@@ -22,7 +22,6 @@ notes}, comment, updated_by.
 from __future__ import annotations
 
 import csv
-import json
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from milepost.drift import GLITCH_KIND
 from milepost.errors import UserError
 from milepost.input_checks import MAX_INPUT, check_multiline, check_text, shown
-from milepost.ledger.chain import format_time, utc_now
+from milepost.ledger.chain import format_time, load_body, utc_now
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
 from milepost.operator import operator_name
@@ -260,14 +259,6 @@ def _check_time(value: datetime | str | None, what: str) -> str:
 # ------------------------------------------------------------------ reading
 
 
-def _loads(text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _str(value: Any) -> str | None:
     return str(value) if isinstance(value, str | int | float) and value != "" else None
 
@@ -377,7 +368,7 @@ def load_notes(conn: Connection) -> list[Note]:
         .order_by(T.c.seq)
     )
     for kind, recorded_at, run_id, body_text in rows:
-        body = _loads(body_text)
+        body = load_body(body_text)
         if kind == UPDATED_KIND:
             target = found.get(str(body.get("note_id")))
             if target is not None:

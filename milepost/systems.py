@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from milepost.errors import UserError
-from milepost.input_checks import check_text, shown
+from milepost.input_checks import check_mapping, check_text, kind_of, shown
 from milepost.windows import Blackout, Window, parse_blackouts, parse_window
 
 __all__ = [
@@ -66,17 +66,13 @@ class System:
     vendors: tuple[str, ...] = ()
 
 
-def _kind(value: Any) -> str:
-    return type(value).__name__
-
-
 def _text(entry: Mapping[str, Any], key: str, field: str, limit: int) -> str:
     value = entry.get(field)
     where = f"{SYSTEMS_VAR}.{key}.{field}"
     if value is None:
         raise UserError(f"{where} is missing: say it in plain words for non-engineers")
     if not isinstance(value, str):
-        raise UserError(f"{where} must be text, not {_kind(value)}")
+        raise UserError(f"{where} must be text, not {kind_of(value)}")
     return check_text(" ".join(value.split()), where, max_len=limit)
 
 
@@ -94,7 +90,7 @@ def parse_systems(
     if not isinstance(value, Mapping):
         raise UserError(
             f"{SYSTEMS_VAR} must map inventory groups to {{name, serves, impact}},"
-            f" not {_kind(value)}"
+            f" not {kind_of(value)}"
         )
     ruc = groups.get(RUC_GROUP, frozenset())
     owners = dict(host_vendors or {})
@@ -111,14 +107,7 @@ def parse_systems(
                 f"{SYSTEMS_VAR} names {shown(key)}, which is not an inventory group of RUC"
                 f" hosts (groups: {listed})"
             )
-        if not isinstance(entry, Mapping):
-            raise UserError(f"{SYSTEMS_VAR}.{key} must be a mapping of {', '.join(SYSTEM_KEYS)}")
-        unknown = sorted(str(k) for k in entry if k not in SYSTEM_KEYS)
-        if unknown:
-            raise UserError(
-                f"{SYSTEMS_VAR}.{key} has unknown key {shown(unknown[0])}:"
-                f" use {', '.join(SYSTEM_KEYS)}"
-            )
+        entry = check_mapping(entry, f"{SYSTEMS_VAR}.{key}", SYSTEM_KEYS)
         members = tuple(sorted(groups[key]))
         found[key] = System(
             key=key,
@@ -176,7 +165,7 @@ def program_name(value: Any) -> str:
     if value is None:
         return DEFAULT_PROGRAM
     if not isinstance(value, str):
-        raise UserError(f"{PROGRAM_VAR} must be text, not {_kind(value)}")
+        raise UserError(f"{PROGRAM_VAR} must be text, not {kind_of(value)}")
     return check_text(value, PROGRAM_VAR, max_len=MAX_NAME)
 
 

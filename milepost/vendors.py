@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from milepost.errors import UserError
-from milepost.input_checks import check_text, shown
+from milepost.input_checks import check_mapping, check_text, kind_of, shown
 from milepost.patch_policy import SEVERITIES
 
 __all__ = [
@@ -128,22 +128,6 @@ def _named(items: Sequence[str]) -> str:
     return shown_items + (f" and {more} more" if more > 0 else "")
 
 
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else type(value).__name__
-
-
-def _mapping(value: Any, where: str, keys: Sequence[str]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise UserError(f"{where} must be a mapping with {', '.join(keys)}, not {_kind(value)}")
-    unknown = sorted(str(key) for key in value if key not in keys)
-    if unknown:
-        raise UserError(
-            f"{where} has unknown key(s) {', '.join(shown(k, 40) for k in unknown)}:"
-            f" use {', '.join(keys)}"
-        )
-    return value
-
-
 def _required(entry: Mapping[str, Any], key: str, where: str) -> Any:
     if entry.get(key) is None:
         raise UserError(f"{where}.{key} is missing: every vendor entry needs it")
@@ -152,7 +136,7 @@ def _required(entry: Mapping[str, Any], key: str, where: str) -> Any:
 
 def _text(value: Any, what: str, max_len: int = MAX_NAME) -> str:
     if not isinstance(value, str):
-        raise UserError(f"{what} must be text, not {_kind(value)} {shown(value)}")
+        raise UserError(f"{what} must be text, not {kind_of(value)} {shown(value)}")
     return check_text(value, what, max_len=max_len)
 
 
@@ -160,18 +144,18 @@ def _names(value: Any, what: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise UserError(f"{what} must be a list of names, not {_kind(value)} {shown(value)}")
+        raise UserError(f"{what} must be a list of names, not {kind_of(value)} {shown(value)}")
     return tuple(dict.fromkeys(_text(item, f"{what} entry", 100) for item in value))
 
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UserError(f"{what} must be a number, not {_kind(value)} {shown(value)}")
+        raise UserError(f"{what} must be a number, not {kind_of(value)} {shown(value)}")
     return value
 
 
 def _contact(value: Any, where: str) -> Contact:
-    entry = _mapping(value, where, CONTACT_KEYS)
+    entry = check_mapping(value, where, CONTACT_KEYS)
     name = _text(entry.get("name"), f"{where}.name")
     email = _text(entry.get("email"), f"{where}.email", MAX_EMAIL)
     if not EMAIL.fullmatch(email):
@@ -182,7 +166,7 @@ def _contact(value: Any, where: str) -> Contact:
     if phone is not None:
         if not isinstance(phone, str):
             raise UserError(
-                f"{where}.phone must be text, not {_kind(phone)} {shown(phone)}: quote it"
+                f"{where}.phone must be text, not {kind_of(phone)} {shown(phone)}: quote it"
             )
         phone = _text(phone, f"{where}.phone", 40)
         if not PHONE.fullmatch(phone):
@@ -197,14 +181,15 @@ def _contact(value: Any, where: str) -> Contact:
 
 
 def _commitments(value: Any, where: str) -> Commitments:
-    entry = _mapping(value, where, COMMITMENT_KEYS)
+    entry = check_mapping(value, where, COMMITMENT_KEYS)
     for key in COMMITMENT_KEYS:
         if entry.get(key) is None:
             raise UserError(f"{where}.{key} is missing: give every commitment of the contract")
     days_value = entry["patch_days"]
     if not isinstance(days_value, Mapping):
         raise UserError(
-            f"{where}.patch_days must map {', '.join(SEVERITIES)} to days, not {_kind(days_value)}"
+            f"{where}.patch_days must map {', '.join(SEVERITIES)} to days,"
+            f" not {kind_of(days_value)}"
         )
     unknown = sorted(str(name) for name in days_value if name not in SEVERITIES)
     if unknown:
@@ -249,7 +234,7 @@ def _vendor(key: Any, value: Any) -> Vendor:
             " and _ (the milepost_vendor of its groups, e.g. harbor_payments)"
         )
     where = f"{VENDORS_VAR}.{key}"
-    entry = _mapping(value, where, VENDOR_KEYS)
+    entry = check_mapping(value, where, VENDOR_KEYS)
     name = _text(_required(entry, "name", where), f"{where}.name")
     role = _required(entry, "role", where)
     if role not in ROLES:
@@ -258,7 +243,7 @@ def _vendor(key: Any, value: Any) -> Vendor:
     if not isinstance(contacts_value, list) or not contacts_value:
         raise UserError(
             f"{where}.contacts must be a list of at least one {{name, email, phone, on_call}},"
-            f" not {_kind(contacts_value)}"
+            f" not {kind_of(contacts_value)}"
         )
     contacts = tuple(
         _contact(item, f"{where}.contacts[{index}]") for index, item in enumerate(contacts_value)
@@ -297,7 +282,9 @@ def parse_vendors(
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise UserError(f"{VENDORS_VAR} must map vendor keys to vendor entries, not {_kind(value)}")
+        raise UserError(
+            f"{VENDORS_VAR} must map vendor keys to vendor entries, not {kind_of(value)}"
+        )
     vendors = {str(key): _vendor(key, entry) for key, entry in value.items()}
     known_interfaces = _interfaces(interfaces)
     owners = dict(host_vendors or {})

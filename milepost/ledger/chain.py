@@ -82,6 +82,16 @@ def _dumps(value: Any) -> str:
     )
 
 
+def load_body(text: str) -> dict[str, Any]:
+    """A stored record's body as a dict; {} when it is not a JSON object, so that a reader
+    never fails on one odd record (`milepost ledger verify` is what judges the records)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def canonical_body(body: Mapping[str, Any]) -> str:
     """The canonical JSON text of a record body (what the ledger stores).
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from milepost.errors import UserError
-from milepost.input_checks import check_text, shown
+from milepost.input_checks import check_mapping, check_text, kind_of, shown
 from milepost.vendors import EMAIL, MAX_EMAIL
 
 __all__ = [
@@ -143,22 +143,9 @@ def webhook_origin(url: str) -> str:
     return f"{parts.scheme}://{host}{port}"
 
 
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else type(value).__name__
-
-
-def _mapping(value: Any, where: str, keys: Sequence[str]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise UserError(f"{where} must be a mapping with {', '.join(keys)}, not {_kind(value)}")
-    unknown = sorted(str(key) for key in value if key not in keys)
-    if unknown:
-        raise UserError(f"{where} has unknown key {shown(unknown[0], 40)}: use {', '.join(keys)}")
-    return value
-
-
 def _text(value: Any, where: str, max_len: int = MAX_TEXT) -> str:
     if not isinstance(value, str):
-        raise UserError(f"{where} must be text, not {_kind(value)} {shown(value)}")
+        raise UserError(f"{where} must be text, not {kind_of(value)} {shown(value)}")
     return check_text(value, where, max_len=max_len)
 
 
@@ -176,7 +163,7 @@ def _number(
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UserError(f"{where} must be a number, not {_kind(value)} {shown(value)}")
+        raise UserError(f"{where} must be a number, not {kind_of(value)} {shown(value)}")
     if whole and not isinstance(value, int):
         raise UserError(f"{where} must be a whole number, not {value!r}")
     if not low <= value <= high:
@@ -219,17 +206,25 @@ def _url(value: Any, where: str) -> str:
     return text
 
 
+def _path(value: Any, where: str, root: Path, problem: str, *, directory: bool = False) -> Path:
+    """A file (or directory) setting, relative to the repository root unless absolute."""
+    given = Path(_text(value, where, 4096))
+    found = given if given.is_absolute() else root / given
+    if not (found.is_dir() if directory else found.is_file()):
+        raise UserError(f"{where} {shown(str(given))} {problem}")
+    return found
+
+
 def _retry(value: Any, where: str, keys: Sequence[str], root: Path) -> RetryPolicy:
-    entry = _mapping(value if value is not None else {}, where, keys)
+    entry = check_mapping(value if value is not None else {}, where, keys)
     ca_file = None
     if entry.get("ca_file") is not None:
-        given = Path(_text(entry["ca_file"], f"{where}.ca_file", 4096))
-        ca_file = given if given.is_absolute() else root / given
-        if not ca_file.is_file():
-            raise UserError(
-                f"{where}.ca_file {shown(str(given))} is not a file: give the path of a PEM"
-                " bundle of the certificate authorities to trust"
-            )
+        ca_file = _path(
+            entry["ca_file"],
+            f"{where}.ca_file",
+            root,
+            "is not a file: give the path of a PEM bundle of the certificate authorities to trust",
+        )
     return RetryPolicy(
         timeout_seconds=_number(
             entry.get("timeout_seconds"), f"{where}.timeout_seconds", 10, low=0.1, high=MAX_TIMEOUT
@@ -252,7 +247,7 @@ def _retry(value: Any, where: str, keys: Sequence[str], root: Path) -> RetryPoli
 
 def _smtp(value: Any, root: Path) -> SmtpConfig:
     where = f"{NOTIFY_VAR}.smtp"
-    entry = _mapping(value, where, SMTP_KEYS)
+    entry = check_mapping(value, where, SMTP_KEYS)
     if entry.get("host") is None:
         raise UserError(f"{where}.host is missing: name the mail server, e.g. smtp.example.gov")
     host = _text(entry["host"], f"{where}.host", 255)
@@ -300,7 +295,7 @@ def _addresses(value: Any, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise UserError(f"{where} must be a list of e-mail addresses, not {_kind(value)}")
+        raise UserError(f"{where} must be a list of e-mail addresses, not {kind_of(value)}")
     if len(value) > MAX_ADDRESSES:
         raise UserError(f"{where} lists {len(value)} addresses: at most {MAX_ADDRESSES}")
     found = [check_address(item, f"{where}[{index}]") for index, item in enumerate(value)]
@@ -314,7 +309,7 @@ def _audience(name: Any, value: Any) -> Audience:
             " letters, digits and _ (e.g. customer_service)"
         )
     where = f"{NOTIFY_VAR}.audiences.{name}"
-    entry = _mapping(value if value is not None else {}, where, AUDIENCE_KEYS)
+    entry = check_mapping(value if value is not None else {}, where, AUDIENCE_KEYS)
     audience = Audience(
         name=name,
         email=_addresses(entry.get("email"), f"{where}.email"),
@@ -328,14 +323,14 @@ def _audience(name: Any, value: Any) -> Audience:
 
 def _notices(value: Any, audiences: Mapping[str, Audience]) -> dict[str, tuple[str, ...]]:
     where = f"{NOTIFY_VAR}.notices"
-    entry = _mapping(value if value is not None else {}, where, NOTICES)
+    entry = check_mapping(value if value is not None else {}, where, NOTICES)
     found: dict[str, tuple[str, ...]] = {}
     for notice in NOTICES:
         names = entry.get(notice) or []
         if isinstance(names, str):
             names = [names]
         if not isinstance(names, list):
-            raise UserError(f"{where}.{notice} must be a list of audiences, not {_kind(names)}")
+            raise UserError(f"{where}.{notice} must be a list of audiences, not {kind_of(names)}")
         for name in names:
             if name not in audiences:
                 raise UserError(
@@ -364,7 +359,7 @@ def _zone(value: Any) -> str:
 def parse_notify_config(value: Any, *, root: Path) -> NotifyConfig:
     """``milepost_notify`` checked; relative paths (templates_dir, ca_file) are read from
     ``root``, the repository."""
-    entry = _mapping(value, NOTIFY_VAR, TOP_KEYS)
+    entry = check_mapping(value, NOTIFY_VAR, TOP_KEYS)
     raw_audiences = entry.get("audiences")
     if not isinstance(raw_audiences, Mapping) or not raw_audiences:
         raise UserError(
@@ -387,13 +382,13 @@ def parse_notify_config(value: Any, *, root: Path) -> NotifyConfig:
         )
     templates = root / "notices"
     if entry.get("templates_dir") is not None:
-        given = Path(_text(entry["templates_dir"], f"{NOTIFY_VAR}.templates_dir", 4096))
-        templates = given if given.is_absolute() else root / given
-        if not templates.is_dir():
-            raise UserError(
-                f"{NOTIFY_VAR}.templates_dir {shown(str(given))} is not a directory: give the"
-                " folder holding upcoming.txt.j2, completed.txt.j2, ..."
-            )
+        templates = _path(
+            entry["templates_dir"],
+            f"{NOTIFY_VAR}.templates_dir",
+            root,
+            "is not a directory: give the folder holding upcoming.txt.j2, completed.txt.j2, ...",
+            directory=True,
+        )
     contact = entry.get("contact")
     return NotifyConfig(
         contact=_text(contact, f"{NOTIFY_VAR}.contact") if contact is not None else None,

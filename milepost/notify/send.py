@@ -11,7 +11,6 @@ they warn on stderr, and they do nothing when milepost_notify is not set.
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from sqlalchemy import select
 
 from milepost.errors import MilepostError, UserError
 from milepost.input_checks import shown
+from milepost.ledger.chain import load_body
 from milepost.notify import content
 from milepost.notify.config import NOTICES, Audience, check_address, webhook_origin
 from milepost.notify.inventory import NotifySetup, load_setup
@@ -151,11 +151,8 @@ def _already_told(ledger: Ledger, audience: str, starting_now: bool) -> set[str]
     with ledger.read_transaction() as conn:
         rows = conn.execute(select(T.c.body).where(T.c.kind == KIND).order_by(T.c.seq))
         for (text,) in rows:
-            try:
-                body = json.loads(text)
-            except ValueError:
-                continue
-            if not isinstance(body, dict) or body.get("notice") != "upcoming":
+            body = load_body(text)
+            if body.get("notice") != "upcoming":
                 continue
             given = body.get("about")
             about: dict[str, Any] = given if isinstance(given, dict) else {}

@@ -6,14 +6,13 @@ bundle, a login when a username is set, a bounded number of attempts with doubli
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
 from milepost.notify.config import SmtpConfig
-from milepost.notify.delivery import Attempted, one_line, pause
+from milepost.notify.delivery import Attempted, connection_reason, deliver
 from milepost.redaction import Redactor
 
 __all__ = ["build_message", "send_mail"]
@@ -52,22 +51,9 @@ def _reason(error: BaseException, config: SmtpConfig) -> tuple[str, bool]:
         text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
         permanent = 500 <= error.smtp_code < 600
         return f"the mail server {where} answered {error.smtp_code} {text}", not permanent
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return f"the certificate of {where} could not be verified ({error.verify_message})", False
-    if isinstance(error, ConnectionRefusedError):
-        return f"connection to the mail server {where} refused", True
-    if isinstance(error, TimeoutError | socket.timeout):
-        return (
-            f"no answer from the mail server {where} within {config.retry.timeout_seconds:g} s",
-            True,
-        )
-    if isinstance(error, socket.gaierror):
-        return f"the mail server {config.host} could not be found ({error.strerror})", True
     if isinstance(error, smtplib.SMTPServerDisconnected):
         return f"the mail server {where} closed the connection", True
-    if isinstance(error, OSError) and error.strerror:
-        return f"the mail server {where}: {error.strerror}", True
-    return f"the mail server {where}: {type(error).__name__}: {error}", True
+    return connection_reason(error, f"the mail server {where}", config.retry.timeout_seconds)
 
 
 def _send_once(
@@ -104,19 +90,9 @@ def send_mail(
     of a failure is one line, scrubbed of the password and every other secret."""
     message = build_message(sender, recipients, subject, text)
     envelope_from = parseaddr(sender)[1]
-    attempts = 0
-    why = "not tried"
-    for attempt in range(1, config.retry.attempts + 1):
-        attempts = attempt
-        try:
-            refused = _send_once(config, message, envelope_from, recipients)
-        except (smtplib.SMTPException, OSError) as error:
-            why, again = _reason(error, config)
-            if not again:
-                break
-            if attempt < config.retry.attempts:
-                pause(config.retry, attempt)
-            continue
-        note = "refused by the server: " + ", ".join(sorted(refused)) if refused else None
-        return Attempted(True, attempts, one_line(redactor.scrub(note)) if note else None)
-    return Attempted(False, attempts, one_line(redactor.scrub(why)))
+
+    def once() -> str | None:
+        refused = _send_once(config, message, envelope_from, recipients)
+        return "refused by the server: " + ", ".join(sorted(refused)) if refused else None
+
+    return deliver(config.retry, once, lambda error: _reason(error, config), redactor)

@@ -6,7 +6,6 @@ hold a token."""
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -14,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from milepost.notify.config import RetryPolicy, webhook_origin
-from milepost.notify.delivery import Attempted, one_line, pause
+from milepost.notify.delivery import Attempted, Undelivered, connection_reason, deliver
 from milepost.redaction import Redactor
 
 __all__ = ["post_notice"]
@@ -38,17 +37,7 @@ def _reason(error: BaseException, origin: str, policy: RetryPolicy) -> tuple[str
         return f"the webhook at {origin} answered HTTP {error.code} {error.reason}", again
     if isinstance(error, urllib.error.URLError):
         error = error.reason if isinstance(error.reason, BaseException) else error
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return f"the certificate of {origin} could not be verified ({error.verify_message})", False
-    if isinstance(error, ConnectionRefusedError):
-        return f"connection to the webhook at {origin} refused", True
-    if isinstance(error, TimeoutError | socket.timeout):
-        return f"no answer from the webhook at {origin} within {policy.timeout_seconds:g} s", True
-    if isinstance(error, socket.gaierror):
-        return f"the webhook host of {origin} could not be found ({error.strerror})", True
-    if isinstance(error, OSError) and error.strerror:
-        return f"the webhook at {origin}: {error.strerror}", True
-    return f"the webhook at {origin}: {type(error).__name__}", True
+    return connection_reason(error, f"the webhook at {origin}", policy.timeout_seconds)
 
 
 def post_notice(
@@ -58,27 +47,18 @@ def post_notice(
     origin = webhook_origin(url)
     data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     opener = _opener(policy)
-    why = "not tried"
-    attempts = 0
-    for attempt in range(1, policy.attempts + 1):
-        attempts = attempt
+
+    def once() -> None:
         request = urllib.request.Request(  # noqa: S310 - http(s) only (checked in config)
             url,
             data=data,
             method="POST",
             headers={"Content-Type": "application/json", "User-Agent": "milepost-notify"},
         )
-        try:
-            with opener.open(request, timeout=policy.timeout_seconds) as answer:  # nosec B310
-                status = int(answer.status)
-                answer.read(65536)
-            if 200 <= status < 300:
-                return Attempted(True, attempts)
-            why, again = f"the webhook at {origin} answered HTTP {status}", False
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            why, again = _reason(error, origin, policy)
-        if not again:
-            break
-        if attempt < policy.attempts:
-            pause(policy, attempt)
-    return Attempted(False, attempts, one_line(redactor.scrub(why)))
+        with opener.open(request, timeout=policy.timeout_seconds) as answer:  # nosec B310
+            status = int(answer.status)
+            answer.read(65536)
+        if not 200 <= status < 300:
+            raise Undelivered(f"the webhook at {origin} answered HTTP {status}", again=False)
+
+    return deliver(policy, once, lambda error: _reason(error, origin, policy), redactor)

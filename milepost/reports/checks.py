@@ -7,13 +7,13 @@ every interface has its newest check.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from milepost.ledger.chain import load_body
 from milepost.ledger.schema import records as T
 from milepost.qc import RESULT_KIND
 
@@ -35,14 +35,6 @@ INTERFACE_KIND = "interface_check"
 INTERFACE_UP = ("ok", "warning")
 QC_BAD = ("failed", "error")
 STREAM = 1000
-
-
-def _loads(text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 @dataclass
@@ -80,7 +72,7 @@ def latest_qc(ledger: Ledger, hosts: Collection[str]) -> dict[str, QcState]:
             )
             state = QcState(run_id=newest.run_id, recorded_at=newest.recorded_at)
             for text in conn.scalars(query.order_by(T.c.seq)):
-                body = _loads(text)
+                body = load_body(text)
                 if body.get("status") in QC_BAD:
                     state.failed.append(
                         (str(body.get("check") or "a check"), str(body.get("message") or ""))
@@ -106,7 +98,7 @@ def latest_interface_checks(
         )
         try:
             for recorded_at, text in result:
-                body = _loads(text)
+                body = load_body(text)
                 name = body.get("name")
                 if isinstance(name, str) and name in wanted and name not in found:
                     found[name] = (recorded_at, body)
@@ -140,7 +132,7 @@ def availability_by_month(ledger: Ledger, periods: Sequence[Period]) -> list[tup
                 if counts is None:
                     continue
                 counts[0] += 1
-                counts[1] += _loads(text).get("status") in INTERFACE_UP
+                counts[1] += load_body(text).get("status") in INTERFACE_UP
         finally:
             result.close()
     return [(totals[p.label][0], totals[p.label][1]) for p in periods]

@@ -11,7 +11,6 @@ every system has its last run and the runs are older than the under-way horizon.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from milepost.ledger.chain import format_time
+from milepost.ledger.chain import format_time, load_body
 from milepost.ledger.schema import records as T
 from milepost.reports.plain import plain_date, plain_time
 
@@ -77,14 +76,6 @@ class SystemRuns:
     under_way: dict[str, RunFacts] = field(default_factory=dict)
 
 
-def _loads(text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _starts(conn: Connection) -> Generator[list[tuple[str, str, dict[str, Any]]], None, None]:
     """run_started records, newest first, a page at a time (streamed, as ledger.queries
     does)."""
@@ -99,7 +90,7 @@ def _starts(conn: Connection) -> Generator[list[tuple[str, str, dict[str, Any]]]
         for run_id, recorded_at, body in result:
             if run_id is None:
                 continue
-            page.append((run_id, recorded_at, _loads(body)))
+            page.append((run_id, recorded_at, load_body(body)))
             if len(page) >= PAGE:
                 yield page
                 page = []
@@ -119,7 +110,7 @@ def _ends(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any]]:
         .order_by(T.c.seq)
     )
     for run_id, body in rows:
-        found.setdefault(run_id, _loads(body))
+        found.setdefault(run_id, load_body(body))
     return found
 
 
@@ -196,7 +187,7 @@ def rolled_back(ledger: Ledger, run_id: str) -> dict[str, dict[str, str | None]]
     first: dict[tuple[str, str], Any] = {}
     back: dict[str, dict[str, str | None]] = {}
     for host, text in rows:
-        body = _loads(text)
+        body = load_body(text)
         key = (str(host), str(body.get("package")))
         if key in first and body.get("to_version") == first[key]:
             back.setdefault(key[0], {})[key[1]] = first[key]

@@ -12,7 +12,6 @@ a run lasts) before the oldest of them began.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from milepost.ledger.chain import format_time
+from milepost.ledger.chain import format_time, load_body
 from milepost.ledger.schema import records as T
 from milepost.reports.plain import count, parse_time, plain_date
 
@@ -65,14 +64,6 @@ class _Group:
     system_key: str | None
     newest: str
     packages: dict[tuple[str, str], _Package] = field(default_factory=dict)
-
-
-def _loads(text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _version(value: Any) -> str | None:
@@ -151,7 +142,7 @@ def recent_changes(
                     group = groups[key] = _Group(run_id, key[1], recorded_at)
                     if len(groups) == limit:
                         stop_before = format_time(parse_time(recorded_at) - RUN_SPAN)
-                body = _loads(text)
+                body = load_body(text)
                 package = body.get("package")
                 if not isinstance(package, str):
                     continue

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from inventories import write_inventory
 
 from milepost.advisories import (
     ImportSummary,
@@ -34,15 +35,6 @@ PRODUCTS = (
     KevProduct("Sudo", "sudo", ("sudo",)),
 )
 
-HOSTS = """\
-all:
-  children:
-    ruc:
-      children:
-        payment_gateway:
-          hosts:
-            pay-01:
-"""
 POLICY = """\
 milepost_kev_products:
   - vendor_project: openssl
@@ -78,11 +70,7 @@ RUC-2026-002,low,2026-03-02,ruc-account-api,none,
 
 @pytest.fixture
 def inventory(tmp_path):
-    root = tmp_path / "inventory"
-    (root / "group_vars" / "all").mkdir(parents=True)
-    (root / "hosts.yml").write_text(HOSTS)
-    (root / "group_vars" / "all" / "patch_policy.yml").write_text(POLICY)
-    return str(root)
+    return str(write_inventory(tmp_path / "inventory", patch_policy=POLICY))
 
 
 def count(ledger: Ledger) -> int:

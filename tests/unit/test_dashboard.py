@@ -11,6 +11,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
+from inventories import (
+    PATCH_POLICY,
+    PAYMENTS_WINDOW,
+    RUC_HOSTS,
+    ruc_vendors,
+    vendors_yaml,
+    write_inventory,
+)
 from typer.testing import CliRunner
 
 from milepost.advisories import add_advisory
@@ -26,20 +35,8 @@ from browser import DashboardDom, chromium, words  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 CANARY = "CANARY-7f3a9c"
 
-HOSTS = """\
-all:
-  children:
-    ruc:
-      children:
-        payment_gateway:
-          hosts:
-            pay-01: {ansible_host: 127.0.0.1, ansible_port: 1}
-            pay-02: {ansible_host: 127.0.0.1, ansible_port: 1}
-          vars: {milepost_vendor: harbor_payments}
-        account_management:
-          hosts:
-            acct-01: {ansible_host: 127.0.0.1, ansible_port: 1}
-          vars: {milepost_vendor: keystone_accounts}
+# Three more systems beside the RUC inventory's two, all run by Odometrix.
+ODOMETRIX_GROUPS = """\
         mileage_ingest:
           hosts:
             ingest-01: {ansible_host: 127.0.0.1, ansible_port: 1}
@@ -53,54 +50,27 @@ all:
             report-01: {ansible_host: 127.0.0.1, ansible_port: 1}
           vars: {milepost_vendor: odometrix_devices}
 """
-VENDORS = """\
-milepost_vendors:
-  harbor_payments:
-    name: Harbor Payments Inc.
-    role: payment processor
-    contacts: [{name: Dana Ortiz, email: dana@harbor.example, on_call: true}]
-    groups: [payment_gateway]
-    interfaces: [payments-api]
-    commitments:
-      patch_days: {critical: 15, high: 15, medium: 60, low: 90}
-      question_response_hours: 24
-      interface_availability_percent: 99.5
-  keystone_accounts:
-    name: Keystone Account Services LLC
-    role: account manager
-    contacts: [{name: Priya Raman, email: priya@keystone.example}]
-    groups: [account_management]
-    interfaces: [accounts-api]
-    commitments:
-      patch_days: {critical: 30, high: 30, medium: 90, low: 180}
-      question_response_hours: 72
-      interface_availability_percent: 99.0
-  odometrix_devices:
-    name: Odometrix Devices Corp.
-    role: mileage device vendor
-    contacts: [{name: Lee Okafor, email: lee@odometrix.example}]
-    groups: [mileage_ingest, sftp_exchange, reporting]
-    interfaces: [mileage-file-exchange]
-    commitments:
-      patch_days: {critical: 30, high: 30, medium: 90, low: 180}
-      question_response_hours: 72
-      interface_availability_percent: 99.0
+HOSTS = RUC_HOSTS + ODOMETRIX_GROUPS
+ODOMETRIX = """\
+name: Odometrix Devices Corp.
+role: mileage device vendor
+contacts: [{name: Lee Okafor, email: lee@odometrix.example}]
+groups: [mileage_ingest, sftp_exchange, reporting]
+interfaces: [mileage-file-exchange]
+commitments:
+  patch_days: {critical: 30, high: 30, medium: 90, low: 180}
+  question_response_hours: 72
+  interface_availability_percent: 99.0
 """
+# Keystone runs accounts-api here, and Odometrix is a third vendor.
+VENDORS = ruc_vendors()
+VENDORS["keystone_accounts"]["interfaces"] = ["accounts-api"]
+VENDORS["odometrix_devices"] = yaml.safe_load(ODOMETRIX)
 INTERFACES = """\
 milepost_interfaces:
   - {name: payments-api, vendor: harbor_payments, kind: https, url: "https://127.0.0.1:1/"}
   - {name: accounts-api, vendor: keystone_accounts, kind: https, url: "https://127.0.0.1:2/"}
   - {name: mileage-file-exchange, vendor: odometrix_devices, kind: sftp, host: 127.0.0.1}
-"""
-POLICY = """\
-milepost_patch_policy:
-  days: {kev: 14, critical: 30, high: 30, medium: 90, low: 180}
-"""
-PAYMENTS_WINDOW = """\
-milepost_window:
-  cron: "0 2 * * 0"
-  duration_minutes: 120
-  timezone: America/Los_Angeles
 """
 IMPACT = "Miles reported on one day may appear in accounts a day late."
 
@@ -116,14 +86,14 @@ EXPECTED = {
 
 @pytest.fixture
 def inventory(tmp_path):
-    root = tmp_path / "inventory"
-    (root / "group_vars" / "all").mkdir(parents=True)
-    (root / "hosts.yml").write_text(HOSTS)
-    # A group_vars/all directory replaces all.yml: every file of it is read.
-    shutil.copy(ROOT / "inventory/lab/group_vars/all/systems.yml", root / "group_vars/all")
-    (root / "group_vars" / "all" / "vendors.yml").write_text(VENDORS)
-    (root / "group_vars" / "all" / "interfaces.yml").write_text(INTERFACES)
-    (root / "group_vars" / "all" / "patch_policy.yml").write_text(POLICY)
+    root = write_inventory(
+        tmp_path / "inventory",
+        HOSTS,
+        systems=(ROOT / "inventory/lab/group_vars/all/systems.yml").read_text(),
+        vendors=vendors_yaml(VENDORS),
+        interfaces=INTERFACES,
+        patch_policy=PATCH_POLICY,
+    )
     (root / "group_vars" / "payment_gateway.yml").write_text(PAYMENTS_WINDOW)
     return root
 

@@ -5,6 +5,7 @@ import json
 from datetime import date, timedelta
 
 import pytest
+from inventories import write_inventory
 
 from milepost import patch_policy
 from milepost.advisories import add_advisory
@@ -14,21 +15,6 @@ from milepost.exposure import EXCEPTION_KIND, exposed_packages, exposures, is_fi
 from milepost.fleet_lock import FleetLock
 from milepost.ledger import Ledger, package_change, package_facts
 
-HOSTS = """\
-all:
-  children:
-    ruc:
-      children:
-        payment_gateway:
-          hosts:
-            pay-01: {ansible_host: 127.0.0.1, ansible_port: 1}
-            pay-02: {ansible_host: 127.0.0.1, ansible_port: 1}
-          vars: {milepost_vendor: harbor_payments}
-        account_management:
-          hosts:
-            acct-01: {ansible_host: 127.0.0.1, ansible_port: 1}
-          vars: {milepost_vendor: keystone_accounts}
-"""
 POLICY = """\
 milepost_patch_policy:
   days: {kev: 14, critical: 30, high: 30, medium: 90, low: 180}
@@ -40,11 +26,8 @@ STRICTER = "milepost_patch_policy:\n  days: {critical: 15}\n"
 
 @pytest.fixture
 def inventory(tmp_path):
-    root = tmp_path / "inventory"
-    (root / "group_vars" / "all").mkdir(parents=True)
+    root = write_inventory(tmp_path / "inventory", patch_policy=POLICY)
     (root / "group_vars" / "payment_gateway").mkdir()
-    (root / "hosts.yml").write_text(HOSTS)
-    (root / "group_vars" / "all" / "patch_policy.yml").write_text(POLICY)
     (root / "group_vars" / "payment_gateway" / "contract.yml").write_text(STRICTER)
     return root
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from inventories import PAYMENTS_WINDOW, RUC_HOSTS, ruc_vendors, vendors_yaml, write_inventory
 
 from milepost.advisories import add_advisory
 from milepost.cli import main
@@ -30,23 +31,9 @@ RUN_CANARY = "CANARY-run-77e1d0c4"
 HOOK_TOKEN = "CANARYhooktoken9d8e"
 HOSTS_NAMES = ("pay-01", "pay-02", "acct-01", "report-01")
 
-HOSTS = """\
-all:
-  children:
-    ruc:
-      children:
-        payment_gateway:
-          hosts:
-            pay-01: {ansible_host: 127.0.0.1, ansible_port: 1}
-            pay-02: {ansible_host: 127.0.0.1, ansible_port: 1}
-          vars:
-            milepost_vendor: harbor_payments
-            milepost_window: {cron: "0 2 * * 0", duration_minutes: 120,
-                              timezone: America/Los_Angeles}
-        account_management:
-          hosts:
-            acct-01: {ansible_host: 127.0.0.1, ansible_port: 1}
-          vars: {milepost_vendor: keystone_accounts}
+# Program reports (Keystone's too) beside the RUC inventory's two systems. Payments' window
+# is group_vars/payment_gateway.yml (PAYMENTS_WINDOW).
+REPORTING_GROUP = """\
         reporting:
           hosts:
             report-01: {ansible_host: 127.0.0.1, ansible_port: 1}
@@ -54,6 +41,7 @@ all:
             milepost_vendor: keystone_accounts
             milepost_window: {cron: "0 3 * * *", duration_minutes: 60, timezone: UTC}
 """
+HOSTS = RUC_HOSTS + REPORTING_GROUP
 SYSTEMS = """\
 milepost_systems:
   payment_gateway:
@@ -69,27 +57,10 @@ milepost_systems:
     serves: Produces the program's statements and reports.
     impact: Monthly statements may be produced a few hours late.
 """
-VENDORS = """\
-milepost_vendors:
-  harbor_payments:
-    name: Harbor Payments Inc.
-    role: payment processor
-    contacts: [{name: Dana Ortiz, email: dana@harbor.example, on_call: true}]
-    groups: [payment_gateway]
-    commitments:
-      patch_days: {critical: 15, high: 15, medium: 60, low: 90}
-      question_response_hours: 24
-      interface_availability_percent: 99.5
-  keystone_accounts:
-    name: Keystone Account Services LLC
-    role: account manager
-    contacts: [{name: Lee Park, email: lee@keystone.example}]
-    groups: [account_management, reporting]
-    commitments:
-      patch_days: {critical: 30, high: 30, medium: 90, low: 180}
-      question_response_hours: 72
-      interface_availability_percent: 99.0
-"""
+# Keystone also runs Program reports; this inventory defines no interfaces.
+VENDORS = ruc_vendors()
+VENDORS["harbor_payments"]["interfaces"] = []
+VENDORS["keystone_accounts"]["groups"].append("reporting")
 VAULT = f"vault_milepost_smtp_password: {SMTP_CANARY}\n"
 
 
@@ -158,21 +129,18 @@ milepost_notify:
 """
 
 
-def write_inventory(root: Path, notify: str | None) -> Path:
-    all_vars = root / "group_vars" / "all"
-    all_vars.mkdir(parents=True, exist_ok=True)
-    (root / "hosts.yml").write_text(HOSTS)
-    (all_vars / "systems.yml").write_text(SYSTEMS)
-    (all_vars / "vendors.yml").write_text(VENDORS)
-    (all_vars / "vault.yml").write_text(VAULT)
-    if notify is not None:
-        (all_vars / "notify.yml").write_text(notify)
+def notify_inventory(root: Path, notify: str | None) -> Path:
+    """The inventory with ``notify`` as milepost_notify (None: not configured)."""
+    write_inventory(
+        root, HOSTS, systems=SYSTEMS, vendors=vendors_yaml(VENDORS), vault=VAULT, notify=notify
+    )
+    (root / "group_vars" / "payment_gateway.yml").write_text(PAYMENTS_WINDOW)
     return root
 
 
 @pytest.fixture
 def inventory(tmp_path, smtp):
-    return write_inventory(tmp_path / "inventory", notify_yaml(smtp.port))
+    return notify_inventory(tmp_path / "inventory", notify_yaml(smtp.port))
 
 
 def add_run(ledger):
@@ -254,9 +222,9 @@ def test_configuration_is_checked_field_by_field(tmp_path):
         ({"audiences": {"c": {"webhook": "ftp://x.example/h"}}}, "audiences.c.webhook"),
         ({"audiences": {"c": {"webhook": "https:///nohost"}}}, "audiences.c.webhook"),
         ({"notices": {"completed": ["nobody"]}}, "notices.completed names 'nobody'"),
-        ({"notices": {"weekly": ["communications"]}}, "unknown key 'weekly'"),
+        ({"notices": {"weekly": ["communications"]}}, "unknown key(s) 'weekly'"),
         ({"smtp": None}, "milepost_notify.smtp is missing"),
-        ({"colour": "red"}, "milepost_notify has unknown key 'colour'"),
+        ({"colour": "red"}, "milepost_notify has unknown key(s) 'colour'"),
     ]  # fmt: skip
     from milepost.errors import UserError
 
@@ -270,7 +238,7 @@ def test_configuration_is_checked_field_by_field(tmp_path):
 
 
 def test_not_configured_is_none_for_the_api_and_exit_2_for_the_cli(tmp_path, ledger, capsys):
-    inventory = write_inventory(tmp_path / "inventory", None)
+    inventory = notify_inventory(tmp_path / "inventory", None)
     assert load_notify_config([inventory]) is None
     add_run(ledger)
     assert notify_completed(RUN, [inventory]) is None
@@ -350,7 +318,7 @@ def test_unknown_run_and_unknown_audience_are_exit_2(ledger, inventory, smtp, ca
 def test_webhook_receives_json_and_only_its_origin_is_recorded(
     tmp_path, ledger, smtp, webhook, capsys
 ):
-    inventory = write_inventory(
+    inventory = notify_inventory(
         tmp_path / "inventory", notify_yaml(smtp.port, webhook_url=webhook.url)
     )
     add_run(ledger)
@@ -379,7 +347,7 @@ def test_unreachable_mail_server_is_tried_as_configured_then_recorded_failed(
     tmp_path, ledger, capsys
 ):
     closed = free_port()  # nothing listens there any more
-    inventory = write_inventory(tmp_path / "inventory", notify_yaml(closed))
+    inventory = notify_inventory(tmp_path / "inventory", notify_yaml(closed))
     add_run(ledger)
     code, out, err = cli(capsys, "completed", "--run-id", RUN, "-i", str(inventory))
     assert code == 1
@@ -398,7 +366,7 @@ def test_unreachable_mail_server_is_tried_as_configured_then_recorded_failed(
 
 
 def test_a_run_is_never_failed_by_its_notice(tmp_path, ledger, capsys):
-    inventory = write_inventory(tmp_path / "inventory", notify_yaml(free_port()))
+    inventory = notify_inventory(tmp_path / "inventory", notify_yaml(free_port()))
     add_run(ledger)
     outcome = notify_completed(RUN, [inventory])
     assert outcome is not None and not outcome.ok
@@ -421,7 +389,7 @@ def test_template_syntax_error_is_exit_2_naming_file_and_line(tmp_path, ledger, 
     lines = (folder / "completed.txt.j2").read_text().splitlines()
     lines[6] = "Broken: {{ run.id }"
     (folder / "completed.txt.j2").write_text("\n".join(lines) + "\n")
-    inventory = write_inventory(
+    inventory = notify_inventory(
         tmp_path / "inventory", notify_yaml(smtp.port, templates_dir=str(folder))
     )
     add_run(ledger)
@@ -447,7 +415,7 @@ def test_undefined_variable_in_template_is_exit_2_naming_the_line(tmp_path, ledg
     )
     (folder / "glitch.txt.j2").write_text(text)
     line = text.splitlines().index("What happened: {{ glitch.title }} {{ nonsense }}") + 1
-    inventory = write_inventory(
+    inventory = notify_inventory(
         tmp_path / "inventory", notify_yaml(smtp.port, templates_dir=str(folder))
     )
     glitch = open_glitch(ledger, title="Statements are late", detected_by="staff")
@@ -461,7 +429,7 @@ def test_missing_subject_line_is_exit_2(tmp_path, ledger, smtp, capsys):
     folder = copy_templates(tmp_path)
     path = folder / "glitch.txt.j2"
     path.write_text(path.read_text().replace("Subject: ", "Topic: "))
-    inventory = write_inventory(
+    inventory = notify_inventory(
         tmp_path / "inventory", notify_yaml(smtp.port, templates_dir=str(folder))
     )
     glitch = open_glitch(ledger, title="Statements are late", detected_by="staff")
@@ -631,7 +599,7 @@ def test_starttls_login_and_canary_secrets_never_leave(tmp_path, ledger, secure_
         '    password: "{{ vault_milepost_smtp_password }}"\n'
         f"    ca_file: {secure_smtp.ca_file}"
     )
-    inventory = write_inventory(
+    inventory = notify_inventory(
         tmp_path / "inventory",
         notify_yaml(secure_smtp.port, webhook_url=webhook.url, extra_smtp=extra),
     )
@@ -668,7 +636,7 @@ def test_wrong_password_is_a_failed_delivery_without_the_password(
         "\n    starttls: true\n    username: milepost\n    password: wrong-CANARY-pw-31\n"
         f"    ca_file: {secure_smtp.ca_file}"
     )
-    inventory = write_inventory(
+    inventory = notify_inventory(
         tmp_path / "inventory", notify_yaml(secure_smtp.port, extra_smtp=extra)
     )
     add_run(ledger)
@@ -688,7 +656,7 @@ def test_vault_values_are_masked_wherever_a_template_puts_them(tmp_path, ledger,
         "contact: RUC Operations, ops@ruc.example.gov",
         'contact: "RUC Operations, {{ vault_ruc_ops_phone }}"',
     )
-    inventory = write_inventory(tmp_path / "inventory", notify)
+    inventory = notify_inventory(tmp_path / "inventory", notify)
     (inventory / "group_vars" / "all" / "vault.yml").write_text(
         f"{VAULT}vault_ruc_ops_phone: {canary}\n"
     )

@@ -4,6 +4,7 @@ missed patch deadline show; availability is judged against the vendor's target."
 import json
 
 import pytest
+from inventories import PATCH_POLICY, PAYMENTS_API, RUC_VENDORS, write_inventory
 
 from milepost.advisories import add_advisory
 from milepost.cli import main
@@ -11,57 +12,15 @@ from milepost.ledger import package_change, package_facts
 from milepost.vendor_questions import answer, ask
 from milepost.vendors import load_vendors
 
-HOSTS = """\
-all:
-  children:
-    ruc:
-      children:
-        payment_gateway:
-          hosts:
-            pay-01: {ansible_host: 127.0.0.1, ansible_port: 1}
-            pay-02: {ansible_host: 127.0.0.1, ansible_port: 1}
-          vars: {milepost_vendor: harbor_payments}
-        account_management:
-          hosts:
-            acct-01: {ansible_host: 127.0.0.1, ansible_port: 1}
-          vars: {milepost_vendor: keystone_accounts}
-"""
-ALL = """\
-milepost_patch_policy:
-  days: {kev: 14, critical: 30, high: 30, medium: 90, low: 180}
-milepost_interfaces:
-  - {name: payments-api, vendor: harbor_payments, kind: https, url: "https://127.0.0.1:1/"}
-milepost_vendors:
-  harbor_payments:
-    name: Harbor Payments Inc.
-    role: payment processor
-    contacts: [{name: Dana Ortiz, email: dana@harbor.example, on_call: true}]
-    groups: [payment_gateway]
-    interfaces: [payments-api]
-    commitments:
-      patch_days: {critical: 15, high: 15, medium: 60, low: 90}
-      question_response_hours: 24
-      interface_availability_percent: 99.5
-  keystone_accounts:
-    name: Keystone Account Services LLC
-    role: account manager
-    contacts: [{name: Lee Park, email: lee@keystone.example}]
-    groups: [account_management]
-    interfaces: []
-    commitments:
-      patch_days: {critical: 30, high: 30, medium: 90, low: 180}
-      question_response_hours: 72
-      interface_availability_percent: 99.0
-"""
-
 
 @pytest.fixture
 def inventory(tmp_path):
-    root = tmp_path / "inventory"
-    (root / "group_vars" / "all").mkdir(parents=True)
-    (root / "hosts.yml").write_text(HOSTS)
-    (root / "group_vars" / "all" / "main.yml").write_text(ALL)
-    return root
+    return write_inventory(
+        tmp_path / "inventory",
+        patch_policy=PATCH_POLICY,
+        interfaces=PAYMENTS_API,
+        vendors=RUC_VENDORS,
+    )
 
 
 def at(record: dict, when: str) -> dict:

@@ -49,7 +49,7 @@ def test_described_systems_come_first_and_other_ruc_groups_get_generic_words():
         ({"payments": PAYMENTS}, "names 'payments', which is not an inventory group"),
         ({"ruc": PAYMENTS}, "names 'ruc', which is not an inventory group"),
         ({"payment_gateway": {"name": "Payments"}}, "payment_gateway.serves is missing"),
-        ({"payment_gateway": {**PAYMENTS, "colour": "red"}}, "unknown key 'colour'"),
+        ({"payment_gateway": {**PAYMENTS, "colour": "red"}}, "unknown key(s) 'colour'"),
         ({"payment_gateway": {**PAYMENTS, "name": 3}}, "payment_gateway.name must be text"),
         ({"payment_gateway": {**PAYMENTS, "name": "Pay\u202ements"}}, "payment_gateway.name"),
         (["payment_gateway"], "must map inventory groups"),

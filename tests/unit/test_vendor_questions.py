@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import yaml
+from inventories import vendors_yaml, write_inventory
 
 from milepost.cli import app, main
 from milepost.errors import UserError
@@ -86,13 +86,7 @@ def vendors():
 
 @pytest.fixture
 def inventory(tmp_path):
-    root = tmp_path / "inventory"
-    (root / "group_vars" / "all").mkdir(parents=True)
-    (root / "hosts.yml").write_text(HOSTS)
-    (root / "group_vars" / "all" / "vendors.yml").write_text(
-        yaml.safe_dump({"milepost_vendors": VENDORS})
-    )
-    return root
+    return write_inventory(tmp_path / "inventory", HOSTS, vendors=vendors_yaml(VENDORS))
 
 
 def count(ledger: Ledger) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from inventories import PAYMENTS_API, ruc_vendors, vendors_yaml, write_inventory
 
 from milepost.cli import app, main
 from milepost.errors import UserError
@@ -19,58 +20,11 @@ if "vendor" not in {group.name for group in app.registered_groups}:
 
 ROOT = Path(__file__).resolve().parents[2]
 
-HOSTS = """\
-all:
-  children:
-    ruc:
-      children:
-        payment_gateway:
-          hosts:
-            pay-01: {ansible_host: 127.0.0.1, ansible_port: 1}
-            pay-02: {ansible_host: 127.0.0.1, ansible_port: 1}
-          vars: {milepost_vendor: harbor_payments}
-        account_management:
-          hosts:
-            acct-01: {ansible_host: 127.0.0.1, ansible_port: 1}
-          vars: {milepost_vendor: keystone_accounts}
-"""
-INTERFACES = {
-    "milepost_interfaces": [
-        {"name": "payments-api", "vendor": "harbor_payments", "kind": "https", "url": "https://x"}
-    ]
-}
-VENDORS = {
-    "harbor_payments": {
-        "name": "Harbor Payments Inc.",
-        "role": "payment processor",
-        "contacts": [
-            {
-                "name": "Dana Ortiz",
-                "email": "dana.ortiz@harborpayments.example",
-                "phone": "+1-555-0100",
-                "on_call": True,
-            }
-        ],
-        "groups": ["payment_gateway"],
-        "interfaces": ["payments-api"],
-        "commitments": {
-            "patch_days": {"critical": 15, "high": 15, "medium": 60, "low": 90},
-            "question_response_hours": 24,
-            "interface_availability_percent": 99.5,
-        },
-    },
-    "keystone_accounts": {
-        "name": "Keystone Account Services LLC",
-        "role": "account manager",
-        "contacts": [{"name": "Priya Raman", "email": "priya@keystone.example"}],
-        "groups": ["account_management"],
-        "commitments": {
-            "patch_days": {"critical": 30, "high": 30, "medium": 90, "low": 180},
-            "question_response_hours": 72,
-            "interface_availability_percent": 99,
-        },
-    },
-}
+INTERFACES = yaml.safe_load(PAYMENTS_API)
+VENDORS = ruc_vendors()
+# Harbor's on-call contact has a phone; Keystone leaves out interfaces (the default: none).
+VENDORS["harbor_payments"]["contacts"][0]["phone"] = "+1-555-0100"
+del VENDORS["keystone_accounts"]["interfaces"]
 GROUPS = {
     "all": frozenset({"pay-01", "pay-02", "acct-01"}),
     "ruc": frozenset({"pay-01", "pay-02", "acct-01"}),
@@ -80,16 +34,13 @@ GROUPS = {
 OWNERS = {"pay-01": "harbor_payments", "pay-02": "harbor_payments", "acct-01": "keystone_accounts"}
 
 
-def write_inventory(root: Path, vendors=VENDORS, interfaces=INTERFACES) -> Path:
-    (root / "group_vars" / "all").mkdir(parents=True)
-    (root / "hosts.yml").write_text(HOSTS)
-    if vendors is not None:
-        (root / "group_vars" / "all" / "vendors.yml").write_text(
-            yaml.safe_dump({"milepost_vendors": vendors})
-        )
-    if interfaces is not None:
-        (root / "group_vars" / "all" / "interfaces.yml").write_text(yaml.safe_dump(interfaces))
-    return root
+def vendor_inventory(root: Path, vendors=VENDORS, interfaces=INTERFACES) -> Path:
+    """The RUC inventory with ``vendors`` and ``interfaces`` (None: that file left out)."""
+    return write_inventory(
+        root,
+        vendors=None if vendors is None else vendors_yaml(vendors),
+        interfaces=None if interfaces is None else yaml.safe_dump(interfaces),
+    )
 
 
 def parse(vendors):
@@ -102,7 +53,7 @@ def parse(vendors):
 
 
 def test_vendors_load_from_the_inventory(tmp_path):
-    inventory = write_inventory(tmp_path / "inventory")
+    inventory = vendor_inventory(tmp_path / "inventory")
     vendors = load_vendors([inventory])
     assert list(vendors) == ["harbor_payments", "keystone_accounts"]
     harbor = vendors["harbor_payments"]
@@ -120,14 +71,14 @@ def test_vendors_load_from_the_inventory(tmp_path):
 
 
 def test_an_inventory_without_vendors_has_none(tmp_path):
-    inventory = write_inventory(tmp_path / "inventory", vendors=None)
+    inventory = vendor_inventory(tmp_path / "inventory", vendors=None)
     assert load_vendors([inventory]) == {}
     assert vendor_of_host([inventory])["acct-01"] == "keystone_accounts"
 
 
 def test_a_host_whose_vendor_is_not_defined_is_refused(tmp_path):
     only_harbor = {"harbor_payments": VENDORS["harbor_payments"]}
-    inventory = write_inventory(tmp_path / "inventory", vendors=only_harbor)
+    inventory = vendor_inventory(tmp_path / "inventory", vendors=only_harbor)
     with pytest.raises(UserError, match=r"acct-01 .*milepost_vendor 'keystone_accounts'"):
         load_vendors([inventory])
 
@@ -135,7 +86,7 @@ def test_a_host_whose_vendor_is_not_defined_is_refused(tmp_path):
 def test_a_group_the_inventory_lacks_is_refused(tmp_path):
     vendors = copy.deepcopy(VENDORS)
     vendors["keystone_accounts"]["groups"] = ["acount_management"]
-    inventory = write_inventory(tmp_path / "inventory", vendors=vendors)
+    inventory = vendor_inventory(tmp_path / "inventory", vendors=vendors)
     with pytest.raises(
         UserError,
         match=r"milepost_vendors.keystone_accounts.groups names 'acount_management'.*not an",
@@ -144,7 +95,7 @@ def test_a_group_the_inventory_lacks_is_refused(tmp_path):
 
 
 def test_an_interface_not_in_milepost_interfaces_is_refused(tmp_path):
-    inventory = write_inventory(tmp_path / "inventory", interfaces=None)
+    inventory = vendor_inventory(tmp_path / "inventory", interfaces=None)
     with pytest.raises(
         UserError,
         match=r"harbor_payments.interfaces names 'payments-api'.*none are defined",
@@ -333,7 +284,7 @@ def test_the_lab_inventory_vendors_load(tmp_path):
 
 
 def test_vendor_list_cli(tmp_path, capsys):
-    inventory = write_inventory(tmp_path / "inventory")
+    inventory = vendor_inventory(tmp_path / "inventory")
     assert main(["vendor", "list", "-i", str(inventory)]) == 0
     out = capsys.readouterr().out
     assert "harbor_payments" in out and "Dana Ortiz" in out and "15/15/60/90" in out
@@ -344,7 +295,7 @@ def test_vendor_list_cli(tmp_path, capsys):
 
 
 def test_vendor_list_cli_bad_data_is_one_line(tmp_path, capsys):
-    inventory = write_inventory(
+    inventory = vendor_inventory(
         tmp_path / "inventory", vendors=_with("harbor_payments", "role", "bank")
     )
     assert main(["vendor", "list", "-i", str(inventory)]) == 2
