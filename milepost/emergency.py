@@ -145,7 +145,7 @@ def check_request(
 def record_refusal(advisory: object, problem: str, exit_code: int) -> None:
     """Append an emergency_refused record; the ledger being down is only a warning."""
     from milepost.input_checks import shown
-    from milepost.ledger import Ledger
+    from milepost.ledger.spool import append_or_spool
 
     record = {
         "kind": "emergency_refused",
@@ -158,11 +158,7 @@ def record_refusal(advisory: object, problem: str, exit_code: int) -> None:
             "operator": operator_name(),
         },
     }
-    try:
-        with Ledger.open() as ledger:
-            ledger.append([record])
-    except (MilepostError, OSError) as exc:
-        print(f"milepost: warning: the refusal was not recorded ({exc})", file=sys.stderr)
+    append_or_spool([record], "the refusal")
 
 
 @dataclass(frozen=True)
@@ -411,13 +407,11 @@ def summarise(
 
 
 def _record(kind: str, run_id: str, body: Mapping[str, Any]) -> None:
-    from milepost.ledger import Ledger
+    from milepost.ledger.spool import append_or_spool
 
-    try:
-        with Ledger.open() as ledger:
-            ledger.append([{"kind": kind, "run_id": run_id, "host": None, "body": dict(body)}])
-    except (MilepostError, OSError) as exc:
-        print(f"milepost: warning: {kind} not recorded ({exc})", file=sys.stderr)
+    append_or_spool(
+        [{"kind": kind, "run_id": run_id, "host": None, "body": dict(body)}], f"the {kind} record"
+    )
 
 
 def _print_plan(console: Console, request: Request, chosen: Plan) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from milepost.errors import MilepostError, UserError
+from milepost.ledger.spool import append_or_spool
 
 if TYPE_CHECKING:
     from milepost.ledger.store import Ledger
@@ -186,23 +187,6 @@ def failures(results: Sequence[CheckResult]) -> list[CheckResult]:
     return [r for r in results if r.status in ("failed", "error")]
 
 
-def _write(records: Sequence[dict[str, Any]]) -> None:
-    """Append to the ledger; when it cannot be written, spool (nothing is lost: `milepost
-    ledger replay` or the next run writes them in) with one warning."""
-    from milepost.ledger import Ledger, spool
-
-    try:
-        with Ledger.open() as ledger:
-            ledger.append(records)
-    except (MilepostError, OSError) as exc:
-        spool.spool(records, reason=f"ledger unavailable ({exc})")
-        print(
-            f"milepost: warning: ledger unavailable ({exc}); the QC results are spooled:"
-            " `milepost ledger replay` writes them in",
-            file=sys.stderr,
-        )
-
-
 def run_qc(
     *, inventory: Path | None, limit: str | None, run_id: str | None
 ) -> tuple[str, list[CheckResult], str | None]:
@@ -229,7 +213,7 @@ def run_qc(
         results = run_checks(root, sources, hosts)
     except MilepostError as failed:
         if own_run:
-            _write([*start, run_ended(rid, "failed", str(failed))])
+            append_or_spool([*start, run_ended(rid, "failed", str(failed))], "the QC run records")
         raise
     records = [*start, *result_records(rid, results, catalogue_digest(root)[0])]
     bad = failures(results)
@@ -250,7 +234,7 @@ def run_qc(
         records.append(record)
     if own_run:
         records.append(run_ended(rid, "failed" if bad else "successful"))
-    _write(records)
+    append_or_spool(records, "the QC results")
     return rid, results, glitch
 
 

@@ -7,6 +7,9 @@ so the ledger keeps when things happened). The file is written under a temporary
 fsynced and renamed into place, so a spool file is always complete: once spool() returns,
 the records are acknowledged.
 
+``append_or_spool(records, what)`` is what a command writing its own records calls: it
+appends them, or spools them with one warning on stderr when the ledger cannot be written.
+
 ``replay(ledger)`` appends each file's records in file-name (time) order, one transaction
 per file, together with a ``spool_replayed`` record {file, count, reason, spooled_at, pid,
 controller}; the file is removed only after that commit. Replaying is safe to repeat: a
@@ -21,6 +24,7 @@ import itertools
 import json
 import os
 import socket
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,6 +111,37 @@ def spool(records: Sequence[Mapping[str, Any]], reason: str, directory: Path | N
             " they are NOT saved"
         ) from None
     return final
+
+
+def append_or_spool(
+    records: Sequence[Mapping[str, Any]], what: str, ledger: Ledger | None = None
+) -> bool:
+    """Append ``records`` to ``ledger`` (default: the configured one, opened here). When
+    the ledger cannot be written, spool them (nothing is lost: `milepost ledger replay` or
+    the next run writes them in) and warn once on stderr, naming ``what`` ("the QC
+    results"); if even the spool fails, warn that they were not recorded. True when they
+    went into the ledger."""
+    from milepost.ledger.store import Ledger as LedgerStore
+
+    try:
+        if ledger is not None:
+            ledger.append(records)
+        else:
+            with LedgerStore.open() as opened:
+                opened.append(records)
+        return True
+    except (MilepostError, OSError) as exc:
+        try:
+            spool(records, reason=f"ledger unavailable ({exc})")
+        except (MilepostError, OSError) as lost:
+            print(f"milepost: warning: {what} not recorded ({lost})", file=sys.stderr)
+            return False
+        print(
+            f"milepost: warning: ledger unavailable ({exc}); {what} spooled:"
+            " `milepost ledger replay` writes them in",
+            file=sys.stderr,
+        )
+        return False
 
 
 def read_spool(path: Path) -> tuple[dict[str, Any], list[Prepared]]:

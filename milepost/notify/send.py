@@ -23,6 +23,7 @@ from sqlalchemy import select
 from milepost.errors import MilepostError, UserError
 from milepost.input_checks import shown
 from milepost.ledger.chain import load_body
+from milepost.ledger.spool import append_or_spool
 from milepost.notify import content
 from milepost.notify.config import NOTICES, Audience, check_address, webhook_origin
 from milepost.notify.inventory import NotifySetup, load_setup
@@ -241,31 +242,6 @@ def _record(delivery: Delivery, plan: _Planned) -> dict[str, Any]:
     return {"kind": KIND, "run_id": plan.run_id, "host": None, "body": body}
 
 
-def _write(ledger: Ledger | None, record: dict[str, Any]) -> None:
-    """Append the record; when the ledger cannot be written, spool it (one warning)."""
-    from milepost.ledger import spool
-
-    try:
-        if ledger is None:
-            raise MilepostError("the ledger could not be opened")
-        ledger.append([record])
-    except (MilepostError, OSError) as exc:
-        try:
-            spool.spool([record], reason=f"ledger unavailable ({exc})")
-        except (MilepostError, OSError) as lost:
-            print(
-                f"milepost: warning: the {record['body']['notice']} notice to"
-                f" {record['body']['audience']} was not recorded ({lost})",
-                file=sys.stderr,
-            )
-            return
-        print(
-            f"milepost: warning: ledger unavailable ({exc}); the notice record is spooled:"
-            " `milepost ledger replay` writes it in",
-            file=sys.stderr,
-        )
-
-
 # ------------------------------------------------------------------ planning
 
 
@@ -448,7 +424,7 @@ def send_notice(
                 continue
             delivery = _deliver(setup, plan, kind, redactor)
             outcome.deliveries.append(delivery)
-            _write(ledger, _record(delivery, plan))
+            append_or_spool([_record(delivery, plan)], f"the {kind} notice record", ledger)
     return outcome
 
 

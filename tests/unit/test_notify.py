@@ -673,9 +673,10 @@ def test_vault_values_are_masked_wherever_a_template_puts_them(tmp_path, ledger,
     assert nothing.skipped == ["nothing to send: no maintenance window opens within 1 hour"]
 
 
-def test_a_notice_record_is_spooled_when_the_ledger_cannot_be_written(ledger, capsys):
+def test_a_notice_record_is_spooled_when_the_ledger_cannot_be_written(
+    ledger, capsys, monkeypatch, tmp_path
+):
     from milepost.ledger import spool
-    from milepost.notify.send import _write
 
     record = {
         "kind": "notice",
@@ -683,8 +684,13 @@ def test_a_notice_record_is_spooled_when_the_ledger_cannot_be_written(ledger, ca
         "host": None,
         "body": {"notice": "completed", "audience": "communications", "result": "sent"},
     }
-    _write(None, record)
-    assert "the notice record is spooled: `milepost ledger replay` writes it in" in (
+    # The configured ledger is out of reach (its directory would have to be a file).
+    (tmp_path / "not-a-directory").write_text("")
+    monkeypatch.setenv(
+        "MILEPOST_LEDGER_URL", f"sqlite:///{tmp_path / 'not-a-directory' / 'ledger.sqlite'}"
+    )
+    assert spool.append_or_spool([record], "the completed notice record") is False
+    assert "the completed notice record spooled: `milepost ledger replay` writes them in" in (
         capsys.readouterr().err
     )
     files = spool.pending()
