@@ -66,16 +66,21 @@ molecule: lab
 
 test: lint unit ledger-tests integration molecule
 
-# Benchmarks print ratios measured side by side; they are not tests. Needs 20 lab hosts.
+# Benchmarks print ratios measured side by side; they are not tests. 20 lab hosts, then
+# 50 for the scale benchmark. Figures and how they were taken: bench/RESULTS.md.
 bench: venv postgres
 	pip install -q --disable-pip-version-check --require-hashes -r bench/requirements.txt
 	scripts/lab up --hosts 20
 	python bench/ledger_overhead.py
 	python bench/ledger_queries.py
-	python bench/maintain_tuning.py
-	python bench/drift_vs_converge.py
+	python bench/efficiency.py
+	python bench/mitogen_strategy.py
 	python bench/emergency_patch.py --scenario one-package
 	python bench/emergency_patch.py --scenario every-host
+	python bench/drift_vs_converge.py
+	python bench/maintain_tuning.py
+	scripts/lab up --hosts 50
+	python bench/scale.py
 
 requirements:
 	$(BIN)/pip install -q pip-tools

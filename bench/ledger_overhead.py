@@ -3,9 +3,10 @@ Milepost ledger on SQLite and on PostgreSQL, and with ARA's callback (offline, S
 
 Variants run interleaved (A B C D, A B C D, ...) so machine noise hits them alike. Prints
 medians, spreads, added wall time per run and per recorded result, and ours against ARA's.
-Not a test: it asserts nothing. Usage (after `make lab HOSTS=20` and `scripts/postgres`):
+Not a test: it asserts nothing. It runs on every lab host. Usage (after `scripts/lab up
+--hosts 20` and `scripts/postgres`):
 
-    .venv/bin/python bench/ledger_overhead.py [--rounds 5] [--hosts 20]
+    .venv/bin/python bench/ledger_overhead.py [--rounds 5]
 """
 
 import argparse
@@ -126,7 +127,7 @@ def main() -> None:
     )
     print(
         f"{'variant':<18} {'wall s':>18} {'added':>8} {'ms/result':>10} {'cpu s':>8}"
-        f" {'added cpu':>10}"
+        f" {'added cpu':>10} {'cpu ms/result':>14}"
     )
     added = {}
     for name, runs in samples.items():
@@ -140,6 +141,7 @@ def main() -> None:
             f" {100 * (wall - base_wall) / base_wall:+7.1f}%"
             f" {1000 * (wall - base_wall) / results_per_run:+10.2f}"
             f" {cpu:8.2f} {cpu - base_cpu:+10.2f}"
+            f" {1000 * (cpu - base_cpu) / results_per_run:+14.2f}"
         )
     if added["ara"] > 0:
         for name in ("ledger-sqlite", "ledger-postgresql"):
