@@ -50,6 +50,7 @@ lint: venv
 	ruff format --check .
 	mypy
 	bandit -q -r milepost -c pyproject.toml
+	ansible-builder create -f execution-environment.yml --context .milepost/ee-context >/dev/null
 
 unit: venv
 	pytest -q tests/unit
