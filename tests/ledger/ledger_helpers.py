@@ -45,3 +45,21 @@ def append_worker(url: str, worker: int, batches: int, size: int) -> None:
             ]
         )
     ledger.close()
+
+
+def controller_worker(url: str, state: str, playbook: str, inventory: str, root: str) -> None:
+    """One controller: its own process, state directory and private data dir (a fresh one
+    per run, milepost.runner), running ``playbook`` into the ledger at ``url``."""
+    import sys
+    from pathlib import Path
+
+    from milepost.runner import run_playbook
+
+    result = run_playbook(
+        Path(playbook),
+        inventory=[Path(inventory)],
+        env={"MILEPOST_LEDGER_URL": url, "MILEPOST_STATE_DIR": state},
+        quiet=True,
+        root=Path(root),
+    )
+    sys.exit(0 if result.succeeded else 1)
