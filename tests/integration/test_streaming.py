@@ -63,7 +63,15 @@ def private_data_dir(directory: Path, worker: Path, env: dict[str, str]) -> Path
     (directory / "env").mkdir()
     # The worker runs in its own directory (as an execution node does): the job's
     # environment points the callback at the ledger and Milepost at the project there.
-    envvars = {**env, "MILEPOST_ROOT": str(worker / "project")}
+    # ansible-runner sets ANSIBLE_CALLBACK_PLUGINS to its own callback directory, which
+    # replaces ansible.cfg's callback_plugins: the job adds the project's (the execution
+    # environment sets it for /runner/project).
+    project_dir = worker / "project"
+    envvars = {
+        **env,
+        "MILEPOST_ROOT": str(project_dir),
+        "ANSIBLE_CALLBACK_PLUGINS": str(project_dir / "plugins" / "callback"),
+    }
     (directory / "env" / "envvars").write_text(yaml.safe_dump(envvars))
     return directory
 
