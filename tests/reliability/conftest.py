@@ -1,0 +1,34 @@
+"""Fixtures and the closing table of the reliability suite (see proving.py)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from proving import FULL, LINES, SEED, TALLY_FILE, counts
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    """A random generator seeded from the suite's seed and the test's name: the same test
+    makes the same choices on every run with the same seed."""
+    return random.Random(f"{SEED}:{request.node.nodeid}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    mode = "full" if FULL else "fast subset (MILEPOST_RELIABILITY=full for all trials)"
+    return f"reliability: {mode}, seed {SEED}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    mode = "full" if FULL else "fast subset"
+    width = max(map(len, LINES))
+    write = terminalreporter.write_line
+    write("")
+    write(f"Reliability ({mode}, seed {SEED}, exit status {int(exitstatus)})")
+    for line in LINES:
+        write(f"  {line.ljust(width)}  {counts[line]:>7}")
+    TALLY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    table = {"mode": mode, "seed": SEED, "exit_status": int(exitstatus), **counts}
+    TALLY_FILE.write_text(json.dumps(table, indent=2) + "\n")
