@@ -11,11 +11,12 @@ HOSTS ?= 6
 SCENARIOS := $(notdir $(wildcard molecule/*))
 
 .PHONY: help deps venv postgres lab lab-down demo test lint unit ledger-tests integration molecule \
-	bench requirements clean
+	reliability reliability-fast bench requirements clean
 
 help:
 	@echo "make demo   set up, bring the lab up, run playbooks/maintain.yml"
 	@echo "make test   set up, lint, unit + integration tests, molecule scenarios"
+	@echo "make reliability   crashes, faults, races, tampering, hostile input, secrets (long)"
 	@echo "make lab | lab-down | lint | unit | ledger-tests | integration | molecule | bench"
 	@echo "     requirements | clean"
 
@@ -65,7 +66,16 @@ integration: lab
 molecule: lab
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s $$s; done
 
-test: lint unit ledger-tests integration molecule
+# The reliability proving ground (tests/reliability, see tests/reliability/proving.py): every
+# trial it promises (200 kills, 100 races, ...), then its table. A seeded subset of the same
+# trials runs in `make test`.
+reliability: lab postgres
+	MILEPOST_RELIABILITY=full pytest -q tests/reliability
+
+reliability-fast: lab postgres
+	pytest -q tests/reliability
+
+test: lint unit ledger-tests integration reliability-fast molecule
 
 # Benchmarks print ratios measured side by side; they are not tests. 20 lab hosts, then
 # 50 for the scale benchmark. Figures and how they were taken: bench/RESULTS.md.

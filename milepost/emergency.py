@@ -96,12 +96,18 @@ class Summary:
     unreachable: list[str] = field(default_factory=list)
     not_exposed: list[str] = field(default_factory=list)
     still_exposed: list[str] = field(default_factory=list)
+    #: Hosts the run never got to check (interrupted first) and the ledger knows nothing of.
+    not_checked: list[str] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
         return self.status == "successful" and not (
-            self.rolled_back or self.failed or self.unreachable or self.still_exposed
+            self.rolled_back
+            or self.failed
+            or self.unreachable
+            or self.still_exposed
+            or self.not_checked
         )
 
 
@@ -116,7 +122,13 @@ def check_request(
     dry_run: bool,
 ) -> Request:
     """The request, every value checked (UserError, one line, otherwise)."""
-    from milepost.input_checks import check_advisory_id, check_limit, check_text, shown
+    from milepost.input_checks import (
+        check_advisory_id,
+        check_limit,
+        check_text,
+        check_untemplated,
+        shown,
+    )
 
     advisory_id = check_advisory_id(advisory)
     checked_limit = check_limit(limit) if limit is not None else None
@@ -125,20 +137,21 @@ def check_request(
         raise UserError(
             f"--canary must be a whole number of hosts from 1 to {MAX_CANARY}, not {shown(canary)}"
         )
+    # The reason goes to the playbook as an extra var, which Ansible templates.
     why = (
-        check_text(reason, "--reason", max_len=MAX_REASON)
+        check_untemplated(reason, "--reason", max_len=MAX_REASON)
         if reason is not None
         else f"emergency patch for {advisory_id}"
     )
     source = None
     if inventory is not None:
         check_text(inventory, "--inventory", max_len=4096)
+        from milepost.inventory_check import source_problem
+
         source = Path(inventory)
-        if not source.exists():
-            raise UserError(
-                f"inventory {shown(inventory)} does not exist: pass -i PATH to an inventory"
-                " file or directory"
-            )
+        unusable = source_problem(source)
+        if unusable:
+            raise UserError(unusable)
     return Request(advisory_id, checked_limit, int(text), why, source, yes, dry_run)
 
 
@@ -397,6 +410,8 @@ def summarise(
             summary.failed.append(host)
         elif host in changed and not exposed:
             summary.patched.append(host)
+        elif host not in installed:
+            summary.not_checked.append(host)
         elif not exposed:
             summary.not_exposed.append(host)
         if exposed:
@@ -443,6 +458,7 @@ def print_summary(console: Console, summary: Summary) -> None:
         ("unreachable", summary.unreachable),
         ("not exposed", summary.not_exposed),
         ("still exposed", summary.still_exposed),
+        ("not checked", summary.not_checked),
     ):
         console.print(f"  {label}: {escape(', '.join(hosts) or 'none')}")
     for host, why in sorted(summary.reasons.items()):
@@ -537,7 +553,11 @@ def emergency_patch(request: Request, console: Console) -> Summary | None:
             request.advisory_id,
             chosen.packages,
             chosen.candidates,
-            result.status if result.rc == 0 else "failed",
+            "aborted"
+            if result.interrupted_by is not None
+            else result.status
+            if result.rc == 0
+            else "failed",
         )
         _record(
             "emergency_result",

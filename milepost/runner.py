@@ -4,7 +4,10 @@ ansible.cfg, with the maintenance_ledger callback recording the run.
 - A fresh private data dir (mode 0700) for every run, removed afterwards. Env files are
   suppressed (extra vars go on the command line, never into ``env/extravars``); runner's
   ``command`` artifact, which would hold the command line and the whole environment, is
-  deleted the moment the playbook has been started; job events are not kept on disk.
+  deleted the moment the playbook has been started; job events are not kept on disk, nor
+  is the playbook's output (runner's ``stdout``/``stderr`` artifacts): at -vvv Ansible
+  prints a no_log task's environment, at -vvvv every extra var, and a careless task's
+  secrets at any verbosity. The output still streams to the terminal unless ``quiet``.
 - ansible-runner puts its own directory in ANSIBLE_CALLBACK_PLUGINS (for its event
   stream), which hides the ``callback_plugins`` of ansible.cfg; the checkout's
   plugins/callback is put first again so the ledger still records the run.
@@ -58,6 +61,8 @@ class RunResult:
     run_id: str
     #: The signal passed on to the playbook (Ctrl-C, SIGTERM), if any.
     interrupted_by: int | None = None
+    #: False when the run was interrupted before the ledger recorded its start.
+    started: bool = True
     #: The inventory's milepost_phase (normal or hypercare), when it was read.
     phase: str = "normal"
 
@@ -202,7 +207,7 @@ def run_playbook(
     not stream the playbook's output to the terminal. run_id: the ledger's id for the run
     (default: a new one), for a caller that records something about the run first.
     """
-    import ansible_runner
+    import ansible_runner.interface
 
     from milepost.ledger.runs import new_run_id
     from milepost.paths import project_root
@@ -222,7 +227,11 @@ def run_playbook(
 
     interrupts.install()
     try:
-        runner = ansible_runner.run(
+        # ansible_runner.run() is init_runner() then run(); in between, the playbook's
+        # output is kept off disk: runner's own suppress_output_file argument (and a
+        # settings dict) is overwritten while it prepares the run unless env/settings is
+        # a file, and no env file is written here.
+        runner = ansible_runner.interface.init_runner(
             private_data_dir=str(private_dir),
             project_dir=str(root),
             playbook=str(playbook.resolve()),
@@ -240,6 +249,8 @@ def run_playbook(
             status_handler=on_status,
             cancel_callback=interrupts.cancel,
         )
+        runner.config.suppress_output_file = True
+        runner.run()
         status = str(runner.status)
         rc = runner.rc if isinstance(runner.rc, int) else 254
     except Exception as exc:  # noqa: BLE001 - runner raises assorted errors; one line for the user
@@ -247,18 +258,38 @@ def run_playbook(
     finally:
         interrupts.restore()
         _discard(private_dir)
-    return RunResult(status=status, rc=rc, run_id=run_id, interrupted_by=interrupts.signum)
+    started = interrupts.signum is None or _start_recorded(run_id)
+    return RunResult(
+        status=status, rc=rc, run_id=run_id, interrupted_by=interrupts.signum, started=started
+    )
+
+
+def _start_recorded(run_id: str) -> bool:
+    """Whether the ledger holds the run's start (True when the ledger cannot tell)."""
+    from milepost.errors import UserError
+    from milepost.ledger import Ledger, LedgerUnavailable
+
+    try:
+        with Ledger.open() as ledger:
+            return ledger.run(run_id).get("start") is not None
+    except UserError:  # nothing of the run is in the ledger
+        return False
+    except LedgerUnavailable:
+        return True
 
 
 class Interrupted(MilepostError):
-    """The run was stopped by a signal (and closed as aborted): exit 128 + the signal."""
+    """The run was stopped by a signal (and closed as aborted, or stopped before it began):
+    exit 128 + the signal."""
 
     def __init__(self, result: RunResult) -> None:
         signum = int(result.interrupted_by or signal.SIGINT)
-        super().__init__(
-            f"interrupted by {signal.Signals(signum).name}: run {result.run_id} is closed as"
-            " aborted"
-        )
+        name = signal.Signals(signum).name
+        if result.started:
+            message = f"interrupted by {name}: run {result.run_id} is closed as aborted"
+        else:
+            message = f"interrupted by {name} before run {result.run_id} began: no task ran"
+        super().__init__(message)
         self.exit_code = 128 + signum
 
 

@@ -111,8 +111,9 @@ def _containers() -> dict[str, dict[str, str]]:
 
 
 def _key_id(public_key: str) -> str:
-    """Which lab key a host trusts: hosts made for another checkout's key are replaced."""
-    return hashlib.sha256(public_key.encode()).hexdigest()[:16]
+    """Which lab key a host trusts and how it was made: hosts made for another checkout's
+    key, or with another HOST_LAYOUT, are replaced."""
+    return hashlib.sha256(f"{public_key}\n{HOST_LAYOUT}".encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- up
@@ -228,6 +229,14 @@ def _start_repo_server(image: str, repo: Path, port: int) -> None:
     _wait(lambda: not _port_free(port), 30, f"the lab repository on 127.0.0.1:{port}")
 
 
+# apt's download cache is a filesystem of its own on every lab host (a tmpfs, sized like a
+# small /var), so a test can fill it up as a full disk would be, without touching the
+# machine's own disk.
+APT_ARCHIVES = "/var/cache/apt/archives"
+APT_ARCHIVES_SIZE = "1g"
+HOST_LAYOUT = f"tmpfs {APT_ARCHIVES} {APT_ARCHIVES_SIZE}"
+
+
 def _create_host(host: LabHost, image: str, public_key: str) -> None:
     run(
         [
@@ -250,6 +259,8 @@ def _create_host(host: LabHost, image: str, public_key: str) -> None:
             # A host that stops on its own comes back: that is how the lab reboots.
             "--restart",
             "unless-stopped",
+            "--tmpfs",
+            f"{APT_ARCHIVES}:size={APT_ARCHIVES_SIZE}",
             "-e",
             f"LAB_SSH_PORT={host.port}",
             "-e",

@@ -16,8 +16,11 @@ description:
     result (status, duration, a redacted one-line summary), package facts and package
     changes, to the tamper-evident Milepost maintenance ledger.
   - Results of no_log tasks are stored censored; values of extra vars whose names say they
-    are secret (password, token, key, ...), vault values and text matching
-    the secret patterns are masked; variables and the environment are never stored.
+    are secret (password, token, key, ...), vault values (inline C(!vault) values and every
+    value read from a vault-encrypted file, whether vars_files, group_vars or C(-e @file),
+    and those that include_vars, task vars or an included role bring while the play runs)
+    and text matching the secret patterns are masked; variables and the environment are
+    never stored.
   - Result keys with a meaning of their own become records of their own kind -
     C(milepost_package_changes) gives package_change, C(milepost_window_override) gives
     window_override, C(milepost_interface_results) gives interface_check,
@@ -99,6 +102,12 @@ try:  # ansible-core 2.19 and later
 except ImportError:
     VaultHelper = None
 
+try:  # ansible-core 2.19 and later: where a value was read from
+    from ansible._internal._datatag._tags import Origin
+except ImportError:
+    Origin = None
+from ansible.parsing.vault import is_encrypted_file
+
 try:
     from milepost.ledger import package_change, package_facts, task_result
     from milepost.recorder import Recorder, git_commit
@@ -140,6 +149,9 @@ class CallbackModule(CallbackBase):
         self._failures = {}
         self._warnings = {}
         self._playbook_name = ""
+        self._play = None
+        self._vaults = False
+        self._roles_seen = set()
 
     # ---------------------------------------------------------------- run
 
@@ -155,6 +167,7 @@ class CallbackModule(CallbackBase):
         self._check_mode = bool(args.get("check"))
         self._redactor = Redactor([*DEFAULT_PATTERNS, *(self.get_option("secret_patterns") or [])])
         self._redactor.add_secrets(_secret_extra_vars(args.get("extra_vars") or ()))
+        self._vaults = _vault_secrets_given()
         self._recorder = Recorder(self.get_option("ledger_url"), self._display.warning)
         playbook_path = Path(playbook._file_name).resolve()
         try:
@@ -172,11 +185,32 @@ class CallbackModule(CallbackBase):
         )
 
     def v2_playbook_on_play_start(self, play):
-        if self._redactor is None or not _vault_secrets_given():
+        self._play = play
+        if self._redactor is None or not self._vaults:
             return  # without a vault secret nothing can have been decrypted
         manager = play.get_variable_manager()
         for host in play.get_variable_manager()._inventory.get_hosts(play.hosts):
             self._redactor.add_secrets(_vault_values(manager.get_vars(play=play, host=host)))
+
+    def _learn_task_vaults(self, task):
+        """Vault values that come with a task rather than the play: its own and its blocks'
+        vars, and the vars of a role included while the play runs."""
+        if self._redactor is None or not self._vaults:
+            return
+        self._redactor.add_secrets(_vault_values(task.get_vars()))
+        role = task._role
+        if role is not None and id(role) not in self._roles_seen:
+            self._roles_seen.add(id(role))
+            self._redactor.add_secrets(_vault_values(role.get_default_vars()))
+            self._redactor.add_secrets(_vault_values(role.get_vars()))
+
+    def _learn_host_vaults(self, host, task):
+        """Vault values a host has now (include_vars loads them while the play runs)."""
+        if self._redactor is None or not self._vaults or self._play is None:
+            return
+        manager = self._play.get_variable_manager()
+        variables = manager.get_vars(play=self._play, host=host, task=task, include_hostvars=False)
+        self._redactor.add_secrets(_vault_values(variables))
 
     def v2_playbook_on_stats(self, stats):
         if self._recorder is None:
@@ -210,6 +244,7 @@ class CallbackModule(CallbackBase):
         # every task: raise it again, so a terminated run stops at its next task.
         if self._recorder is not None and self._recorder.interrupted:
             raise KeyboardInterrupt
+        self._learn_task_vaults(task)
 
     v2_playbook_on_handler_task_start = v2_playbook_on_task_start
 
@@ -238,6 +273,9 @@ class CallbackModule(CallbackBase):
         started = self._started.pop((host, task._uuid), None)
         duration = round(time.monotonic() - started, 4) if started else None
         res = result._result
+        if status in ("failed", "unreachable") or res.get("warnings") or _loads_vars(task):
+            # What is stored next is free text from the result: know every vault value first.
+            self._learn_host_vaults(result._host, task)
         scrub = self._redactor.scrub
         run_id = self._recorder.run_id
         summary = self._redactor.summary(res, status=status, no_log=bool(task.no_log))
@@ -390,14 +428,45 @@ def _vault_secrets_given():
     )
 
 
+def _loads_vars(task):
+    return str(task.action).endswith("include_vars")
+
+
 def _is_vaulted(value):
     """An inline !vault string or a value read from a vault-encrypted file."""
     if VaultHelper is not None:
         try:
-            return VaultHelper.get_ciphertext(value, with_tags=False) is not None
+            if VaultHelper.get_ciphertext(value, with_tags=False) is not None:
+                return True
         except Exception:  # noqa: BLE001 - an undecryptable value is not ours to judge
             return False
+        return _from_encrypted_file(value)
     return type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode")
+
+
+_ENCRYPTED_FILES = {}
+
+
+def _from_encrypted_file(value):
+    """A value read from a file encrypted as a whole (ansible-vault encrypt vars.yml:
+    group_vars/all/vault.yml, vars_files, include_vars, -e @file). Its values carry no
+    vault tag of their own, only the file they came from."""
+    if Origin is None or isinstance(value, (bool, dict, list, tuple)) or value is None:
+        return False
+    try:
+        origin = Origin.get_tag(value)
+    except Exception:  # noqa: BLE001 - a value without tags is not from a file
+        return False
+    path = getattr(origin, "path", None)
+    if not path:
+        return False
+    if path not in _ENCRYPTED_FILES:
+        try:
+            with open(path, "rb") as handle:
+                _ENCRYPTED_FILES[path] = bool(is_encrypted_file(handle))
+        except OSError:
+            _ENCRYPTED_FILES[path] = False
+    return _ENCRYPTED_FILES[path]
 
 
 def _vault_values(variables):
@@ -406,10 +475,10 @@ def _vault_values(variables):
     stack = [variables]
     while stack:
         value = stack.pop()
-        if _is_vaulted(value):
-            found.append(str(value))
-        elif isinstance(value, dict):
+        if isinstance(value, dict):
             stack.extend(value.values())
         elif isinstance(value, (list, tuple)):
             stack.extend(value)
+        elif _is_vaulted(value):
+            found.append(str(value))
     return found

@@ -9,8 +9,8 @@ seeded subset of the same trials. Seeds are fixed (MILEPOST_RELIABILITY_SEED, de
 Every test counts what it proved with `tally(line)`; at the end pytest prints the
 table (and writes it as JSON to .milepost/reliability/tally.json):
 
-    crashes survived, faults survived, tamper cases detected, hostile inputs tried,
-    secrets leaked, records lost
+    crashes survived, faults survived, tamper cases detected, races with exactly one
+    winner, hostile inputs tried, secrets leaked, records lost
 
 A test adds to the first four only after the trial's checks passed; "secrets leaked" and
 "records lost" count what was found (each also fails its test), so the table's last two
@@ -32,6 +32,7 @@ LINES = (
     "crashes survived",
     "faults survived",
     "tamper cases detected",
+    "races with exactly one winner",
     "hostile inputs tried",
     "secrets leaked",
     "records lost",
