@@ -23,6 +23,8 @@ from datetime import UTC, date, datetime
 from pathlib import PurePath
 from typing import Any
 
+from milepost.errors import UserError
+
 GENESIS_HASH = "0" * 64
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -35,14 +37,20 @@ def utc_now() -> str:
 def format_time(value: datetime | str) -> str:
     """A datetime or ISO-8601 string in the ledger's time format. Naive times are UTC.
 
-    Raises ValueError for a string that is not ISO-8601.
+    Raises ValueError for a string that is not ISO-8601, or a time that falls outside
+    years 1..9999 in UTC.
     """
     moment = (
         datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
     )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range in UTC") from None
+    # strftime's %Y does not pad years before 1000: the width must stay fixed to sort.
+    return f"{moment.year:04d}" + moment.strftime(TIME_FORMAT[2:])
 
 
 def _json_default(value: object) -> object:
@@ -57,18 +65,52 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
+def _plain(value: Any) -> bool:
+    """Does json.dumps alone give the canonical text? Not when a mapping has a key that is
+    not text (json sorts 80 before 443, the text "443" sorts first: parsed and dumped again,
+    the body would no longer match its hash), is not a dict, or a set holds the values."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return not isinstance(value, Mapping | set | frozenset)
+
+
+def _key(key: Any) -> str:
+    """A mapping key as the text json.dumps would make of it (str() for other types)."""
+    if isinstance(key, str):
+        return key.encode("utf-8", "replace").decode("utf-8")
+    if key is None or isinstance(key, bool):
+        return json.dumps(key)
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float) and math.isfinite(key):
+        return float.__repr__(key)
+    return str(key).encode("utf-8", "replace").decode("utf-8")
+
+
 def _scrub(value: Any) -> Any:
     """A JSON-safe copy: text keys, lone surrogates (undecodable bytes smuggled into str)
-    replaced, NaN and infinities as text."""
+    replaced, NaN and infinities as text, sets as sorted lists."""
     if isinstance(value, str):
         return value.encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, Mapping):
-        return {(_scrub(k) if isinstance(k, str) else str(k)): _scrub(v) for k, v in value.items()}
+        return {_key(k): _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return [_scrub(v) for v in sorted(value, key=repr)]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+def _refusal(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "it is nested too deeply or contains itself"
+    if "integer string conversion" in str(error):
+        return "it holds an integer of more than 4300 digits (store it as text)"
+    return " ".join(str(error).split())[:200]
 
 
 def _dumps(value: Any) -> str:
@@ -96,13 +138,26 @@ def canonical_body(body: Mapping[str, Any]) -> str:
     """The canonical JSON text of a record body (what the ledger stores).
 
     Values JSON cannot hold are stored as text (datetimes as ISO-8601, NaN as "nan"), never
-    rejected: the ledger does not drop a record because of an odd value.
+    rejected: the ledger does not drop a record because of an odd value. Keys that are not
+    text become the text JSON gives them (80 -> "80") before sorting, so the canonical text
+    parsed and made canonical again is the same text.
+
+    Raises UserError (nothing can be stored) for a body JSON cannot express at all: one
+    that contains itself, is nested deeper than Python's recursion limit, or holds an
+    integer of more than 4300 digits.
     """
     try:
+        if not _plain(body):
+            raise TypeError("not plain JSON")
         text = _dumps(body)
         text.encode("utf-8")
-    except (TypeError, ValueError, UnicodeEncodeError):
-        text = _dumps(_scrub(body))
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
+        try:
+            text = _dumps(_scrub(body))
+        except (ValueError, RecursionError) as bad:
+            raise UserError(f"ledger record body cannot be stored: {_refusal(bad)}") from None
+        # str() of an odd object may still hold a lone surrogate.
+        text = text.encode("utf-8", "replace").decode("utf-8")
     return text
 
 

@@ -314,13 +314,17 @@ def verify(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute the hash chain: exit 0 if intact, 1 naming the first bad record."""
+    """Recompute the hash chain: exit 0 if intact, 1 naming the first bad record.
+
+    Read-only: unlike the other commands it closes no stale run and replays no spool, so
+    it never writes onto the chain it judges."""
     if archive is not None:
         _report(
             verify_archive(archive, checkpoint, public_key), f"archive {archive}", None, as_json
         )
         return
-    result = _open().verify(checkpoint=checkpoint, public_key=public_key)
+    with Ledger.open() as ledger:
+        result = ledger.verify(checkpoint=checkpoint, public_key=public_key)
     _report(result, "ledger", checkpoint, as_json)
 
 

@@ -16,7 +16,6 @@ task, duration (seconds), summary (redacted), plus whatever else the callback ke
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import secrets
 import socket
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import exists, select
 
 from milepost.errors import UserError
-from milepost.ledger.chain import format_time, utc_now
+from milepost.ledger.chain import format_time, load_body, utc_now
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import TASK_STATUSES, prepare
 
@@ -196,8 +195,7 @@ def open_runs(
         query = query.where(started.c.run_id.in_(run_ids))
     found: list[tuple[str, dict[str, Any]]] = []
     for run_id, body in conn.execute(query):
-        data = json.loads(body)
-        found.append((run_id, data if isinstance(data, dict) else {}))
+        found.append((run_id, load_body(body)))
     return found
 
 

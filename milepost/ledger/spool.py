@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from milepost.errors import MilepostError, UserError
-from milepost.ledger.chain import canonical_body, utc_now
+from milepost.ledger.chain import canonical_body, load_body, utc_now
 from milepost.ledger.checkpoint import fsync_dir
 from milepost.ledger.runs import process_alive, process_start_time
 from milepost.ledger.schema import records as T
@@ -199,7 +199,7 @@ def replay(ledger: Ledger, directory: Path | None = None, only_finished: bool = 
         try:
             with ledger.write_transaction() as conn:
                 done = any(
-                    json.loads(body).get("file") == path.name
+                    load_body(body).get("file") == path.name
                     for body in conn.scalars(select(T.c.body).where(T.c.kind == MARKER_KIND))
                 )
                 if not done:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 from sqlalchemy import (
     Engine,
@@ -40,6 +40,7 @@ from milepost.ledger.chain import (
     canonical_record,
     chain_hash,
     format_time,
+    load_body,
     utc_now,
 )
 from milepost.ledger.config import ledger_url, mask_url
@@ -73,11 +74,23 @@ class Prepared:
     body: Mapping[str, Any]
 
 
+def _is_text(value: object, limit: int) -> TypeGuard[str]:
+    """1 to ``limit`` characters of text that UTF-8 can hold (no lone surrogates, which
+    the hash of the record could not be computed over)."""
+    if not isinstance(value, str) or not value or len(value) > limit:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _optional_text(record: Mapping[str, Any], field: str, limit: int) -> str | None:
     value = record.get(field)
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > limit:
+    if not _is_text(value, limit):
         raise UserError(
             f"ledger record {field} must be text of 1 to {limit} characters or null, not {value!r}"
         )
@@ -94,7 +107,7 @@ def prepare(record: Mapping[str, Any]) -> Prepared:
             f"ledger record has unexpected fields {sorted(extra)}: put them in its body"
         )
     kind = record.get("kind")
-    if not isinstance(kind, str) or not kind or len(kind) > 64:
+    if not _is_text(kind, 64):
         raise UserError(f"ledger record kind must be text of 1 to 64 characters, not {kind!r}")
     body = record.get("body", {})
     if body is None:
@@ -463,8 +476,6 @@ class Ledger:
     ) -> dict[str, dict[str, dict[str, int]]]:
         """{run_id: {host: {ok, changed, failed, unreachable, skipped}}} from task_result
         records (through the (kind, run_id) index)."""
-        import json
-
         counts: dict[str, dict[str, dict[str, int]]] = {rid: {} for rid in run_ids}
         for start in range(0, len(run_ids), 500):
             chunk = list(run_ids[start : start + 500])
@@ -474,18 +485,17 @@ class Ledger:
                 )
             )
             for run_id, host, body in rows:
-                add_status(counts[run_id], host, json.loads(body))
+                add_status(counts[run_id], host, load_body(body))
         return counts
 
     # -------------------------------------------------------------- checking
 
     def anchors(self, conn: Connection) -> dict[int, str]:
-        """archived_through_seq -> archived_last_hash, from archive_anchor records."""
-        import json
-
+        """archived_through_seq -> archived_last_hash, from archive_anchor records. A body
+        that is not a JSON object (altered) vouches for nothing; verify names the record."""
         found: dict[int, str] = {}
         for (body,) in conn.execute(select(T.c.body).where(T.c.kind == "archive_anchor")):
-            data = json.loads(body)
+            data = load_body(body)
             try:
                 found[int(data["archived_through_seq"])] = str(data["archived_last_hash"])
             except (KeyError, TypeError, ValueError):
