@@ -394,7 +394,7 @@ RESET_PATHS = (
 
 def reset() -> list[LabHost]:
     """Put every running lab host back in the state `up` leaves: its group's oldest RUC
-    release, no RUC package source, no maintenance lock."""
+    release, no RUC package source, no maintenance lock, nothing in apt's caches."""
     require("docker")
     hosts = load_hosts()
     if not hosts:
@@ -402,7 +402,12 @@ def reset() -> list[LabHost]:
 
     def one(host: LabHost) -> None:
         run(["docker", "exec", host.container, "rm", "-f", *RESET_PATHS])
-        run(["docker", "exec", host.container, "sh", "-c", "rm -rf /var/lib/apt/lists/*"])
+        run(
+            [
+                "docker", "exec", host.container, "sh", "-c",
+                f"rm -rf /var/lib/apt/lists/* {APT_ARCHIVES}/*.deb",
+            ]
+        )  # fmt: skip
         _install_initial_packages(host)
 
     _parallel(one, hosts)

@@ -72,13 +72,24 @@ def emergency_argv(advisory: str, limit: str) -> list[str]:
     return [str(EMERGENCY), "--advisory", advisory, "--limit", limit, "--yes"]
 
 
+def query(ledger: Path, sql: str, *params: object) -> list[tuple]:
+    """Rows of ``sql`` on the SQLite ledger at ``ledger`` ([] before it exists). A normal
+    connection, not mode=ro: a read-only one cannot take part in WAL recovery after a
+    writer was killed and may read a half-updated WAL index."""
+    if not ledger.exists():
+        return []
+    try:
+        with sqlite3.connect(ledger, timeout=30) as db:
+            return db.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as bad:
+        if "no such table" in str(bad):  # the ledger is being created
+            return []
+        raise
+
+
 def committed(ledger: Path) -> dict[int, str]:
     """seq -> hash of every record committed to the SQLite ledger at ``ledger``."""
-    try:
-        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=30) as db:
-            return dict(db.execute("SELECT seq, hash FROM ledger_records"))
-    except sqlite3.OperationalError:  # not created yet
-        return {}
+    return dict(query(ledger, "SELECT seq, hash FROM ledger_records"))
 
 
 def wait_for_records(ledger: Path, count: int, proc: subprocess.Popen) -> dict[int, str]:
@@ -91,29 +102,61 @@ def wait_for_records(ledger: Path, count: int, proc: subprocess.Popen) -> dict[i
     return found
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (ansible-runner starts ansible-playbook in a session
+    of its own, out of the run's process group)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
 def kill_run(proc: subprocess.Popen, hosts: list[dict]) -> None:
-    """SIGKILL the run's whole process group at once with the package managers and
-    module processes it started on ``hosts``: the controller and its hosts' side of the
-    run die together, as on a power loss."""
+    """SIGKILL the run's whole process tree at once with the package managers and module
+    processes it started on ``hosts``: the controller and its hosts' side of the run die
+    together, as on a power loss. Returns once every one of them is gone."""
     for host in hosts:
         subprocess.Popen(
-            [
-                "docker",
-                "exec",
-                f"milepost-lab-{host['name']}",
-                "pkill",
-                "-KILL",
-                "-f",
-                HOST_SIDE,
-            ],
+            ["docker", "exec", f"milepost-lab-{host['name']}", "pkill", "-KILL", "-f", HOST_SIDE],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+    tree = descendants(proc.pid)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     proc.wait()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(alive(pid) for pid in tree):
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for init does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def kill_host_side_when_dpkg_runs(host: dict, proc: subprocess.Popen, delay: float) -> bool:

@@ -30,6 +30,7 @@ from lab_runs import (
     lab_hosts,
     maintain_argv,
     milepost,
+    query,
     reset_lab,
     runs,
     start,
@@ -123,15 +124,7 @@ def test_a_host_powered_off_mid_run_is_recorded_unreachable_and_the_others_are_m
 
 def results_of_sqlite(ledger: Path) -> list[str]:
     """Hosts of the task results committed so far (read straight from SQLite)."""
-    import sqlite3
-
-    try:
-        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=30) as db:
-            return [
-                h for (h,) in db.execute("SELECT host FROM ledger_records WHERE kind='task_result'")
-            ]
-    except sqlite3.OperationalError:
-        return []
+    return [h for (h,) in query(ledger, "SELECT host FROM ledger_records WHERE kind='task_result'")]
 
 
 def test_a_held_dpkg_lock_fails_that_host_in_preflight_and_changes_nothing_on_it(tmp_path, hosts):
@@ -222,8 +215,8 @@ def fill(host: dict, leave_mb: int) -> None:
     ``leave_mb`` MiB are free, as a full disk would be."""
     script = (
         "set -eu; cd /var/cache/apt/archives; rm -f filler;"
-        " free=$(df --output=avail --block-size=1M . | tail -n 1 | tr -d ' ');"
-        f" fallocate -l $(( (free - {leave_mb}) * 1024 * 1024 )) filler"
+        " free=$(df --output=avail --block-size=4096 . | tail -n 1 | tr -d ' ');"
+        f" fallocate -l $(( free * 4096 - {leave_mb} * 1024 * 1024 )) filler"
     )
     docker("exec", f"milepost-lab-{host['name']}", "sh", "-c", script)
 
@@ -273,19 +266,14 @@ def test_a_full_disk_fails_the_update_cleanly_and_preflight_refuses_it_until_fre
 
 
 def lock_taken(ledger: Path, host: str) -> bool:
-    import sqlite3
-
-    try:
-        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=30) as db:
-            return bool(
-                db.execute(
-                    "SELECT 1 FROM ledger_records WHERE kind='task_result' AND host=?"
-                    " AND body LIKE '%Take the maintenance lock%'",
-                    (host,),
-                ).fetchone()
-            )
-    except sqlite3.OperationalError:
-        return False
+    return bool(
+        query(
+            ledger,
+            "SELECT 1 FROM ledger_records WHERE kind='task_result' AND host=?"
+            " AND body LIKE '%Take the maintenance lock%'",
+            host,
+        )
+    )
 
 
 NOTIFY = """\
