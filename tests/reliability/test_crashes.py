@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from lab_runs import (
+    MALFORMED_READS,
     committed,
     dpkg_audit,
     emergency_argv,
@@ -143,6 +144,7 @@ def test_sigkill_of_maintenance_runs_and_ledger_writers(tmp_path, hosts, rng):
             verify(env)
         tally("crashes survived")
     print(f"maintenance runs killed: {trial + 1}, dpkg left interrupted and repaired: {repaired}")
+    print(f"transient malformed reads retried: {len(MALFORMED_READS)}")
 
 
 def test_sigkill_of_emergency_patch(tmp_path, hosts, rng):
