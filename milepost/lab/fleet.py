@@ -313,11 +313,12 @@ def _install_initial_packages(host: LabHost) -> None:
             "-e",
             "DEBIAN_FRONTEND=noninteractive",
             host.container,
-            "apt-get",
-            "install",
-            "-y",
-            "-q",
-            "--allow-downgrades",
+            # dpkg itself (not apt): it also replaces a package a killed dpkg left
+            # half-installed, which apt refuses to touch without an archive of its own.
+            "dpkg",
+            "--install",
+            "--force-confdef",
+            "--force-confold",
             *(f"/root/{deb.name}" for deb in debs),
         ],
         timeout=300,
@@ -402,6 +403,14 @@ def reset() -> list[LabHost]:
 
     def one(host: LabHost) -> None:
         run(["docker", "exec", host.container, "rm", "-f", *RESET_PATHS])
+        # A dpkg run killed on the host (the reliability tests do that) is finished first;
+        # the initial packages installed next replace any it left half-installed.
+        run(
+            [
+                "docker", "exec", "-e", "DEBIAN_FRONTEND=noninteractive", host.container,
+                "sh", "-c", "dpkg --configure -a >/dev/null 2>&1 || true",
+            ]
+        )  # fmt: skip
         run(
             [
                 "docker", "exec", host.container, "sh", "-c",

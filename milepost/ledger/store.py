@@ -53,7 +53,6 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 PG_CONNECT_TIMEOUT_S = 10
 STREAM_BATCH = 5_000
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-SQLITE_MAGIC = b"SQLite format 3\x00"
 TASK_STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
 RECORD_FIELDS = frozenset({"kind", "run_id", "host", "body", "recorded_at"})
 
@@ -260,15 +259,10 @@ class Ledger:
             raise UserError(f"ledger {self.masked_url}: {path} is a directory, not a file")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            if path.exists():
-                with path.open("rb") as handle:
-                    magic = handle.read(len(SQLITE_MAGIC))
-                if magic and magic != SQLITE_MAGIC:
-                    raise UserError(
-                        f"ledger {self.masked_url}: {path} is not a SQLite database;"
-                        " move it aside or point MILEPOST_LEDGER_URL elsewhere"
-                    )
-            elif not os.access(path.parent, os.W_OK):
+            # The file itself is not opened here: closing any descriptor of a SQLite file
+            # drops every POSIX lock this process holds on it, under the feet of the
+            # process's other ledger connections. A foreign file is found by upgrade().
+            if not path.exists() and not os.access(path.parent, os.W_OK):
                 raise UserError(
                     f"ledger {self.masked_url}: cannot create files in {path.parent};"
                     " choose a writable place with MILEPOST_LEDGER_URL"
@@ -305,6 +299,11 @@ class Ledger:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
         except SQLAlchemyError as bad:
+            if self.is_sqlite and "file is not a database" in str(bad):
+                raise UserError(
+                    f"ledger {self.masked_url}: {self._url.database} is not a SQLite database;"
+                    " move it aside or point MILEPOST_LEDGER_URL elsewhere"
+                ) from None
             raise UserError(
                 f"cannot open the ledger {self.masked_url}: {problem(bad)}; {self._hint()}"
             ) from None

@@ -30,27 +30,47 @@ _raw:
   elements: list
 """
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
 display = Display()
 
 
+def _milepost():
+    """The milepost command beside the Python running Ansible (the project's venv)."""
+    beside = Path(sys.executable).with_name("milepost")
+    return [str(beside)] if beside.exists() else ["milepost"]
+
+
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
+        # Lookups run in Ansible's forked worker processes, whose parent has the ledger
+        # open for recording. SQLite must not be used across fork(): a forked child that
+        # opens and writes the same database can corrupt it. So the ledger is read by a
+        # fresh process: `milepost ledger runs`, which first closes runs whose writer is
+        # gone.
+        argv = [*_milepost(), "ledger", "runs", "--json", "--limit", str(self.get_option("limit"))]
         try:
-            from milepost.errors import MilepostError
-            from milepost.ledger import Ledger
-        except ImportError:
-            display.warning("milepost_ended_runs: the milepost package is not installed")
+            done = subprocess.run(
+                argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            display.warning(f"milepost_ended_runs: cannot read the ledger ({exc})")
+            return [[]]
+        if done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            display.warning(f"milepost_ended_runs: cannot read the ledger ({why})")
             return [[]]
         try:
-            ledger = Ledger.open()
-            ledger.close_stale_runs()
-            runs = ledger.runs(limit=self.get_option("limit"))
-        except (MilepostError, OSError) as exc:
-            display.warning(f"milepost_ended_runs: cannot read the ledger ({exc})")
+            runs = json.loads(done.stdout)
+        except ValueError:
+            display.warning("milepost_ended_runs: `milepost ledger runs --json` gave no JSON")
             return [[]]
         return [
             [r["run_id"] for r in runs if r.get("status") in ("successful", "failed", "aborted")]

@@ -105,8 +105,9 @@ def test_sigkill_of_maintenance_runs_and_ledger_writers(tmp_path, hosts, rng):
     env = env_for(tmp_path)
     ledger = tmp_path / "ledger.sqlite"
     url = env["MILEPOST_LEDGER_URL"]
-    repaired = 0
-    for trial in range(trials(fast=2, full=60)):
+    repaired = missed = trial = 0
+    wanted = trials(fast=2, full=60)
+    while trial < wanted:
         host = rng.choice(hosts)
         where = f"trial {trial} ({host['name']})"
         reset_lab()
@@ -118,9 +119,13 @@ def test_sigkill_of_maintenance_runs_and_ledger_writers(tmp_path, hosts, rng):
         for w in range(WRITERS_PER_RUN):
             kill_a_writer(url, ledger, f"writer-{trial}-{w}", rng)
         if trial % 2:  # at a random point while dpkg runs on the host
-            wait_for_records(ledger, base + rng.randint(10, 40), proc)
+            wait_for_records(ledger, base + rng.randint(6, 20), proc)
             if not kill_host_side_when_dpkg_runs(host, proc, rng.uniform(0.0, 0.2)):
-                pytest.fail(f"{where}: dpkg never ran on the host (log: {log})")
+                # dpkg ran too briefly to be caught: the run finished; try another.
+                missed += 1
+                assert missed <= wanted, f"{where}: dpkg was never caught running ({log})"
+                assert proc.wait() == 0, f"{where}: the run failed (log: {log})"
+                continue
         else:
             wait_for_records(ledger, base + rng.randint(10, 90), proc)
             time.sleep(rng.uniform(0.0, 0.3))
@@ -143,7 +148,9 @@ def test_sigkill_of_maintenance_runs_and_ledger_writers(tmp_path, hosts, rng):
             repaired += 1
             verify(env)
         tally("crashes survived")
-    print(f"maintenance runs killed: {trial + 1}, dpkg left interrupted and repaired: {repaired}")
+        trial += 1
+    print(f"maintenance runs killed: {trial}, dpkg left interrupted and repaired: {repaired}")
+    print(f"runs that finished before dpkg could be caught (not counted): {missed}")
     print(f"transient malformed reads retried: {len(MALFORMED_READS)}")
 
 
