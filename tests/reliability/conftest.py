@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+import secrets
+from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from proving import FULL, LINES, SEED, TALLY_FILE, counts
 
 
@@ -14,6 +17,24 @@ def rng(request: pytest.FixtureRequest) -> random.Random:
     """A random generator seeded from the suite's seed and the test's name: the same test
     makes the same choices on every run with the same seed."""
     return random.Random(f"{SEED}:{request.node.nodeid}")
+
+
+PG_URL = "postgresql+psycopg://milepost:milepost@127.0.0.1:5432/milepost_test"
+
+
+@pytest.fixture
+def pg_ledger() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL ledger database (scripts/postgres), dropped after."""
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    name = f"milepost_rel_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

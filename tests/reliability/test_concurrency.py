@@ -14,22 +14,18 @@ run is closed as aborted and the lock released: the next trial's race shows it).
 from __future__ import annotations
 
 import json
-import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from lab_runs import emergency_argv, env_for, lab_hosts, milepost, reset_lab, runs, verify
 from proving import tally, trials
 
 from milepost.ledger import Ledger
 
-PG_URL = "postgresql+psycopg://milepost:milepost@127.0.0.1:5432/milepost_test"
 WRITER = Path(__file__).parent / "ledger_writer.py"
 GATEWAY = "ruc-payment-gateway"
 
@@ -130,20 +126,6 @@ def test_two_emergency_patches_at_once_exactly_one_proceeds(tmp_path, rng):
         tally("races with exactly one winner")
     print(f"races: {trial + 1}, real patches: {real_runs}, apt-get seen in {apt_seen} of them")
     assert real_runs == 0 or apt_seen >= 1, "the real patches never ran apt-get on the host"
-
-
-@pytest.fixture
-def pg_ledger() -> Iterator[str]:
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    name = f"milepost_rel_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_four_processes_write_one_postgresql_ledger_at_once(pg_ledger):

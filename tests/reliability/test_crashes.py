@@ -91,6 +91,15 @@ def kill_a_writer(url: str, ledger: Path, name: str, rng) -> None:
     tally("crashes survived")
 
 
+def add_advisory(env: dict[str, str]) -> None:
+    """The advisory the emergency patches fix: the payment gateway before 2.4.0."""
+    proc = milepost(
+        env, "advisory", "add", "--id", ADVISORY, "--package", f"{GATEWAY}=2.4.0",
+        "--severity", "critical", "--title", "Replayed settlement files are accepted",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
 def repair_with_the_next_run(env, host: dict, log: Path, argv: list[str]) -> None:
     """dpkg was left interrupted on ``host``: the next run repairs it and succeeds."""
     proc = subprocess.run(
@@ -167,11 +176,7 @@ def test_sigkill_of_emergency_patch(tmp_path, hosts, rng):
         directory.mkdir()
         ledger = directory / "ledger.sqlite"
         env = env_for(tmp_path, ledger_url=f"sqlite:///{ledger}")
-        proc = milepost(
-            env, "advisory", "add", "--id", ADVISORY, "--package", f"{GATEWAY}=2.4.0",
-            "--severity", "critical", "--title", "Replayed settlement files are accepted",
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
+        add_advisory(env)
         reset_lab()
         base = len(committed(ledger))
         log = directory / "emergency.log"
@@ -197,11 +202,7 @@ def test_sigkill_of_emergency_patch(tmp_path, hosts, rng):
     # The fleet lock of the last killed run is not left behind: a new emergency patch runs.
     reset_lab()
     env = env_for(tmp_path, ledger_url=f"sqlite:///{tmp_path / 'after.sqlite'}")
-    proc = milepost(
-        env, "advisory", "add", "--id", ADVISORY, "--package", f"{GATEWAY}=2.4.0",
-        "--severity", "critical", "--title", "Replayed settlement files are accepted",
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    add_advisory(env)
     after = subprocess.run(
         emergency_argv(ADVISORY, pay[0]["name"]),
         env=env,

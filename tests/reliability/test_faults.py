@@ -12,12 +12,10 @@ what fails, what is rolled back, what is recorded, and what the next run does.
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,7 +36,6 @@ from lab_runs import (
 )
 from proving import tally
 
-PG_URL = "postgresql+psycopg://milepost:milepost@127.0.0.1:5432/milepost_test"
 LONG_RUN = ROOT / "tests" / "integration" / "playbooks" / "long_run.yml"
 
 
@@ -322,20 +319,6 @@ def test_with_the_smtp_server_down_maintenance_completes_and_each_notice_is_reco
         assert notice["body"]["reason"].endswith(" refused")
     verify(env)
     tally("faults survived")
-
-
-@pytest.fixture
-def pg_ledger() -> Iterator[str]:
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    name = f"milepost_rel_{secrets.token_hex(4)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def pg_restart() -> None:

@@ -31,10 +31,9 @@ import atexit
 import functools
 import json
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -50,6 +49,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from ledger_rows import COLUMNS, Row, execute, rehashed, stored_rows
 from proving import tally, trials
 
 from milepost.errors import MilepostError, UserError
@@ -62,10 +62,7 @@ from milepost.ledger import (
     task_result,
     verify_archive,
 )
-from milepost.ledger.chain import canonical_body, canonical_record, chain_hash, format_time
-
-COLUMNS = ("seq", "kind", "run_id", "host", "recorded_at", "body", "prev_hash", "hash")
-Row = tuple[Any, ...]
+from milepost.ledger.chain import canonical_body, canonical_record, format_time
 
 # ------------------------------------------------------------------------- strategies
 
@@ -199,41 +196,10 @@ def fresh_ledger() -> Iterator[tuple[Ledger, Path]]:
             ledger.close()
 
 
-def stored_rows(db: Path) -> list[Row]:
-    with closing(sqlite3.connect(db, timeout=15)) as conn:
-        query = f"SELECT {', '.join(COLUMNS)} FROM ledger_records ORDER BY seq"
-        return conn.execute(query).fetchall()
-
-
-def execute(db: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
-    """Run raw SQL behind the Ledger's back, in one transaction."""
-    with closing(sqlite3.connect(db, timeout=15)) as conn, conn:
-        for statement, parameters in statements:
-            conn.execute(statement, parameters)
-
-
 def batches(items: list[Any], cuts: list[int]) -> list[list[Any]]:
     """``items`` split at the positions in ``cuts`` (repeated cuts make empty batches)."""
     edges = [0, *sorted(min(cut, len(items)) for cut in cuts), len(items)]
     return [items[a:b] for a, b in zip(edges, edges[1:], strict=False)]
-
-
-def rehashed(row: Row, prev: str, **changes: Any) -> Row:
-    """``row`` with ``changes``, chained to ``prev`` and its hash recomputed."""
-    fields = dict(zip(COLUMNS, row, strict=True)) | changes
-    fields["prev_hash"] = prev
-    fields["hash"] = chain_hash(
-        prev,
-        canonical_record(
-            fields["seq"],
-            fields["kind"],
-            fields["run_id"],
-            fields["host"],
-            fields["recorded_at"],
-            fields["body"],
-        ),
-    )
-    return tuple(fields[c] for c in COLUMNS)
 
 
 # ------------------------------------------------------------------ canonical form

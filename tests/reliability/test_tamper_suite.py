@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ledger_rows import COLUMNS, Row, execute, rehashed, stored_rows
 from proving import tally, trials
 
 from milepost.ledger import (
@@ -50,10 +51,7 @@ from milepost.ledger import (
     run_started,
     task_result,
 )
-from milepost.ledger.chain import canonical_body, canonical_record, chain_hash, format_time
-
-COLUMNS = ("seq", "kind", "run_id", "host", "recorded_at", "body", "prev_hash", "hash")
-Row = tuple[Any, ...]
+from milepost.ledger.chain import canonical_body, format_time
 
 HOSTS = ["acct-api-1", "acct-api-2", "ingest-1", "ingest-2", "paygw-1", "sftp-1", "report-1"]
 PACKAGES = {
@@ -145,19 +143,6 @@ class Ground:
         return len(self.rows)
 
 
-def stored_rows(db: Path) -> list[Row]:
-    with closing(sqlite3.connect(db, timeout=15)) as conn:
-        query = f"SELECT {', '.join(COLUMNS)} FROM ledger_records ORDER BY seq"
-        return conn.execute(query).fetchall()
-
-
-def execute(db: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
-    """Raw SQL behind the Ledger's back, in one transaction."""
-    with closing(sqlite3.connect(db, timeout=15)) as conn, conn:
-        for statement, parameters in statements:
-            conn.execute(statement, parameters)
-
-
 @pytest.fixture(scope="module")
 def ground(tmp_path_factory: pytest.TempPathFactory) -> Ground:
     """Built once; every trial works on a copy of the file."""
@@ -210,23 +195,6 @@ class Case:
 
 
 Tamper = Callable[[Path, Ground, random.Random], Case]
-
-
-def rehashed(row: Row, prev: str, **changes: Any) -> Row:
-    fields = dict(zip(COLUMNS, row, strict=True)) | changes
-    fields["prev_hash"] = prev
-    fields["hash"] = chain_hash(
-        prev,
-        canonical_record(
-            fields["seq"],
-            fields["kind"],
-            fields["run_id"],
-            fields["host"],
-            fields["recorded_at"],
-            fields["body"],
-        ),
-    )
-    return tuple(fields[c] for c in COLUMNS)
 
 
 def put(row: Row) -> tuple[str, tuple[Any, ...]]:
