@@ -78,6 +78,8 @@ NEEDED = {
     "callbacks_enabled",
     "host_key_checking",
     "interpreter_python",
+    # Correctness, not tuning ([inventory]): a malformed inventory fails the run.
+    "unparsed_is_failed",
 }
 # Path settings, relative to ansible.cfg's directory, and how Ansible splits their lists.
 PATH_KEYS = {

@@ -617,6 +617,13 @@ def _yaml_entries(data: bytes, name: str) -> Iterator[tuple[Any, str]]:
     except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as bad:
         reason = " ".join(str(bad).split())[:160]
         raise UserError(f"vendor advisory file {name} is not valid YAML: {reason}") from None
+    except (ValueError, OverflowError) as bad:
+        # YAML's own readers of dates and numbers: 2026-13-45, an int of 5000 digits.
+        reason = " ".join(str(bad).split())[:160]
+        raise UserError(
+            f"vendor advisory file {name} holds a value YAML cannot read ({reason}):"
+            " write dates as YYYY-MM-DD and quote long numbers"
+        ) from None
     if isinstance(loaded, dict) and "advisories" in loaded:
         loaded = loaded["advisories"]
     if not isinstance(loaded, list):

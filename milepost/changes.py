@@ -83,8 +83,13 @@ class Change:
 
 
 def _named(items: Sequence[str]) -> str:
-    shown = ", ".join(items[:MAX_NAMED])
-    return shown + (f" and {len(items) - MAX_NAMED} more" if len(items) > MAX_NAMED else "")
+    from milepost.input_checks import shown as safe
+
+    listed = ", ".join(
+        item if item.isprintable() and len(item) <= 100 else safe(item)
+        for item in items[:MAX_NAMED]
+    )
+    return listed + (f" and {len(items) - MAX_NAMED} more" if len(items) > MAX_NAMED else "")
 
 
 def _clean_list(values: Iterable[str]) -> list[str]:

@@ -17,6 +17,7 @@ from milepost.advisory_cli import advisory_app
 from milepost.drift_cli import change_app, drift_app
 from milepost.errors import MilepostError, UserError
 from milepost.exposure_cli import exception_app, exposure
+from milepost.input_checks import shown
 from milepost.inventory_check import CheckedInventory
 from milepost.lab import topology
 from milepost.ledger.cli import app as ledger_app
@@ -65,10 +66,14 @@ def lab_up(
     ] = str(topology.DEFAULT_HOSTS),
 ) -> None:
     """Start the lab: base image, signed APT repository, hosts, inventory/lab/hosts.yml."""
-    if not hosts.isdigit() or not topology.MIN_HOSTS <= int(hosts) <= topology.MAX_HOSTS:
+    # isascii: str.isdigit() also says yes to digits int() cannot read, such as '\u00b2'.
+    if (
+        not (hosts.isascii() and hosts.isdigit())
+        or not topology.MIN_HOSTS <= int(hosts) <= topology.MAX_HOSTS
+    ):
         raise UserError(
             f"--hosts must be a whole number from {topology.MIN_HOSTS} to {topology.MAX_HOSTS},"
-            f" not {hosts!r}"
+            f" not {shown(hosts)}"
         )
     from milepost.lab import fleet
 
@@ -143,6 +148,8 @@ def stop(
 
 
 EXTRA_VAR_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+#: Longest --reason for a window override (as the emergency patch's).
+MAX_REASON = 500
 OVERRIDE_VARS = ("preflight_override_window", "preflight_override_reason")
 
 
@@ -222,15 +229,19 @@ def maintain(
     ] = None,
 ) -> None:
     """Check the inventory, then run playbooks/maintain.yml (help: MAINTAIN_HELP)."""
+    from milepost.input_checks import check_limit, check_untemplated
     from milepost.runner import run_checked
 
     variables: dict[str, str | bool] = dict(_extra_vars(extra_var or []))
+    if limit is not None:
+        limit = check_limit(limit)
     if reason is not None and not override_window:
         raise UserError("--reason is only used with --override-window")
     if override_window:
-        why = " ".join((reason or "").split())
-        if not why:
+        if not " ".join((reason or "").split()):
             raise UserError("--override-window needs --reason TEXT saying why (it is recorded)")
+        # The reason goes to the playbook as an extra var, which Ansible templates.
+        why = check_untemplated(reason or "", "--reason", max_len=MAX_REASON)
         variables.update(preflight_override_window=True, preflight_override_reason=why)
     from milepost import notify
 
@@ -354,9 +365,25 @@ def _one_line(bad: typer.TyperException) -> str:
     return " ".join(bad.format_message().split()) + " (see --help)"
 
 
+def _undecodable(argv: list[str]) -> str | None:
+    """The first argument holding bytes that are not UTF-8 (Python hands them over as lone
+    surrogates, which no file, ledger or message can take), shown safely, or None."""
+    for arg in argv:
+        if any("\ud800" <= char <= "\udfff" for char in arg):
+            return shown(arg)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error is one line on stderr, never a traceback."""
     command = typer.main.get_command(app)
+    undecodable = _undecodable(sys.argv[1:] if argv is None else argv)
+    if undecodable is not None:
+        print(
+            f"milepost: error: argument {undecodable} is not UTF-8 text: use UTF-8",
+            file=sys.stderr,
+        )
+        return 2
     try:
         result = command.main(args=argv, prog_name="milepost", standalone_mode=False)
     except typer.Exit as done:

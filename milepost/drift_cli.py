@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from milepost.errors import UserError
+from milepost.input_checks import shown as _shown
 from milepost.ledger.cli import AGE, AGE_UNITS, _open, _print_json, _short_time, parse_when
 
 drift_app = typer.Typer(help="Configuration drift findings.", no_args_is_help=True)
@@ -89,7 +90,7 @@ def drift_report(
     """Open drift findings, counts per group and vendor, and the trend per week."""
     from milepost import drift
 
-    when = parse_when(since, "--since") if since else None
+    when = _when(since, "--since") if since else None
     ledger = _open()
     hosts: frozenset[str] | None = None
     if group is not None:
@@ -246,12 +247,13 @@ def drift_check(inventory: InventoryOption = None, limit: LimitOption = None) ->
     failed or was unreachable; 2 bad input; 130/143 interrupted.
     """
     from milepost.errors import MilepostError
+    from milepost.input_checks import check_limit
     from milepost.runner import run_checked
 
     result = run_checked(
         "drift.yml",
         inventory=str(inventory) if inventory else None,
-        limit=limit,
+        limit=check_limit(limit) if limit is not None else None,
         check=True,
         diff=True,
         run_kind="drift",
@@ -304,8 +306,11 @@ def drift_remediate(
     """
     from milepost import drift
     from milepost.errors import MilepostError
+    from milepost.input_checks import TEMPLATE_MARKERS, check_limit
     from milepost.runner import run_checked
 
+    if limit is not None:
+        limit = check_limit(limit)
     if full and (finding or include_planned):
         raise UserError("--full converges everything: it takes no --finding or --include-planned")
     if finding and include_planned:
@@ -317,7 +322,8 @@ def drift_remediate(
         unknown = [fid for fid in finding if fid not in by_id]
         if unknown:
             raise UserError(
-                f"no open finding {', '.join(unknown)}: `milepost drift report` lists them"
+                f"no open finding {', '.join(map(_shown, unknown))}: `milepost drift report`"
+                " lists them"
             )
         targets = [by_id[fid] for fid in dict.fromkeys(finding)]
     elif full:
@@ -326,6 +332,13 @@ def drift_remediate(
         targets = [f for f in open_now if include_planned or f.cls != "planned"]
     selection: dict[str, list[str]] = {}
     for target in targets:
+        # The selection goes to the playbook as an extra var, which Ansible templates: a
+        # resource a host reported under a name holding template syntax is not run.
+        if any(marker in f"{target.host} {target.resource}" for marker in TEMPLATE_MARKERS):
+            raise UserError(
+                f"finding {target.id} names {_shown(target.resource)}, which holds template"
+                " syntax Ansible would run: correct it by hand, then close it"
+            )
         selection.setdefault(target.host, []).append(target.resource)
     if not full and not selection:
         console.print("no open finding to correct: nothing to remediate")
@@ -383,16 +396,34 @@ def drift_remediate(
 # ---------------------------------------------------------------- changes
 
 
+def _out_of_range(option: str, value: str) -> UserError:
+    return UserError(
+        f"{option} {_shown(value)} is out of range: give a date between the years 1 and 9999"
+        " or an age or duration of fewer days"
+    )
+
+
+def _when(value: str, option: str) -> datetime:
+    """parse_when, with a time too far away to compute refused as bad input."""
+    try:
+        return parse_when(value, option)
+    except OverflowError:
+        raise _out_of_range(option, value) from None
+
+
 def parse_until(value: str) -> datetime:
     """--until: YYYY-MM-DD (through the end of that day, UTC), an ISO-8601 time, or a
     duration from now: 7d, 12h, 30m."""
     text = value.strip()
-    ahead = AGE.fullmatch(text.lstrip("+"))
-    if ahead:
-        return datetime.now(UTC) + timedelta(**{AGE_UNITS[ahead[2]]: int(ahead[1])})
-    moment = parse_when(text, "--until")
-    if DATE_ONLY.fullmatch(text):
-        moment += timedelta(days=1)
+    try:
+        ahead = AGE.fullmatch(text.lstrip("+"))
+        if ahead:
+            return datetime.now(UTC) + timedelta(**{AGE_UNITS[ahead[2]]: int(ahead[1])})
+        moment = parse_when(text, "--until")
+        if DATE_ONLY.fullmatch(text):
+            moment += timedelta(days=1)
+    except OverflowError:
+        raise _out_of_range("--until", value) from None
     return moment
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "check_limit",
     "check_package_name",
     "check_text",
+    "check_untemplated",
     "check_version",
     "kind_of",
     "shown",
@@ -119,6 +120,24 @@ def check_text(value: str, what: str, *, max_len: int) -> str:
     text = " ".join(_safe(value, what, max_len).split())
     if not text:
         raise UserError(f"{what} is empty: give some text")
+    return text
+
+
+#: What starts Jinja syntax. Ansible templates the text of a variable when a task uses it,
+#: so text handed to a playbook (an extra var) holding one runs as code on the controller.
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+def check_untemplated(value: str, what: str, *, max_len: int) -> str:
+    """Free text of one line (as :func:`check_text`) that goes to a playbook as a variable:
+    UserError if it holds Jinja syntax ({{ {% {#}), which Ansible would run."""
+    text = check_text(value, what, max_len=max_len)
+    marker = next((m for m in TEMPLATE_MARKERS if m in text), None)
+    if marker is not None:
+        raise UserError(
+            f"{what} {shown(text)} holds {marker!r}, template syntax Ansible would run: write"
+            " it without braces"
+        )
     return text
 
 

@@ -31,6 +31,7 @@ import difflib
 import io
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -49,6 +50,7 @@ __all__ = [
     "inventory_problems",
     "inventory_phase",
     "inventory_variables",
+    "source_problem",
 ]
 
 #: The group every RUC host belongs to.
@@ -68,6 +70,13 @@ UNSUPPORTED_KEY = re.compile(r"(?P<where>.+?)\. Supported parameters include: (?
 MAX_LISTED = 5
 #: Hosts named with a problem; the rest are counted.
 MAX_HOSTS_NAMED = 3
+#: Nodes the aliases (*name) of one YAML document of an inventory may add once expanded.
+#: PyYAML builds an aliased node once and shares it, but Ansible copies and templates the
+#: data it reads: a "billion laughs" (9 anchors of 9 aliases each: 9**9 strings) takes it
+#: minutes and gigabytes. Ordinary anchors for reuse add far fewer.
+MAX_ALIAS_EXPANSION = 100_000
+#: Files of an inventory directory looked at for aliases (the rest are not).
+MAX_SCANNED_FILES = 2_000
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,145 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def _named(path: Path) -> str:
+    """A path for a message: as it is when it is short plain text, else quoted safely."""
+    text = str(path)
+    if len(text) <= 200 and text.isprintable() and text.isascii():
+        return text
+    from milepost.input_checks import shown
+
+    return shown(text, 200)
+
+
+def source_problem(source: Path) -> str | None:
+    """Why ``source`` cannot be read as an inventory (one line), or None: it must be an
+    existing file or directory with a usable name, and no YAML file of it may hold an
+    alias bomb. Nothing here lets Ansible near a path that would hang or exhaust it (a
+    FIFO, /dev/zero, a "billion laughs")."""
+    hint = "pass -i PATH to an inventory file or directory"
+    try:
+        mode = source.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return f"inventory {_named(source)} does not exist: {hint}"
+    except ValueError:
+        return f"inventory {_named(source)} is not a usable path (it holds a NUL): {hint}"
+    except OSError as bad:
+        return f"inventory {_named(source)} cannot be read ({bad.strerror or bad}): {hint}"
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return f"inventory {_named(source)} is not a regular file or a directory: {hint}"
+    return _alias_problem(source)
+
+
+def _inventory_files(source: Path) -> Iterator[Path]:
+    """The files Ansible reads for ``source``: the file and the group_vars and host_vars
+    beside it, or every file of a directory."""
+    if source.is_dir():
+        roots = [source]
+    else:
+        yield source
+        roots = [source.parent / "group_vars", source.parent / "host_vars"]
+    seen = 0
+    for top in roots:
+        if not top.is_dir():
+            continue
+        for directory, subdirs, files in os.walk(top):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+            for name in sorted(files):
+                if name.startswith("."):
+                    continue
+                seen += 1
+                if seen > MAX_SCANNED_FILES:
+                    return
+                yield Path(directory) / name
+
+
+def _alias_problem(source: Path) -> str | None:
+    for path in _inventory_files(source):
+        try:
+            status = path.stat()
+        except (OSError, ValueError):
+            continue  # Ansible says what is wrong with it
+        if not stat.S_ISREG(status.st_mode):
+            if path == source:
+                continue
+            return (
+                f"inventory file {_named(path)} is not a regular file: remove it from the inventory"
+            )
+        why = _yaml_expansion(str(path), status.st_mtime_ns, status.st_size)
+        if why:
+            return f"inventory file {_named(path)} {why}: write the values out instead"
+    return None
+
+
+class _Endless(Exception):
+    """A YAML node that contains itself."""
+
+
+def _children(node: Any) -> list[Any]:
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _expanded_size(root: Any) -> tuple[int, int]:
+    """(nodes once every alias is expanded, distinct nodes) of a composed YAML node graph;
+    _Endless if a node contains itself. Iterative: no recursion limit."""
+    sizes: dict[int, int] = {}
+    path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            continue
+        if key in sizes:
+            continue
+        if key in path:
+            raise _Endless
+        path.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in path:
+                raise _Endless
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)], len(sizes)
+
+
+@cache
+def _yaml_expansion(path: str, mtime_ns: int, size: int) -> str | None:
+    """What is wrong with the aliases of the YAML file at ``path`` (cached by its time and
+    size), or None. A file that is not YAML is Ansible's to judge."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        with open(path, "rb") as handle:
+            for document in yaml.compose_all(handle, Loader=loader):
+                if document is None:
+                    continue
+                try:
+                    expanded, distinct = _expanded_size(document)
+                except _Endless:
+                    return "holds a YAML alias that refers to itself"
+                if expanded - distinct > MAX_ALIAS_EXPANSION:
+                    return (
+                        f"holds YAML aliases (*name) that expand to {expanded} values, more"
+                        f" than {MAX_ALIAS_EXPANSION} (an alias bomb?)"
+                    )
+    except RecursionError:
+        return "nests YAML more deeply than Python can read"
+    except (yaml.YAMLError, OSError, ValueError):
+        return None
+    return None
+
+
 def _ansible_error(exc: Exception) -> str:
     message = getattr(exc, "message", None) or str(exc)
     return _one_line(str(message).splitlines()[0] if str(message).strip() else repr(exc))
@@ -146,13 +294,24 @@ def _plain(value: Any) -> Any:
 
 def _parse_failure(source: Path, warnings: str) -> str | None:
     """The reason Ansible gave for not parsing source, if it said it could not."""
-    if f"Unable to parse {source} as an inventory source" not in warnings:
+    names = {str(source), os.path.normpath(os.path.abspath(os.path.expanduser(str(source))))}
+    if not any(f"Unable to parse {name} as an inventory source" in warnings for name in names):
         return None
     reasons = re.findall(r"Failed to parse inventory with '([^']+)' plugin: ([^\n]+)", warnings)
     preferred = [r for plugin, r in reasons if plugin in ("auto", "yaml")] or [
         r for _, r in reasons
     ]
     return preferred[0].strip() if preferred else "no inventory plugin accepted it"
+
+
+def _inventory_error(sources: Sequence[Path], exc: Exception, warnings: str) -> str:
+    """One line for an inventory Ansible refused: why it could not parse a source when it
+    said so (ansible.cfg's unparsed_is_failed makes that an error), else its message."""
+    for source in sources:
+        failure = _parse_failure(source, warnings)
+        if failure:
+            return f"inventory {_named(source)} could not be parsed: {_one_line(failure)}"
+    return f"inventory {', '.join(map(_named, sources))}: {_ansible_error(exc)}"
 
 
 def _package_problems(pins: Any) -> Iterator[str]:
@@ -245,6 +404,23 @@ def _baseline_shape_problems(name: str, option: Mapping[str, Any], value: Any) -
     return problems
 
 
+def _non_text_keys(value: Any, where: str) -> list[str]:
+    """Mapping keys that are not text (YAML reads ``0:`` or ``yes:`` as a number or a
+    boolean): Ansible's argument spec validation cannot even name them."""
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                found.append(f"{where} has the key {key!r}, which is not text: quote it")
+            else:
+                step = key if key.isprintable() and len(key) <= 60 else ascii(key)[:60]
+                found.extend(_non_text_keys(item, f"{where}.{step}"))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.extend(_non_text_keys(item, f"{where}[{index}]"))
+    return found[:MAX_LISTED]
+
+
 def _unknown_keys(error: str, spec: Mapping[str, Any]) -> list[str] | None:
     """Ansible names every unknown key of every option in one message, with the known
     keys of only one of them: one line per option instead, with its own known keys."""
@@ -275,11 +451,14 @@ def _baseline_problems(
     for name in sorted((set(values) | set(unresolved)) - set(spec)):
         close = difflib.get_close_matches(name, list(spec), n=1)
         hint = f": did you mean {close[0]}?" if close else ""
-        yield f"unknown baseline variable {name} (roles/baseline/meta/argument_specs.yml){hint}"
+        shown_name = name if name.isprintable() and len(name) <= 100 else ascii(name)[:100]
+        yield (
+            f"unknown baseline variable {shown_name} (roles/baseline/meta/argument_specs.yml){hint}"
+        )
     known: dict[str, Any] = {}
     for name, value in values.items():
         if name in spec:
-            shape = _baseline_shape_problems(name, spec[name], value)
+            shape = _baseline_shape_problems(name, spec[name], value) or _non_text_keys(value, name)
             yield from shape
             if not shape:
                 known[name] = value
@@ -335,14 +514,11 @@ def inventory_problems(
     playbook_dir: Path | None = None,
 ) -> tuple[list[str], list[str]]:
     """Return (problems, RUC hosts after limit); every problem is one line."""
-    missing = [source for source in sources if not source.exists()]
     if not sources:
         return ["no inventory given: pass -i PATH or set inventory in ansible.cfg"], []
-    if missing:
-        return [
-            f"inventory {source} does not exist: pass -i PATH to an inventory file or directory"
-            for source in missing
-        ], []
+    unusable = [why for why in map(source_problem, sources) if why]
+    if unusable:
+        return unusable, []
 
     _use_project_config()
     with _quiet_ansible() as warnings:
@@ -361,7 +537,7 @@ def inventory_problems(
             variables = VariableManager(loader=loader, inventory=inventory)
             everyone = inventory.get_hosts(RUC_GROUP) if RUC_GROUP in inventory.groups else []
         except AnsibleError as exc:
-            return [f"inventory {', '.join(map(str, sources))}: {_ansible_error(exc)}"], []
+            return [_inventory_error(sources, exc, warnings.getvalue())], []
 
         if not everyone:
             for source in sources:
@@ -455,10 +631,9 @@ def inventory_groups(sources: Sequence[Path]) -> dict[str, frozenset[str]]:
     if not sources:
         raise UserError("no inventory given: pass -i PATH or set inventory in ansible.cfg")
     for source in sources:
-        if not source.exists():
-            raise UserError(
-                f"inventory {source} does not exist: pass -i PATH to an inventory file or directory"
-            )
+        why = source_problem(source)
+        if why:
+            raise UserError(why)
     _use_project_config()
     with _quiet_ansible() as warnings:
         _init_plugins()
@@ -473,9 +648,7 @@ def inventory_groups(sources: Sequence[Path]) -> dict[str, frozenset[str]]:
                 for name, group in inventory.groups.items()
             }
         except AnsibleError as exc:
-            raise UserError(
-                f"inventory {', '.join(map(str, sources))}: {_ansible_error(exc)}"
-            ) from None
+            raise UserError(_inventory_error(sources, exc, warnings.getvalue())) from None
     if not groups.get("all"):
         for source in sources:
             failure = _parse_failure(source, warnings.getvalue())
@@ -492,12 +665,11 @@ def inventory_variables(
     each RUC host sees them ({host: {name: value}}), templated; a name that is not set is
     left out. UserError (one line) if the inventory is missing or cannot be read."""
     for source in sources:
-        if not source.exists():
-            raise UserError(
-                f"inventory {source} does not exist: pass -i PATH to an inventory file or directory"
-            )
+        why = source_problem(source)
+        if why:
+            raise UserError(why)
     _use_project_config()
-    with _quiet_ansible():
+    with _quiet_ansible() as warnings:
         _init_plugins()
         from ansible.errors import AnsibleError
         from ansible.inventory.manager import InventoryManager
@@ -517,9 +689,7 @@ def inventory_variables(
             hosts = inventory.get_hosts(RUC_GROUP) if RUC_GROUP in inventory.groups else []
             per_host = {host.get_name(): picked(variables.get_vars(host=host)) for host in hosts}
         except AnsibleError as exc:
-            raise UserError(
-                f"inventory {', '.join(map(str, sources))}: {_ansible_error(exc)}"
-            ) from None
+            raise UserError(_inventory_error(sources, exc, warnings.getvalue())) from None
     return controller, per_host
 
 

@@ -51,11 +51,15 @@ class PatchPolicy:
     emergency_target_hours: int = DEFAULT_EMERGENCY_HOURS
 
     def due(self, *, severity: str, kev: bool, published: date, kev_due: date | None) -> date:
-        """The date by which a host must be patched."""
+        """The date by which a host must be patched (the last date of the calendar,
+        9999-12-31, when it would fall after it)."""
         if kev and kev_due is not None:
             return kev_due
         days = self.days["kev"] if kev else self.days.get(severity, self.days["critical"])
-        return published + timedelta(days=days)
+        try:
+            return published + timedelta(days=days)
+        except OverflowError:
+            return date.max
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,23 @@ class PatchSettings:
         return self.host_policies.get(host, self.policy)
 
 
+#: Most days or hours a policy may give (a hundred years of days).
+MAX_DAYS = 36_500
+
+
 def _whole(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UserError(f"{what} must be a whole number of days or hours, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DAYS:
+        raise UserError(
+            f"{what} must be a whole number of days or hours from 0 to {MAX_DAYS},"
+            f" not {_shown(value)}"
+        )
     return value
+
+
+def _shown(value: Any) -> str:
+    from milepost.input_checks import shown
+
+    return shown(value)
 
 
 def parse_policy(value: Any, where: str, base: PatchPolicy | None = None) -> PatchPolicy:
@@ -96,6 +113,8 @@ def parse_policy(value: Any, where: str, base: PatchPolicy | None = None) -> Pat
     With ``base`` (the agency's policy), a host may only be stricter."""
     if value is None:
         return base or PatchPolicy()
+    if not (where.isprintable() and len(where) <= 200):
+        where = _shown(where)  # a host name with a line break: still one line
     if not isinstance(value, Mapping):
         raise UserError(
             f"{POLICY_VAR} ({where}) must be a mapping with days and emergency_target_hours"
@@ -103,7 +122,7 @@ def parse_policy(value: Any, where: str, base: PatchPolicy | None = None) -> Pat
     unknown = sorted(set(map(str, value)) - {"days", "emergency_target_hours"})
     if unknown:
         raise UserError(
-            f"{POLICY_VAR} ({where}) has unknown keys {', '.join(unknown)}:"
+            f"{POLICY_VAR} ({where}) has unknown keys {', '.join(map(_shown, unknown))}:"
             " use days, emergency_target_hours"
         )
     days = dict(base.days if base else DEFAULT_DAYS)
@@ -113,7 +132,7 @@ def parse_policy(value: Any, where: str, base: PatchPolicy | None = None) -> Pat
     for name, number in given.items():
         if name not in DEFAULT_DAYS:
             raise UserError(
-                f"{POLICY_VAR}.days ({where}) names {name!r}: use {', '.join(DEFAULT_DAYS)}"
+                f"{POLICY_VAR}.days ({where}) names {_shown(name)}: use {', '.join(DEFAULT_DAYS)}"
             )
         days[name] = _whole(number, f"{POLICY_VAR}.days.{name} ({where})")
     hours = _whole(
@@ -158,7 +177,7 @@ def parse_kev_products(value: Any) -> tuple[KevProduct, ...]:
             raise UserError(f"{where} needs packages: a list of Debian package names")
         for name in packages:
             if not isinstance(name, str) or not PACKAGE_NAME.fullmatch(name):
-                raise UserError(f"{where} names {name!r}, which is not a Debian package name")
+                raise UserError(f"{where} names {_shown(name)}, which is not a Debian package name")
         products.append(
             KevProduct(vendor_project.strip(), product.strip(), tuple(dict.fromkeys(packages)))
         )

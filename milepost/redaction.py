@@ -13,6 +13,8 @@ from typing import Any
 MASK = "***"
 MAX_SUMMARY = 500
 MIN_SECRET_LENGTH = 4
+#: Where str.splitlines() breaks lines.
+LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 
 DEFAULT_PATTERNS: tuple[str, ...] = (
     # key=value / key: value where the key names a secret
@@ -56,10 +58,17 @@ class Redactor:
         parts = [str(result.get("msg") or "")]
         stderr = str(result.get("stderr") or "").strip()
         if stderr:
-            parts.append(stderr.splitlines()[-1])
+            parts.append(_last_line(stderr))
         text = " | ".join(p for p in parts if p) or f"{status} with no message"
         text = " ".join(self.scrub(text).split())
         return text[:MAX_SUMMARY]
+
+
+def _last_line(text: str) -> str:
+    """text.splitlines()[-1] of a stripped text, without splitting all of it: a task's
+    stderr can be hundreds of megabytes in short lines (a list of every line took about
+    three times the text)."""
+    return text[max(text.rfind(char) for char in LINE_BREAKS) + 1 :]
 
 
 def _masked(match: re.Match[str]) -> str:

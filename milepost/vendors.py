@@ -123,7 +123,10 @@ class Vendor:
 
 
 def _named(items: Sequence[str]) -> str:
-    shown_items = ", ".join(items[:MAX_NAMED])
+    shown_items = ", ".join(
+        item if item.isprintable() and len(item) <= 100 else shown(item)
+        for item in items[:MAX_NAMED]
+    )
     more = len(items) - MAX_NAMED
     return shown_items + (f" and {more} more" if more > 0 else "")
 
@@ -302,7 +305,8 @@ def parse_vendors(
             if others:
                 raise UserError(
                     f"{where}.groups names {group}, but its host(s) {_named(others)} have"
-                    f" milepost_vendor {owners[others[0]]}: a group is operated by one vendor"
+                    f" milepost_vendor {_named([owners[others[0]]])}: a group is operated by one"
+                    " vendor"
                 )
         for interface in vendor.interfaces:
             if interface not in known_interfaces:

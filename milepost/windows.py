@@ -85,7 +85,12 @@ WindowState = tuple[bool, str, datetime | None]
 
 
 def _describe(group: str) -> str:
-    return f"maintenance window of {group}"
+    return f"maintenance window of {_key_text(str(group))}"
+
+
+def _key_text(key: str) -> str:
+    """A key for a message: as written when it is short printable text, else escaped."""
+    return key if key.isprintable() and len(key) <= 60 else ascii(key)[:60]
 
 
 def parse_window(data: Mapping[str, Any], group: str = "this group") -> Window:
@@ -104,7 +109,7 @@ def parse_window(data: Mapping[str, Any], group: str = "this group") -> Window:
     )
     if unknown:
         raise UserError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; "
+            f"{where}: unknown key(s) {', '.join(map(_key_text, unknown))}; "
             "expected cron, duration_minutes and timezone"
         )
     missing = [
@@ -122,7 +127,7 @@ def parse_window(data: Mapping[str, Any], group: str = "this group") -> Window:
     cron = " ".join(cron.split())
 
     duration = data["duration_minutes"]
-    if isinstance(duration, str) and duration.strip().isdigit():
+    if isinstance(duration, str) and duration.strip().isascii() and duration.strip().isdigit():
         duration = int(duration.strip())
     if isinstance(duration, bool) or not isinstance(duration, int):
         raise UserError(f"{where}: duration_minutes {duration!r} is not a whole number of minutes")
@@ -177,7 +182,7 @@ def _parse_date(value: Any, where: str) -> date:
 
 def parse_blackouts(items: Sequence[Any] | None, group: str = "this group") -> list[Blackout]:
     """Validate blackout entries (ISO dates or {start, end} mappings) and return Blackouts."""
-    where = f"blackouts of {group}"
+    where = f"blackouts of {_key_text(str(group))}"
     if items is None:
         return []
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
@@ -253,7 +258,22 @@ def window_state(
     or the local midnight that ends a blackout while an occurrence is still open), or None
     when there is none within SEARCH_HORIZON; it is given in the window's time zone. With
     no window (None) only blackouts apply, read in UTC.
+
+    A blackout that lasts to the end of the calendar (9999-12-31), or a time at its edge,
+    leaves nothing that can open: closed, no next opening.
     """
+    try:
+        return _state(window, blackouts, now)
+    except OverflowError:
+        return (
+            False,
+            "no window opens before the end of the calendar (9999-12-31): a blackout or"
+            " the time reaches it",
+            None,
+        )
+
+
+def _state(window: Window | None, blackouts: Sequence[Blackout], now: datetime) -> WindowState:
     now_utc = _to_utc(now)
     if window is None:
         zone = ZoneInfo("UTC")

@@ -1,11 +1,17 @@
 """The lab inventory that `scripts/lab up` writes: inventory/lab/hosts.yml."""
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from milepost.errors import UserError
 from milepost.lab.topology import GROUPS, LabHost
+
+#: Characters a path written into the inventory may not hold: Ansible templates inventory
+#: text ({{ {% {#), and the signing key's path sits in a quoted Jinja string (' \\).
+UNSAFE_IN_PATH = frozenset("'\"\\{}%#")
 
 HEADER = (
     "---\n# Written by `scripts/lab up`; rewritten on every up, removed by down. Do not edit.\n"
@@ -19,6 +25,19 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
+def _plain(path: Path, what: str) -> str:
+    """``path`` as inventory text; UserError if Ansible would read it as anything else."""
+    text = str(path)
+    bad = sorted({c for c in text if c in UNSAFE_IN_PATH or not c.isprintable()})
+    if bad:
+        raise UserError(
+            f"the lab's {what} {ascii(text)[:200]} holds {ascii(''.join(bad))}: Ansible would"
+            " read those in the inventory as code or controls; set MILEPOST_STATE_DIR to a"
+            " plain path"
+        )
+    return text
+
+
 def render(
     hosts: list[LabHost],
     *,
@@ -28,6 +47,10 @@ def render(
     repo_url: str,
     repo_key: Path,
 ) -> str:
+    key_text = _plain(key_file, "SSH key")
+    known_text = _plain(known_hosts, "known_hosts file")
+    control_text = _plain(control_dir, "SSH control directory")
+    repo_key_text = _plain(repo_key, "repository key")
     children: dict[str, Any] = {}
     for group, _prefix, vendor in GROUPS:
         members = {h.name: {"ansible_port": h.port} for h in hosts if h.group == group}
@@ -39,14 +62,15 @@ def render(
                 "milepost_environment": "lab",
                 "ansible_host": "127.0.0.1",
                 "ansible_user": "ops",
-                "ansible_ssh_private_key_file": str(key_file),
+                "ansible_ssh_private_key_file": key_text,
+                # Ansible splits these with shlex: a path with a space stays one argument.
                 "ansible_ssh_common_args": (
-                    f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes"
+                    f"-o UserKnownHostsFile={shlex.quote(known_text)} -o StrictHostKeyChecking=yes"
                 ),
-                "ansible_control_path_dir": str(control_dir),
+                "ansible_control_path_dir": control_text,
                 "ruc_apt_source_uris": [repo_url],
                 "ruc_apt_source_signing_key": (
-                    "{{ lookup('ansible.builtin.file', '" + str(repo_key) + "') }}"
+                    "{{ lookup('ansible.builtin.file', '" + repo_key_text + "') }}"
                 ),
             },
             "children": {"ruc": {"children": children}},

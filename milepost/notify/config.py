@@ -210,7 +210,11 @@ def _path(value: Any, where: str, root: Path, problem: str, *, directory: bool =
     """A file (or directory) setting, relative to the repository root unless absolute."""
     given = Path(_text(value, where, 4096))
     found = given if given.is_absolute() else root / given
-    if not (found.is_dir() if directory else found.is_file()):
+    try:
+        usable = found.is_dir() if directory else found.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, say
+        usable = False
+    if not usable:
         raise UserError(f"{where} {shown(str(given))} {problem}")
     return found
 
@@ -332,7 +336,7 @@ def _notices(value: Any, audiences: Mapping[str, Audience]) -> dict[str, tuple[s
         if not isinstance(names, list):
             raise UserError(f"{where}.{notice} must be a list of audiences, not {kind_of(names)}")
         for name in names:
-            if name not in audiences:
+            if not isinstance(name, str) or name not in audiences:
                 raise UserError(
                     f"{where}.{notice} names {shown(name)}, which is not one of the audiences:"
                     f" {', '.join(audiences)}"

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy.exc import SQLAlchemyError
 
 from milepost.errors import MilepostError, UserError
+from milepost.input_checks import shown
 from milepost.reports.charts import BarChart, percent_chart
 from milepost.reports.status import DEFAULT_MONTHS, build_status, check_months, status_data
 
@@ -77,15 +78,28 @@ def render_dashboard(data: Mapping[str, Any]) -> str:
     return template.render(status=data, charts=charts(data))
 
 
+def _is_file(out_dir: Path) -> bool:
+    """Whether --out names something that is not a directory; UserError (one line) if it
+    cannot be a path at all (a NUL, a name too long)."""
+    try:
+        return out_dir.exists() and not out_dir.is_dir()
+    except (OSError, ValueError) as bad:
+        why = getattr(bad, "strerror", None) or "not a usable path"
+        raise UserError(f"--out {shown(str(out_dir))}: {why}; give a directory") from None
+
+
 def _out_dir(out_dir: Path) -> Path:
-    if out_dir.exists() and not out_dir.is_dir():
+    if _is_file(out_dir):
         raise UserError(
-            f"--out {out_dir} is a file: give a directory (index.html and status.json go in it)"
+            f"--out {shown(str(out_dir))} is a file: give a directory (index.html and"
+            " status.json go in it)"
         )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as bad:
-        raise UserError(f"--out {out_dir}: cannot create the directory ({bad.strerror})") from None
+        raise UserError(
+            f"--out {shown(str(out_dir))}: cannot create the directory ({bad.strerror})"
+        ) from None
     return out_dir
 
 
@@ -107,15 +121,15 @@ def write_dashboard(
     from milepost.ledger.store import problem
 
     check_months(months)
-    if out_dir.exists() and not out_dir.is_dir():
+    if _is_file(out_dir):
         _out_dir(out_dir)  # refuse a file before any slow work
     if sources:
+        from milepost.inventory_check import source_problem
+
         for source in sources:
-            if not source.exists():
-                raise UserError(
-                    f"inventory {source} does not exist: pass -i PATH to an inventory file or"
-                    " directory"
-                )
+            unusable = source_problem(source)
+            if unusable:
+                raise UserError(unusable)
     opened = ledger is None
     book = _open() if ledger is None else ledger
     try:

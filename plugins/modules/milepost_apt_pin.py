@@ -432,7 +432,8 @@ def main():
 
     argv = build_command(requested, to_install, allow_downgrade, module.params["lock_timeout"])
     env = {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"}
-    rc, out, err = module.run_command(argv, environ_update=env)  # argv list: no shell
+    # argv list: no shell; and no expansion of ~ or $NAME in the arguments either.
+    rc, out, err = module.run_command(argv, environ_update=env, expand_user_and_vars=False)
 
     try:
         after_records = read_records(names)

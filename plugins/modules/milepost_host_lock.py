@@ -51,7 +51,9 @@ options:
     description: The process id of the run on the controller; recorded in the lock.
     type: int
   ttl_minutes:
-    description: How long a new lock is valid; after C(acquired_at) plus this it is stale.
+    description:
+      - How long a new lock is valid; after C(acquired_at) plus this it is stale.
+      - From 1 to 527040 (a year).
     type: int
     default: 240
   stale_run_ids:
@@ -139,6 +141,9 @@ from datetime import datetime, timedelta, timezone  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# A lock outliving its run by more than a year is a typo (and a ttl past the year 9999
+# cannot be written at all).
+MAX_TTL_MINUTES = 366 * 24 * 60
 
 
 class LockRefused(Exception):
@@ -325,8 +330,11 @@ def main():
     run_id = (params["run_id"] or "").strip()
     if not run_id:
         module.fail_json(msg="run_id must not be empty")
-    if params["ttl_minutes"] < 1:
-        module.fail_json(msg="ttl_minutes must be at least 1, got %d" % params["ttl_minutes"])
+    if not 1 <= params["ttl_minutes"] <= MAX_TTL_MINUTES:
+        module.fail_json(
+            msg="ttl_minutes must be from 1 to %d (a year), got %d"
+            % (MAX_TTL_MINUTES, params["ttl_minutes"])
+        )
     path = params["path"]
 
     try:

@@ -323,7 +323,8 @@ def validate_interfaces(interfaces, defaults=None):
         unknown = sorted(str(key) for key in raw if key not in allowed)
         if unknown:
             raise InterfaceInputError(
-                "%s (%s) has unknown keys: %s" % (where, kind, ", ".join(unknown))
+                "%s (%s) has unknown keys: %s"
+                % (where, kind, ", ".join(k if k.isprintable() else repr(k) for k in unknown))
             )
         for key in spec["required"]:
             if not _text(raw.get(key)):

@@ -450,7 +450,8 @@ class Host:
             "APT_LISTCHANGES_FRONTEND": "none",
             "LC_ALL": "C",
         }
-        rc, out, err = self.module.run_command(argv, environ_update=env)  # argv list: no shell
+        # argv list: no shell; and no expansion of ~ or $NAME in the arguments either.
+        rc, out, err = self.module.run_command(argv, environ_update=env, expand_user_and_vars=False)
         if check and rc != 0:
             self.module.fail_json(
                 msg="%s failed (exit %d): %s"

@@ -200,7 +200,9 @@ def _split_version(version):
     rest = version
     if ":" in version:
         head, rest = version.split(":", 1)
-        epoch = int(head) if head.isdigit() else 0
+        # isascii: str.isdigit() also accepts digits int() cannot read ("\u00b2"); an
+        # epoch longer than 18 digits is not one dpkg would take.
+        epoch = int(head) if head.isascii() and head.isdigit() and len(head) <= 18 else 0
     if "-" in rest:
         upstream, revision = rest.rsplit("-", 1)
     else:

@@ -157,7 +157,8 @@ STATUS_FORMAT = (
 FIELDS = 10
 # Current states (second letter of db:Status-Abbrev) of a package that is not installed.
 NOT_INSTALLED = ("n", "c")
-# Debian Policy 5.6.1: package names; dpkg architecture names.
+# Debian Policy 5.6.1: package names; dpkg architecture names. Used with fullmatch: with
+# match, "$" also matches before a final newline.
 PACKAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # apt-get -s: "Purg NAME[:ARCH] [VERSION]" and "Remv NAME[:ARCH] [VERSION]".
@@ -288,12 +289,12 @@ def package_arguments(packages, names):
     Raises ValueError naming a package or architecture that breaks Debian's naming rules."""
     arguments = []
     for name in names:
-        if not PACKAGE_NAME_RE.match(name):
+        if not isinstance(name, str) or not PACKAGE_NAME_RE.fullmatch(name):
             raise ValueError("package name %r is not a valid Debian package name" % name)
         archs = packages.get(name, {}).get("archs") or []
         qualified = [arch for arch in archs if arch != "all"]
         for arch in qualified:
-            if not ARCH_RE.match(arch):
+            if not isinstance(arch, str) or not ARCH_RE.fullmatch(arch):
                 raise ValueError("architecture %r of package %s is not valid" % (arch, name))
         if qualified:
             arguments.extend("%s:%s" % (name, arch) for arch in qualified)
@@ -351,7 +352,8 @@ ENVIRONMENT = {
 
 
 def run(module, argv):
-    return module.run_command(argv, environ_update=ENVIRONMENT)  # argv list: no shell
+    # argv list: no shell; and no expansion of ~ or $NAME in the arguments either.
+    return module.run_command(argv, environ_update=ENVIRONMENT, expand_user_and_vars=False)
 
 
 def read_status(module, result):
