@@ -46,7 +46,9 @@ demo: lab
 
 lint: venv
 	yamllint -s .
-	ansible-lint
+	# The lab inventory ansible.cfg names exists only once `make lab` wrote it; syntax checks
+	# need no inventory, so here an unparsed one is not fatal.
+	ANSIBLE_INVENTORY_UNPARSED_FAILED=False ansible-lint
 	ruff check .
 	ruff format --check .
 	mypy
