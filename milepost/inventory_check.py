@@ -435,7 +435,8 @@ def _unknown_keys(error: str, spec: Mapping[str, Any]) -> list[str] | None:
     for option, keys in by_option.items():
         known = ", ".join(sorted((spec.get(option) or {}).get("options") or {}))
         plural = "s" if len(keys) > 1 else ""
-        lines.append(f"{option} has unknown key{plural} {', '.join(keys)} (known keys: {known})")
+        named = ", ".join(key if key.isprintable() else ascii(key) for key in keys)
+        lines.append(f"{option} has unknown key{plural} {named} (known keys: {known})")
     return lines
 
 
@@ -777,6 +778,11 @@ def check_inventory(
         sources, limit=limit, extra_vars=extra_vars, playbook_dir=playbook_dir
     )
     if problems:
+        # Whatever an inventory value held, the message stays one line of printable text.
+        problems = [
+            "".join(c if c.isprintable() else ascii(c)[1:-1] for c in problem)
+            for problem in problems
+        ]
         listed = "; ".join(problems[:MAX_LISTED])
         more = len(problems) - MAX_LISTED
         raise UserError(listed + (f"; and {more} more" if more > 0 else ""))
