@@ -6,9 +6,12 @@ Variants, read from ansible.cfg (configparser), never hard-coded:
 
 - ``stock``: a generated ansible.cfg holding only what Milepost needs to work (the plugin,
   role and inventory paths made absolute, callbacks_enabled, host_key_checking,
-  interpreter_python): every other setting is Ansible's default (forks 5, no pipelining,
+  interpreter_python, the inventory's unparsed_is_failed) and the settings that only shape
+  what a run prints or leaves behind (callback_result_format, retry_files_enabled, nocows):
+  every setting that can change speed is Ansible's default (forks 5, no pipelining,
   Ansible's own ssh_args);
-- ``+<key>``: the variant before it plus the next setting of ansible.cfg, in file order;
+- ``+<key>``: the variant before it plus the next speed setting of ansible.cfg, in file
+  order;
 - ``tuned``: the last setting added, which gives the real ansible.cfg: that file is used
   unchanged.
 
@@ -66,7 +69,8 @@ INVENTORY = ROOT / "inventory" / "lab" / "hosts.yml"
 LAB = ROOT / "scripts" / "lab"
 TARGET = 3.0  # tuned must be at least this many times faster than stock
 
-# What Milepost needs to work at all; every other setting of ansible.cfg is a tuning step.
+# Kept in every variant: what Milepost needs to work at all, and what does not touch speed.
+# Every other setting of ansible.cfg is a tuning step.
 NEEDED = {
     "inventory",
     "roles_path",
@@ -75,11 +79,16 @@ NEEDED = {
     "filter_plugins",
     "lookup_plugins",
     "callback_plugins",
+    "action_plugins",
     "callbacks_enabled",
     "host_key_checking",
     "interpreter_python",
     # Correctness, not tuning ([inventory]): a malformed inventory fails the run.
     "unparsed_is_failed",
+    # What a run prints or leaves behind, not how fast it runs: no variant is timed for them.
+    "callback_result_format",
+    "retry_files_enabled",
+    "nocows",
 }
 # Path settings, relative to ansible.cfg's directory, and how Ansible splits their lists.
 PATH_KEYS = {
@@ -90,6 +99,7 @@ PATH_KEYS = {
     "filter_plugins": ":",
     "lookup_plugins": ":",
     "callback_plugins": ":",
+    "action_plugins": ":",
 }
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -199,10 +209,11 @@ def build_variants(path: Path = ANSIBLE_CFG) -> list[Variant]:
 
 
 def config_text(variant: Variant) -> str:
-    upto = f"ansible.cfg's settings up to {variant.adds.key}" if variant.adds else "no tuning"
+    upto = f"ansible.cfg's speed settings up to {variant.adds.key}" if variant.adds else "none"
     lines = [
         f"# Written by bench/maintain_tuning.py, variant {variant.name}: what Milepost needs",
-        f"# to work, absolute paths, and {upto}; the rest is Ansible's defaults.",
+        "# to work (absolute paths) and its output settings; speed settings:",
+        f"# {upto}; the rest is Ansible's defaults.",
     ]
     section = None
     for s in variant.settings:
@@ -234,9 +245,9 @@ def describe(variants: list[Variant]) -> dict[str, str]:
     for v in variants:
         base = before if before is not None else {s for s in v.settings if s.key in NEEDED}
         added = "; ".join(str(s) for s in v.settings if s not in base)
-        found[v.name] = (added or "what Milepost needs; the rest at Ansible's defaults") + (
-            " (the real ansible.cfg)" if v.real else ""
-        )
+        if not added:
+            added = "what Milepost needs and its output settings; speed at Ansible's defaults"
+        found[v.name] = added + (" (the real ansible.cfg)" if v.real else "")
         before = set(v.settings)
     return found
 
@@ -503,7 +514,7 @@ def dry_run(
     print("maintain_tuning dry run: nothing below is run, no lab host is touched.")
     print(f"hosts: {len(hosts)} from {source}: {', '.join(hosts)}")
     print(f"rounds: {args.rounds} interleaved, after {args.warmup} untimed warm-up run(s)")
-    print("variants (each adds settings of ansible.cfg to the one before):")
+    print("variants (each adds speed settings of ansible.cfg to the one before):")
     for name, what in describe(variants).items():
         print(f"  {name:<24} {what}")
     previous: list[str] = []

@@ -15,7 +15,7 @@ from typer._click.exceptions import NoArgsIsHelpError
 
 from milepost.advisory_cli import advisory_app
 from milepost.drift_cli import change_app, drift_app
-from milepost.errors import MilepostError, UserError
+from milepost.errors import MilepostError, UserError, printable
 from milepost.exposure_cli import exception_app, exposure
 from milepost.input_checks import shown
 from milepost.inventory_check import CheckedInventory
@@ -398,10 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"milepost: error: {_one_line(bad)}", file=sys.stderr)
         return 2
     except Interrupted as stopped:
-        print(f"milepost: {stopped}", file=sys.stderr)
+        print(f"milepost: {printable(str(stopped))}", file=sys.stderr)
         return stopped.exit_code
     except MilepostError as failed:
-        print(f"milepost: error: {failed}", file=sys.stderr)
+        print(f"milepost: error: {printable(str(failed))}", file=sys.stderr)
         return failed.exit_code
     except KeyboardInterrupt:
         print("milepost: interrupted", file=sys.stderr)

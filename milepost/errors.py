@@ -11,3 +11,9 @@ class UserError(MilepostError):
     """Bad input or a missing prerequisite: exit 2."""
 
     exit_code = 2
+
+
+def printable(text: str) -> str:
+    """``text`` as one line: every character that is not printable (newline, carriage
+    return, NUL, bidi controls, ...) written as its escape, the rest left as it is."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

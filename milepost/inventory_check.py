@@ -39,7 +39,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from milepost.errors import UserError
+from milepost.errors import UserError, printable
 from milepost.windows import parse_blackouts, parse_window
 
 __all__ = [
@@ -779,10 +779,7 @@ def check_inventory(
     )
     if problems:
         # Whatever an inventory value held, the message stays one line of printable text.
-        problems = [
-            "".join(c if c.isprintable() else ascii(c)[1:-1] for c in problem)
-            for problem in problems
-        ]
+        problems = [printable(problem) for problem in problems]
         listed = "; ".join(problems[:MAX_LISTED])
         more = len(problems) - MAX_LISTED
         raise UserError(listed + (f"; and {more} more" if more > 0 else ""))

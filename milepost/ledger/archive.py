@@ -75,9 +75,9 @@ def archive(ledger: Ledger, before: datetime, out: Path) -> int:
     """
     cutoff = format_time(before)
     out = out.resolve()
-    if out.exists():
-        raise UserError(f"{out} exists: archives are never overwritten; choose a new file")
     try:
+        if out.exists():
+            raise UserError(f"{out} exists: archives are never overwritten; choose a new file")
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     except OSError as bad:

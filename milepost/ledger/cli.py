@@ -59,8 +59,13 @@ def parse_when(value: str, option: str) -> datetime:
     """YYYY-MM-DD, an ISO-8601 time (UTC unless it has an offset), or an age: 7d, 12h, 30m."""
     text = value.strip()
     age = AGE.fullmatch(text)
-    if age:
-        return datetime.now(UTC) - timedelta(**{AGE_UNITS[age[2]]: int(age[1])})
+    try:
+        if age:
+            return datetime.now(UTC) - timedelta(**{AGE_UNITS[age[2]]: int(age[1])})
+    except OverflowError:
+        raise UserError(
+            f"{option} {value!r} reaches back before year 1: give a shorter age"
+        ) from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -68,7 +73,11 @@ def parse_when(value: str, option: str) -> datetime:
             f"{option} {value!r} is not a date: use YYYY-MM-DD, an ISO-8601 time"
             " (UTC unless it has an offset) or an age like 7d or 12h"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise UserError(f"{option} {value!r} is outside years 1 to 9999 in UTC") from None
 
 
 def _housekeeping(ledger: Ledger, replay_finished: bool = True) -> None:

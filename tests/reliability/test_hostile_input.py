@@ -239,10 +239,6 @@ def command_tree() -> list[Leaf]:
 
 LEAVES = command_tree()
 GROUPS = sorted({leaf.path[:-1] for leaf in LEAVES if len(leaf.path) > 1})
-#: `milepost ledger ...` belongs to milepost/ledger/, which this suite does not change: its
-#: known failures are the strict xfail tests at the end, so they are not found again here.
-LEDGER_OWNED = ("ledger",)
-FUZZED = [leaf for leaf in LEAVES if leaf.path[0] not in LEDGER_OWNED]
 
 #: Parameters naming a file or directory a command writes: their values are put inside
 #: the sandbox's out directory (a hostile name stays hostile, it cannot climb out).
@@ -373,7 +369,7 @@ def base_argv(leaf: Leaf, hostile_param: Param | None = None, value: str = "") -
 def cli_argv(draw: st.DrawFn) -> list[str]:
     """A `milepost` command line: a leaf command, its parameters with valid, hostile or
     arbitrary values (required ones mostly given), now and then a stray token."""
-    leaf = draw(st.sampled_from(FUZZED))
+    leaf = draw(st.sampled_from(LEAVES))
     argv = list(leaf.path)
     arguments: list[str] = []
     for param in leaf.params:
@@ -451,7 +447,7 @@ def test_every_parameter_refuses_the_corpus_with_one_line(sandbox: Sandbox, rng:
     """Each parameter of each command, the others valid, gets hostile values of the corpus
     (a seeded sample: one value each, thirty under MILEPOST_RELIABILITY=full)."""
     tried = 0
-    for leaf in FUZZED:
+    for leaf in LEAVES:
         for param in leaf.params:
             if param.is_flag:
                 continue
@@ -1675,10 +1671,10 @@ def test_undecodable_arguments_are_refused_before_any_command(sandbox: Sandbox) 
         ),
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="milepost/ledger/cli.py (not this suite's to change): a traceback or an error of"
-    " several lines; strict, so the fix there turns these into failures to remove",
-)
-def test_known_ledger_command_failures(sandbox: Sandbox, argv: list[str]) -> None:
-    invoke(sandbox, argv)
+def test_ledger_commands_refuse_what_once_failed(sandbox: Sandbox, argv: list[str]) -> None:
+    """Ledger command lines that once raised a traceback (an age or time outside years 1 to
+    9999, an over-long name) or split the error over lines (a newline in a path): exit 2,
+    one line."""
+    outcome = invoke(sandbox, argv)
+    assert outcome.code == 2 and outcome.err.startswith("milepost: error:"), outcome
+    tally(TALLY, 1)
