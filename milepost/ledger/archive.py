@@ -42,6 +42,7 @@ from milepost.ledger.chain import (
     VerifyResult,
     canonical_body,
     format_time,
+    load_body,
     record_line,
     utc_now,
 )
@@ -268,7 +269,7 @@ def verify_archive(
         with ledger.read_transaction() as conn:
             bodies = conn.scalars(select(T.c.body).where(T.c.kind == "archive_anchor")).all()
         for text in bodies:
-            body = json.loads(text)
+            body = load_body(text)
             if body.get("archived_through_seq") == last_seq and (
                 body.get("archive_sha256") != file_sha
             ):

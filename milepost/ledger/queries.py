@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from milepost.errors import UserError
-from milepost.ledger.chain import format_time
+from milepost.ledger.chain import format_time, load_body
 from milepost.ledger.runs import RUN_KINDS
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import TASK_STATUSES, Ledger, add_status
@@ -39,11 +39,6 @@ def _time(value: datetime | str | None, what: str) -> str | None:
         return format_time(value)
     except (TypeError, ValueError):
         raise UserError(f"{what} must be an ISO-8601 date or time, not {value!r}") from None
-
-
-def _loads(text: str) -> dict[str, Any]:
-    data = json.loads(text)
-    return data if isinstance(data, dict) else {"value": data}
 
 
 def _start_row(conn: Connection, run_id: str) -> Row[Any, Any, Any, Any] | None:
@@ -66,7 +61,7 @@ def _starts(
     result = conn.execute(query)
     try:
         for run_id, recorded_at, body_text in result:
-            body = _loads(body_text)
+            body = load_body(body_text)
             if run_id is None or (kind is not None and body.get("kind") != kind):
                 continue
             found.append((run_id, recorded_at, body))
@@ -100,7 +95,7 @@ def _starts_for_host(
             start = _start_row(conn, run_id)
             if start is None or (since is not None and start.recorded_at < since):
                 continue
-            body = _loads(start.body)
+            body = load_body(start.body)
             if kind is not None and body.get("kind") != kind:
                 continue
             found.append((run_id, start.recorded_at, body))
@@ -152,7 +147,7 @@ def _assemble(
         )
         for run_id, recorded_at, body_text in rows:
             if run_id not in ends:
-                body = _loads(body_text)
+                body = load_body(body_text)
                 body.setdefault("ended_at", recorded_at)
                 ends[run_id] = body
     missing = [rid for rid in ids if not isinstance(ends.get(rid, {}).get("hosts"), dict)]
@@ -221,7 +216,7 @@ def run(ledger: Ledger, run_id: str) -> dict[str, Any]:
     results: list[dict[str, Any]] = []
     others: list[dict[str, Any]] = []
     for seq, kind, host, recorded_at, body_text in rows:
-        body = _loads(body_text)
+        body = load_body(body_text)
         if kind == "run_started" and start is None:
             start, started_at = body, recorded_at
         elif kind == "run_ended" and end is None:
@@ -275,12 +270,12 @@ def host(ledger: Ledger, name: str, limit: int = 20) -> dict[str, Any]:
         )
     packages: dict[str, str] = {}
     if facts is not None:
-        listed = _loads(facts.body).get("packages")
+        listed = load_body(facts.body).get("packages")
         if isinstance(listed, dict):
             packages = {str(k): str(v) for k, v in listed.items()}
     changes = []
     for seq, run_id, recorded_at, body_text in change_rows:
-        body = _loads(body_text)
+        body = load_body(body_text)
         changes.append(
             {
                 "seq": seq,
@@ -295,7 +290,7 @@ def host(ledger: Ledger, name: str, limit: int = 20) -> dict[str, Any]:
         # No inventory of packages yet: what the changes say is all we know.
         newer = [json.dumps(c) for c in reversed(changes)]
     for body_text in newer:
-        body = _loads(body_text)
+        body = load_body(body_text)
         package, version = body.get("package"), body.get("to_version")
         if not isinstance(package, str):
             continue

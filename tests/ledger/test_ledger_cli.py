@@ -64,6 +64,31 @@ def test_verify_exit_codes_and_checkpoint(ledger, raw, capsys, tmp_path):
     assert code == 2 and "signature" in one_line_error(err)
 
 
+def test_readers_answer_when_a_body_is_no_longer_json(ledger, raw, capsys):
+    """A body altered behind the ledger's back (not JSON, or JSON but not an object) does
+    not stop `runs`, `show` or `host`: they answer without it; `verify` names the record."""
+    run_id = sample_run(ledger, hosts=2, tasks=2)
+    with raw.begin() as conn:
+        seqs = (
+            conn.execute(
+                sa.text("SELECT seq FROM ledger_records WHERE run_id = :r ORDER BY seq"),
+                {"r": run_id},
+            )
+            .scalars()
+            .all()
+        )
+        for seq, body in ((seqs[0], "{not json"), (seqs[2], "[1, 2]"), (seqs[-1], "")):
+            conn.execute(
+                sa.text("UPDATE ledger_records SET body = :b WHERE seq = :s"),
+                {"b": body, "s": seq},
+            )
+    for args in (["runs"], ["runs", "--json"], ["show", run_id], ["host", "host0"]):
+        code, out, err = run_cli(capsys, *args)
+        assert code == 0 and "Traceback" not in out + err, (args, err)
+    code, out, _ = run_cli(capsys, "verify")
+    assert code == 1 and f"record {seqs[0]}" in out
+
+
 def test_export_archive_replay(ledger, capsys, tmp_path):
     ledger.append([{**r, "recorded_at": "2025-01-01T00:00:00Z"} for r in plain_records(3)])
     ledger.append(plain_records(2))
