@@ -104,6 +104,35 @@ def _quiet_ansible() -> Iterator[io.StringIO]:
         yield captured
 
 
+def _loader(playbook_dir: Path | None = None) -> Any:
+    """Ansible's DataLoader with the vault secrets ansible-playbook would have: the password
+    files and vault identities of ANSIBLE_VAULT_PASSWORD_FILE / ANSIBLE_VAULT_IDENTITY_LIST
+    or ansible.cfg, so an inventory with vault-encrypted files or values reads as in a run.
+    Never prompts. Raises AnsibleError if a configured password file cannot be read."""
+    from ansible import constants as C
+    from ansible.cli import CLI
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.parsing.vault import VaultSecretsContext
+
+    loader = DataLoader()
+    if playbook_dir is not None:
+        loader.set_basedir(str(playbook_dir))
+    current = VaultSecretsContext.current(optional=True)
+    if current is not None:  # read once per process, as Ansible's own commands do
+        loader.set_vault_secrets(current.secrets)
+        return loader
+    secrets = CLI.setup_vault_secrets(
+        loader,
+        vault_ids=list(C.DEFAULT_VAULT_IDENTITY_LIST),
+        ask_vault_pass=False,
+        auto_prompt=False,
+        initialize_context=False,
+    )
+    loader.set_vault_secrets(secrets)
+    VaultSecretsContext.initialize(VaultSecretsContext(secrets))
+    return loader
+
+
 _plugins_ready = False
 
 
@@ -311,7 +340,13 @@ def _inventory_error(sources: Sequence[Path], exc: Exception, warnings: str) -> 
         failure = _parse_failure(source, warnings)
         if failure:
             return f"inventory {_named(source)} could not be parsed: {_one_line(failure)}"
-    return f"inventory {', '.join(map(_named, sources))}: {_ansible_error(exc)}"
+    message = f"inventory {', '.join(map(_named, sources))}: {_ansible_error(exc)}"
+    if "vault" in message.lower():
+        message += (
+            " (the inventory holds vault-encrypted data: give the password file as for"
+            " ansible-playbook, ANSIBLE_VAULT_PASSWORD_FILE or vault_password_file in ansible.cfg)"
+        )
+    return message
 
 
 def _package_problems(pins: Any) -> Iterator[str]:
@@ -526,14 +561,11 @@ def inventory_problems(
         _init_plugins()
         from ansible.errors import AnsibleError
         from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
         from ansible.template import Templar
         from ansible.vars.manager import VariableManager
 
         try:
-            loader = DataLoader()
-            if playbook_dir is not None:
-                loader.set_basedir(str(playbook_dir))
+            loader = _loader(playbook_dir)
             inventory = InventoryManager(loader=loader, sources=[str(s) for s in sources])
             variables = VariableManager(loader=loader, inventory=inventory)
             everyone = inventory.get_hosts(RUC_GROUP) if RUC_GROUP in inventory.groups else []
@@ -618,7 +650,7 @@ def inventory_problems(
             for text in _option_problems(options):
                 found.setdefault(text, [])  # the play checks them on the controller too
         except AnsibleError as exc:
-            return [f"inventory {', '.join(map(str, sources))}: {_ansible_error(exc)}"], []
+            return [_inventory_error(sources, exc, warnings.getvalue())], []
 
     if not found:
         for text, hosts in _unavailable_pins(pinned).items():
@@ -640,10 +672,9 @@ def inventory_groups(sources: Sequence[Path]) -> dict[str, frozenset[str]]:
         _init_plugins()
         from ansible.errors import AnsibleError
         from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
 
         try:
-            inventory = InventoryManager(loader=DataLoader(), sources=[str(s) for s in sources])
+            inventory = InventoryManager(loader=_loader(), sources=[str(s) for s in sources])
             groups = {
                 str(name): frozenset(str(host.get_name()) for host in group.get_hosts())
                 for name, group in inventory.groups.items()
@@ -674,7 +705,6 @@ def inventory_variables(
         _init_plugins()
         from ansible.errors import AnsibleError
         from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
         from ansible.template import Templar
         from ansible.vars.manager import VariableManager
 
@@ -683,7 +713,7 @@ def inventory_variables(
             return {name: _template(templar, all_vars, name) for name in names if name in all_vars}
 
         try:
-            loader = DataLoader()
+            loader = _loader()
             inventory = InventoryManager(loader=loader, sources=[str(s) for s in sources])
             variables = VariableManager(loader=loader, inventory=inventory)
             controller = picked(variables.get_vars(host=inventory.get_host("localhost")))

@@ -59,10 +59,16 @@ def _secret_values(value: Any, key: str = "") -> Iterator[str]:
 
 
 def _vault_values(sources: Sequence[Path]) -> list[str]:
-    """The controller's vault values: variables encrypted with ansible-vault and variables
-    named vault_* (templated). A value that cannot be decrypted is left out (then it cannot
-    reach a notice either)."""
-    from milepost.inventory_check import _init_plugins, _quiet_ansible, _use_project_config
+    """The controller's vault values: variables encrypted with ansible-vault (inline or in
+    an encrypted file, milepost.vault_values) and variables named vault_* (templated). A
+    value that cannot be decrypted is left out (then it cannot reach a notice either)."""
+    from milepost.inventory_check import (
+        _init_plugins,
+        _loader,
+        _quiet_ansible,
+        _use_project_config,
+    )
+    from milepost.vault_values import vault_values
 
     _use_project_config()
     found: list[str] = []
@@ -70,33 +76,20 @@ def _vault_values(sources: Sequence[Path]) -> list[str]:
         _init_plugins()
         from ansible.errors import AnsibleError
         from ansible.inventory.manager import InventoryManager
-        from ansible.parsing.dataloader import DataLoader
         from ansible.template import Templar
         from ansible.vars.manager import VariableManager
 
         try:
-            from ansible.parsing.vault import VaultHelper
-        except ImportError:  # pragma: no cover - ansible-core before 2.19
-            VaultHelper = None  # noqa: N806
-
-        def vaulted(value: Any) -> bool:
-            if VaultHelper is not None:
-                try:
-                    return VaultHelper.get_ciphertext(value, with_tags=False) is not None
-                except Exception:  # noqa: BLE001 - not ours to judge
-                    return False
-            return type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode")
-
-        try:
-            loader = DataLoader()
+            loader = _loader()
             inventory = InventoryManager(loader=loader, sources=[str(s) for s in sources])
             variables = VariableManager(loader=loader, inventory=inventory)
             all_vars = variables.get_vars(host=inventory.get_host("localhost"))
         except AnsibleError:
             return []
+        found.extend(vault_values(all_vars))
         templar = Templar(loader=loader, variables=all_vars)
         for name, value in all_vars.items():
-            if not (str(name).startswith(VAULT_PREFIX) or vaulted(value)):
+            if not str(name).startswith(VAULT_PREFIX):
                 continue
             try:
                 plain = templar.template(value)

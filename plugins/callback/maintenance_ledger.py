@@ -97,22 +97,12 @@ from ansible import constants as C
 from ansible import context
 from ansible.plugins.callback import CallbackBase
 
-try:  # ansible-core 2.19 and later
-    from ansible.parsing.vault import VaultHelper
-except ImportError:
-    VaultHelper = None
-
-try:  # ansible-core 2.19 and later: where a value was read from
-    from ansible._internal._datatag._tags import Origin
-except ImportError:
-    Origin = None
-from ansible.parsing.vault import is_encrypted_file
-
 try:
     from milepost.ledger import package_change, package_facts, task_result
     from milepost.recorder import Recorder, git_commit
     from milepost.registers import run_glitch_record
     from milepost.redaction import DEFAULT_PATTERNS, Redactor
+    from milepost.vault_values import vault_values
 
     HAS_MILEPOST = True
 except ImportError:
@@ -190,19 +180,19 @@ class CallbackModule(CallbackBase):
             return  # without a vault secret nothing can have been decrypted
         manager = play.get_variable_manager()
         for host in play.get_variable_manager()._inventory.get_hosts(play.hosts):
-            self._redactor.add_secrets(_vault_values(manager.get_vars(play=play, host=host)))
+            self._redactor.add_secrets(vault_values(manager.get_vars(play=play, host=host)))
 
     def _learn_task_vaults(self, task):
         """Vault values that come with a task rather than the play: its own and its blocks'
         vars, and the vars of a role included while the play runs."""
         if self._redactor is None or not self._vaults:
             return
-        self._redactor.add_secrets(_vault_values(task.get_vars()))
+        self._redactor.add_secrets(vault_values(task.get_vars()))
         role = task._role
         if role is not None and id(role) not in self._roles_seen:
             self._roles_seen.add(id(role))
-            self._redactor.add_secrets(_vault_values(role.get_default_vars()))
-            self._redactor.add_secrets(_vault_values(role.get_vars()))
+            self._redactor.add_secrets(vault_values(role.get_default_vars()))
+            self._redactor.add_secrets(vault_values(role.get_vars()))
 
     def _learn_host_vaults(self, host, task):
         """Vault values a host has now (include_vars loads them while the play runs)."""
@@ -210,7 +200,7 @@ class CallbackModule(CallbackBase):
             return
         manager = self._play.get_variable_manager()
         variables = manager.get_vars(play=self._play, host=host, task=task, include_hostvars=False)
-        self._redactor.add_secrets(_vault_values(variables))
+        self._redactor.add_secrets(vault_values(variables))
 
     def v2_playbook_on_stats(self, stats):
         if self._recorder is None:
@@ -430,55 +420,3 @@ def _vault_secrets_given():
 
 def _loads_vars(task):
     return str(task.action).endswith("include_vars")
-
-
-def _is_vaulted(value):
-    """An inline !vault string or a value read from a vault-encrypted file."""
-    if VaultHelper is not None:
-        try:
-            if VaultHelper.get_ciphertext(value, with_tags=False) is not None:
-                return True
-        except Exception:  # noqa: BLE001 - an undecryptable value is not ours to judge
-            return False
-        return _from_encrypted_file(value)
-    return type(value).__name__ in ("EncryptedString", "AnsibleVaultEncryptedUnicode")
-
-
-_ENCRYPTED_FILES = {}
-
-
-def _from_encrypted_file(value):
-    """A value read from a file encrypted as a whole (ansible-vault encrypt vars.yml:
-    group_vars/all/vault.yml, vars_files, include_vars, -e @file). Its values carry no
-    vault tag of their own, only the file they came from."""
-    if Origin is None or isinstance(value, (bool, dict, list, tuple)) or value is None:
-        return False
-    try:
-        origin = Origin.get_tag(value)
-    except Exception:  # noqa: BLE001 - a value without tags is not from a file
-        return False
-    path = getattr(origin, "path", None)
-    if not path:
-        return False
-    if path not in _ENCRYPTED_FILES:
-        try:
-            with open(path, "rb") as handle:
-                _ENCRYPTED_FILES[path] = bool(is_encrypted_file(handle))
-        except OSError:
-            _ENCRYPTED_FILES[path] = False
-    return _ENCRYPTED_FILES[path]
-
-
-def _vault_values(variables):
-    """Decrypted values of vault-encrypted variables, found anywhere in nested data."""
-    found = []
-    stack = [variables]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(value.values())
-        elif isinstance(value, (list, tuple)):
-            stack.extend(value)
-        elif _is_vaulted(value):
-            found.append(str(value))
-    return found

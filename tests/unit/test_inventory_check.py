@@ -568,3 +568,58 @@ def test_the_phase_is_read_from_the_inventory_and_checked(tmp_path):
     assert inventory_phase([inventory("hyper", "milepost_phase: hypercare\n")]) == "hypercare"
     with pytest.raises(UserError, match="is not one of normal, hypercare"):
         inventory_phase([inventory("bad", "milepost_phase: launch\n")])
+
+
+def encrypt(path: Path, password: str) -> None:
+    """Encrypt a file in place as `ansible-vault encrypt` does."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    lib = VaultLib([("default", VaultSecret(password.encode()))])
+    path.write_bytes(lib.encrypt(path.read_text()))
+
+
+def problems_in_a_fresh_process(inventory: Path, **env: str) -> subprocess.CompletedProcess:
+    """inventory_problems in a new process: Ansible reads its vault settings once."""
+    code = (
+        "from pathlib import Path; from milepost.inventory_check import inventory_problems;"
+        f" problems, hosts = inventory_problems([Path({str(inventory)!r})]);"
+        " print('\\n'.join(problems) or 'hosts: ' + ' '.join(hosts))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MILEPOST_ROOT": str(ROOT), **env},
+        timeout=120,
+    )
+
+
+def test_vault_encrypted_inventory_files_are_read_with_the_configured_password(tmp_path):
+    """A group_vars file encrypted with ansible-vault is read with the password file
+    ansible-playbook would use (ANSIBLE_VAULT_PASSWORD_FILE): its values are checked like
+    any other; without a password the check says what is missing in one line."""
+    password_file = tmp_path / "vault-pass"
+    password_file.write_text("correct horse\n")
+    window = VALID_GROUP_VARS["payment_gateway"]
+    inventory = write_inventory(
+        tmp_path, payment_gateway=window.replace("duration_minutes: 120", "duration_minutes: -5")
+    )
+    encrypt(inventory / "group_vars" / "payment_gateway.yml", "correct horse")
+    with_password = {"ANSIBLE_VAULT_PASSWORD_FILE": str(password_file)}
+
+    found = problems_in_a_fresh_process(inventory, **with_password)
+    assert "duration_minutes" in found.stdout, found.stdout + found.stderr
+
+    (inventory / "group_vars" / "payment_gateway.yml").write_text(textwrap.dedent(window))
+    encrypt(inventory / "group_vars" / "payment_gateway.yml", "correct horse")
+    found = problems_in_a_fresh_process(inventory, **with_password)
+    assert found.stdout.split() == [
+        "hosts:",
+        "pay-01.example.invalid",
+        "pay-02.example.invalid",
+        "report-01.example.invalid",
+    ], found.stdout + found.stderr
+
+    found = problems_in_a_fresh_process(inventory)
+    lines = found.stdout.splitlines()
+    assert len(lines) == 1 and "ANSIBLE_VAULT_PASSWORD_FILE" in lines[0], found

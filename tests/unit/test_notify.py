@@ -673,6 +673,45 @@ def test_vault_values_are_masked_wherever_a_template_puts_them(tmp_path, ledger,
     assert nothing.skipped == ["nothing to send: no maintenance window opens within 1 hour"]
 
 
+def test_values_of_a_vault_encrypted_file_are_masked(tmp_path, smtp):
+    """A variable read from a file encrypted as a whole (ansible-vault encrypt
+    group_vars/all/vault.yml), whatever its name, is masked in a notice; the file is read
+    with the password file ansible-playbook would use. A fresh process: Ansible reads its
+    vault settings once per process."""
+    import os
+    import subprocess
+
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    canary = "CANARY-whole-file-vault-5127"
+    notify = notify_yaml(smtp.port).replace(
+        "contact: RUC Operations, ops@ruc.example.gov",
+        'contact: "RUC Operations, {{ ruc_ops_phone }}"',
+    )
+    inventory = notify_inventory(tmp_path / "inventory", notify)
+    vault_file = inventory / "group_vars" / "all" / "vault.yml"
+    lib = VaultLib([("default", VaultSecret(b"notice vault"))])
+    vault_file.write_bytes(lib.encrypt(f"{VAULT}ruc_ops_phone: {canary}\n"))
+    password_file = tmp_path / "vault-pass"
+    password_file.write_text("notice vault\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "milepost.cli", "notify", "upcoming", "--now", "--system",
+         "payment_gateway", "--dry-run", "-i", str(inventory)],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "MILEPOST_ROOT": str(ROOT),
+            "MILEPOST_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}",
+            "ANSIBLE_VAULT_PASSWORD_FILE": str(password_file),
+        },
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Questions: RUC Operations, ***" in proc.stdout, proc.stdout
+    assert canary not in proc.stdout + proc.stderr
+
+
 def test_a_notice_record_is_spooled_when_the_ledger_cannot_be_written(
     ledger, capsys, monkeypatch, tmp_path
 ):
