@@ -57,8 +57,15 @@ def vault_values(variables: Any) -> list[str]:
         elif isinstance(value, list | tuple):
             stack.extend(value)
         elif is_vaulted(value):
-            try:
-                found.append(str(value))
-            except Exception:  # noqa: BLE001, S112 - no secret to decrypt it with
-                continue
+            text = _decrypted(value)
+            if text is not None:
+                found.append(text)
     return found
+
+
+def _decrypted(value: Any) -> str | None:
+    """The text of a vault value, or None when no secret given can decrypt it."""
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - Ansible's error types vary: none of them matter here
+        return None
