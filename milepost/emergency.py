@@ -482,7 +482,7 @@ def emergency_patch(request: Request, console: Console) -> Summary | None:
     from milepost.inventory_check import default_inventory
     from milepost.ledger.runs import new_run_id
     from milepost.paths import project_root
-    from milepost.runner import Interrupted, run_playbook
+    from milepost.runner import Interrupted, run_playbook, signals_held
 
     chosen = plan(request)
     _print_plan(console, request, chosen)
@@ -501,75 +501,79 @@ def emergency_patch(request: Request, console: Console) -> Summary | None:
     _confirm(request, chosen)
     run_id = new_run_id()
     lock = FleetLock()
-    lock.acquire(
-        {"run_id": run_id, "advisory_id": request.advisory_id, "operator": operator_name()}
-    )
-    try:
-        _record(
-            "emergency_patch",
-            run_id,
-            {
-                "advisory_id": request.advisory_id,
-                "packages": chosen.packages,
-                "reason": request.reason,
-                "operator": operator_name(),
-                "limit": request.limit,
-                "canary": request.canary,
-                "candidates": chosen.candidates,
-                "excepted": chosen.excepted,
-            },
+    # From the fleet lock on, Ctrl-C/SIGTERM no longer end the process: the emergency is
+    # recorded, closed as aborted if the playbook never started, and the lock released.
+    with signals_held() as interrupts:
+        lock.acquire(
+            {"run_id": run_id, "advisory_id": request.advisory_id, "operator": operator_name()}
         )
-        root = project_root()
-        sources = [request.inventory] if request.inventory else []
-        # The emergency notice (when milepost_notify is configured): at the start, and at
-        # the end from the emergency_result record.
-        notify.notify_emergency(run_id, sources or default_inventory())
-        progress = _Progress(run_id, chosen.candidates, console)
-        progress.start()
-        started = time.monotonic()
         try:
-            result = run_playbook(
-                root / "playbooks" / PLAYBOOK,
-                inventory=sources,
-                limit=",".join(chosen.candidates),
-                extravars={
-                    "emergency_patch_advisory": request.advisory_id,
-                    "emergency_patch_packages": chosen.packages,
-                    "emergency_patch_canary": request.canary,
-                    "preflight_override_window": True,
-                    "preflight_override_reason": (
-                        f"emergency patch {request.advisory_id}: {request.reason}"
-                    ),
+            _record(
+                "emergency_patch",
+                run_id,
+                {
+                    "advisory_id": request.advisory_id,
+                    "packages": chosen.packages,
+                    "reason": request.reason,
+                    "operator": operator_name(),
+                    "limit": request.limit,
+                    "canary": request.canary,
+                    "candidates": chosen.candidates,
+                    "excepted": chosen.excepted,
                 },
-                quiet=True,
-                env={"MILEPOST_RUN_KIND": "emergency"},
-                root=root,
-                run_id=run_id,
             )
+            root = project_root()
+            sources = [request.inventory] if request.inventory else []
+            # The emergency notice (when milepost_notify is configured): at the start, and at
+            # the end from the emergency_result record.
+            notify.notify_emergency(run_id, sources or default_inventory())
+            progress = _Progress(run_id, chosen.candidates, console)
+            progress.start()
+            started = time.monotonic()
+            try:
+                result = run_playbook(
+                    root / "playbooks" / PLAYBOOK,
+                    inventory=sources,
+                    limit=",".join(chosen.candidates),
+                    extravars={
+                        "emergency_patch_advisory": request.advisory_id,
+                        "emergency_patch_packages": chosen.packages,
+                        "emergency_patch_canary": request.canary,
+                        "preflight_override_window": True,
+                        "preflight_override_reason": (
+                            f"emergency patch {request.advisory_id}: {request.reason}"
+                        ),
+                    },
+                    quiet=True,
+                    env={"MILEPOST_RUN_KIND": "emergency"},
+                    root=root,
+                    run_id=run_id,
+                    interrupts=interrupts,
+                )
+            finally:
+                progress.stop()
+            summary = summarise(
+                run_id,
+                request.advisory_id,
+                chosen.packages,
+                chosen.candidates,
+                "aborted"
+                if result.interrupted_by is not None
+                else result.status
+                if result.rc == 0
+                else "failed",
+            )
+            _record(
+                "emergency_result",
+                run_id,
+                {
+                    **{k: v for k, v in asdict(summary).items() if k != "run_id"},
+                    "seconds": round(time.monotonic() - started, 1),
+                },
+            )
+            notify.notify_emergency(run_id, sources or default_inventory())
+            if result.interrupted_by is not None:
+                raise Interrupted(result)
+            return summary
         finally:
-            progress.stop()
-        summary = summarise(
-            run_id,
-            request.advisory_id,
-            chosen.packages,
-            chosen.candidates,
-            "aborted"
-            if result.interrupted_by is not None
-            else result.status
-            if result.rc == 0
-            else "failed",
-        )
-        _record(
-            "emergency_result",
-            run_id,
-            {
-                **{k: v for k, v in asdict(summary).items() if k != "run_id"},
-                "seconds": round(time.monotonic() - started, 1),
-            },
-        )
-        notify.notify_emergency(run_id, sources or default_inventory())
-        if result.interrupted_by is not None:
-            raise Interrupted(result)
-        return summary
-    finally:
-        lock.release()
+            lock.release()

@@ -22,6 +22,7 @@ ansible.cfg, with the maintenance_ledger callback recording the run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -30,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -41,7 +42,7 @@ from milepost.errors import MilepostError
 if TYPE_CHECKING:
     from milepost.inventory_check import CheckedInventory
 
-__all__ = ["RunResult", "playbook_env", "run_playbook"]
+__all__ = ["RunResult", "playbook_env", "run_playbook", "signals_held"]
 
 #: Seconds a playbook gets to close its run after the first Ctrl-C/SIGTERM before it is killed.
 GRACE_SECONDS = 60.0
@@ -161,6 +162,20 @@ class _Interrupts:
         return self._count > 0 and time.monotonic() - self._first_at > GRACE_SECONDS
 
 
+@contextlib.contextmanager
+def signals_held() -> Iterator[_Interrupts]:
+    """Ctrl-C and SIGTERM are caught from here on instead of ending the process, for a
+    caller that records something before its playbook starts (the emergency patch, between
+    taking the fleet lock and the playbook). Pass the object to run_playbook: it does not
+    start the playbook when a signal came first, and passes later ones on to it."""
+    interrupts = _Interrupts()
+    interrupts.install()
+    try:
+        yield interrupts
+    finally:
+        interrupts.restore()
+
+
 def _is_our_child(pid: int) -> bool:
     """ansible-playbook is started by runner in this process (on a pseudo-terminal)."""
     if pid <= 1 or pid == os.getpid():
@@ -199,6 +214,7 @@ def run_playbook(
     env: Mapping[str, str] | None = None,
     root: Path | None = None,
     run_id: str | None = None,
+    interrupts: _Interrupts | None = None,
 ) -> RunResult:
     """Run playbook with ansible-playbook through ansible-runner and return how it ended.
 
@@ -206,6 +222,8 @@ def run_playbook(
     for this run on top of the process environment (MILEPOST_LEDGER_URL, ...). quiet: do
     not stream the playbook's output to the terminal. run_id: the ledger's id for the run
     (default: a new one), for a caller that records something about the run first.
+    interrupts: from signals_held(), when the caller caught signals before this run; if
+    one came already, the playbook is not started (interrupted, started False).
     """
     import ansible_runner.interface
 
@@ -217,7 +235,16 @@ def run_playbook(
     run_id = run_id or new_run_id()
     envvars = {**(env or {}), **playbook_env(root, run_id, base)}
     cmdline = " ".join(flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted)
-    interrupts = _Interrupts()
+    own_interrupts = interrupts is None
+    interrupts = interrupts or _Interrupts()
+    if interrupts.signum is not None:
+        return RunResult(
+            status="canceled",
+            rc=254,
+            run_id=run_id,
+            interrupted_by=interrupts.signum,
+            started=False,
+        )
     private_dir = Path(tempfile.mkdtemp(prefix="milepost-run-"))
     ident = run_id
 
@@ -225,7 +252,8 @@ def run_playbook(
         if data.get("status") == "running":
             _forget_command(private_dir / "artifacts" / ident)
 
-    interrupts.install()
+    if own_interrupts:
+        interrupts.install()
     try:
         # ansible_runner.run() is init_runner() then run(); in between, the playbook's
         # output is kept off disk: runner's own suppress_output_file argument (and a
@@ -256,7 +284,8 @@ def run_playbook(
     except Exception as exc:  # noqa: BLE001 - runner raises assorted errors; one line for the user
         raise MilepostError(f"could not run {playbook.name}: {exc}") from exc
     finally:
-        interrupts.restore()
+        if own_interrupts:
+            interrupts.restore()
         _discard(private_dir)
     started = interrupts.signum is None or _start_recorded(run_id)
     return RunResult(

@@ -225,6 +225,46 @@ def test_a_signal_is_passed_on_and_the_run_closed_as_aborted(local, tmp_path, si
         assert run["reason"] == "terminated by SIGTERM"
 
 
+HELD_SCRIPT = """\
+import os
+import signal
+import sys
+from pathlib import Path
+from milepost.runner import run_playbook, signals_held
+
+with signals_held() as interrupts:
+    os.kill(os.getpid(), signal.SIGTERM)  # as if it came while the caller recorded its start
+    print("still here", flush=True)
+    result = run_playbook(Path(sys.argv[1]), inventory=[Path(sys.argv[2])], quiet=True,
+                          interrupts=interrupts)
+print(result.status, result.interrupted_by, result.started, result.run_id)
+"""
+
+
+def test_a_signal_caught_before_the_playbook_means_it_never_starts(local, tmp_path):
+    """Between signals_held() and run_playbook (the emergency patch records its start and
+    sends its notice there), SIGTERM does not end the process: run_playbook then does not
+    start the playbook and reports the run interrupted before it began."""
+    script = tmp_path / "held.py"
+    script.write_text(HELD_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(local["playbook"]), str(local["inventory"])],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ledger_env(tmp_path)},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "still here"
+    status, interrupted_by, started, run_id = lines[-1].split()
+    assert (status, interrupted_by, started) == ("canceled", str(int(signal.SIGTERM)), "False")
+    assert not (tmp_path / "ledger.sqlite").exists() or ledger_runs(tmp_path) == []
+    message = str(runner.Interrupted(runner.RunResult("canceled", 254, run_id, 15, False)))
+    assert message == f"interrupted by SIGTERM before run {run_id} began: no task ran"
+
+
 SLEEPING_PYTHON = """\
 #!/bin/sh
 touch {marker}
