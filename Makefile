@@ -82,7 +82,7 @@ reliability-fast: lab postgres
 test: lint unit ledger-tests integration reliability-fast molecule
 
 # Benchmarks print ratios measured side by side; they are not tests. `make bench` runs every
-# one in turn (about 3.5 hours here); each also has a target of its own. 20 lab hosts, then
+# one in turn (about 4 hours here); each also has a target of its own. 20 lab hosts, then
 # 50 for the scale benchmark. Figures and how they were taken: bench/RESULTS.md.
 BENCHES = bench-ledger bench-queries bench-efficiency bench-mitogen bench-emergency \
 	bench-drift bench-tuning bench-scale
