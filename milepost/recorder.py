@@ -1,11 +1,13 @@
 """The ledger writer used while a playbook runs: a bounded queue and one thread that
-group-commits, so recording never holds up Ansible.
+group-commits (what arrives within LINGER of a batch's first record goes in with it, one
+transaction), so recording never holds up Ansible.
 
 Nothing is dropped: a full queue makes the producer wait; a batch the ledger cannot take
 (disk full, database down) is spooled to a local JSONL file, one warning is given, and
 `milepost ledger replay` (or the next run) writes it in. A run interrupted by SIGINT or
 SIGTERM is closed as aborted; a run killed with SIGKILL is closed as aborted by the next
-ledger command or run.
+ledger command or run (it loses what it had not yet committed: at most LINGER's worth and
+what was queued behind it).
 """
 
 import atexit
@@ -14,6 +16,7 @@ import queue
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -25,6 +28,9 @@ from milepost.ledger import Ledger, LedgerUnavailable, new_run_id, run_ended, ru
 Record = dict[str, Any]
 BATCH = 500
 QUEUE_SIZE = 10_000
+#: How long a batch waits for more records: results arrive one at a time, and one
+#: transaction for each would cost more than the result itself.
+LINGER = 0.1
 _STOP = object()
 
 
@@ -111,17 +117,20 @@ class Recorder:
         raise KeyboardInterrupt
 
     def _drain(self) -> None:
+        """Write what the queue holds in batches: a batch is written once it is full, once
+        LINGER seconds have passed since its first record, or when the run ends."""
         stop = False
         while not stop:
             batch = [self._queue.get()]
-            while len(batch) < BATCH:
+            deadline = time.monotonic() + LINGER
+            while len(batch) < BATCH and batch[-1] is not _STOP:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
-            if any(item is _STOP for item in batch):
+            if batch[-1] is _STOP:
                 stop = True
-                batch = [item for item in batch if item is not _STOP]
+                batch.pop()
             if batch:
                 self._write(batch)
 

@@ -69,3 +69,50 @@ def test_a_run_that_received_sigterm_is_aborted_even_if_it_reached_its_end(tmp_p
     recorder.finish("successful")
     run = Ledger.open(url).runs()[0]
     assert (run["status"], run["reason"]) == ("aborted", "terminated by SIGTERM")
+
+
+def test_results_arriving_one_at_a_time_are_committed_together(tmp_path, monkeypatch):
+    """One transaction per result would cost more than the result: results that arrive
+    within LINGER of each other share one."""
+    import time
+
+    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MILEPOST_RUN_ID", "20261124T000000Z-unit04")
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    transactions: list[int] = []
+    append = Ledger.append
+
+    def counting_append(self, records):
+        transactions.append(len(records))
+        return append(self, records)
+
+    monkeypatch.setattr(Ledger, "append", counting_append)
+    recorder = Recorder(url, lambda message: None)
+    recorder.start(playbook="p.yml", kind="manual")
+    for i in range(40):  # 5 ms apart: time enough to write each alone
+        recorder.put(task_result(recorder.run_id, f"h{i % 4}", f"task {i}", "ok"))
+        time.sleep(0.005)
+    recorder.finish("successful")
+    assert sum(transactions) == 42  # run_started, 40 results, run_ended
+    assert len(transactions) <= 10, transactions
+    run = Ledger.open(url).runs()[0]
+    assert sum(c["ok"] for c in run["hosts"].values()) == 40
+
+
+def test_a_lone_record_is_written_while_the_run_goes_on(tmp_path, monkeypatch):
+    """Group commit waits for company at most LINGER: the run's start is in the ledger
+    before the run ends."""
+    import time
+
+    monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MILEPOST_RUN_ID", "20261124T000000Z-unit05")
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    recorder = Recorder(url, lambda message: None)
+    recorder.start(playbook="p.yml", kind="manual")
+    ledger = Ledger.open(url)
+    deadline = time.monotonic() + 60
+    while not ledger.runs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [run["status"] for run in ledger.runs()] == ["running"]
+    recorder.finish("successful")
+    assert [run["status"] for run in ledger.runs()] == ["successful"]
