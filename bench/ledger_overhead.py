@@ -3,10 +3,18 @@ Milepost ledger on SQLite and on PostgreSQL, and with ARA's callback (offline, S
 
 Variants run interleaved (A B C D, A B C D, ...) so machine noise hits them alike. Prints
 medians, spreads, added wall time per run and per recorded result, and ours against ARA's.
+
+A whole run's controller CPU varies by seconds with the machine's load, more than the
+ledger's share of it, so the writer's own cost is then measured in-process as well: the
+same number of task results, handed over one at a time at the pace of the runs above,
+through milepost.recorder to SQLite and PostgreSQL, against the same loop without a
+recorder (`--writer-only` runs just this part, without the lab; `--no-group-commit` writes
+each result in a transaction of its own, as the recorder did before it group-committed).
+
 Not a test: it asserts nothing. It runs on every lab host. Usage (after `scripts/lab up
 --hosts 20` and `scripts/postgres`):
 
-    .venv/bin/python bench/ledger_overhead.py [--rounds 5]
+    .venv/bin/python bench/ledger_overhead.py [--rounds 5] [--writer-only] [--no-group-commit]
 """
 
 import argparse
@@ -20,12 +28,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from milepost import recorder
+from milepost.ledger import new_run_id, task_result
+from milepost.recorder import Recorder
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PLAYBOOK = ROOT / "bench" / "playbooks" / "thirty_tasks.yml"
 INVENTORY = ROOT / "inventory" / "lab" / "hosts.yml"
 PG_ADMIN = "postgresql+psycopg://milepost:milepost@127.0.0.1:5432/milepost_test"
 TASKS = 30
+#: The in-process part hands over this many results, evenly spaced (real results come in
+#: bursts, one per host as a task ends, which group better: this errs on the dear side).
+WRITER_RESULTS = 200
+#: With --writer-only, results 160 ms apart: 600 results in a 96 s run, as on 20 lab hosts.
+WRITER_GAP = 0.16
 PATH_KEYS = {
     "inventory",
     "roles_path",
@@ -99,12 +116,61 @@ def run_once(env: dict[str, str]) -> tuple[float, float]:
     return wall, cpu
 
 
+def writer_cpu(url: str | None, results: int, gap: float) -> float:
+    """Process CPU seconds to hand `results` task results over one at a time, `gap` apart,
+    to a recorder writing to `url` (None: the same loop, no recorder)."""
+    recorder = Recorder(url, print) if url else None
+    begin = time.process_time()
+    if recorder:
+        recorder.start(playbook="bench.yml", kind="manual")
+    run_id = recorder.run_id if recorder else new_run_id()
+    for i in range(results):
+        record = task_result(run_id, f"host-{i % 20:02d}", f"task {i // 20}", "ok", 0.1)
+        if recorder:
+            recorder.put(record)
+        time.sleep(gap)
+    if recorder:
+        recorder.finish("successful")
+    return time.process_time() - begin
+
+
+def writer_cost(work: Path, rounds: int, results: int, gap: float) -> None:
+    os.environ["MILEPOST_STATE_DIR"] = str(work / "state")
+    urls = {
+        "none": None,
+        "ledger-sqlite": f"sqlite:///{work / 'writer.sqlite'}",
+        "ledger-postgresql": PG_ADMIN,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in urls}
+    for _ in range(rounds):
+        for name, url in urls.items():
+            os.environ.pop("MILEPOST_RUN_ID", None)
+            samples[name].append(writer_cpu(url, results, gap))
+    base = statistics.median(samples["none"])
+    mode = "one transaction per result" if recorder.LINGER == 0 else "group commit"
+    print(
+        f"writer cost in-process ({mode}): {results} results {1000 * gap:.0f} ms apart,"
+        f" {rounds} interleaved rounds, medians"
+    )
+    for name in ("ledger-sqlite", "ledger-postgresql"):
+        cpu = statistics.median(samples[name])
+        print(f"{name:<18} {1000 * (cpu - base) / results:+.2f} ms cpu per result")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--writer-only", action="store_true", help="only the in-process part")
+    parser.add_argument("--no-group-commit", action="store_true", help="one transaction per result")
     args = parser.parse_args()
     if args.rounds < 1:
         sys.exit("bench: --rounds must be at least 1")
+    if args.no_group_commit:
+        recorder.LINGER = 0.0
+    if args.writer_only:
+        with tempfile.TemporaryDirectory(prefix="milepost-bench-") as tmp:
+            writer_cost(Path(tmp), args.rounds, WRITER_RESULTS, WRITER_GAP)
+        return
     if not INVENTORY.is_file():
         sys.exit("bench: the lab is not up: run `make lab HOSTS=20`")
     hosts = len(json.loads((ROOT / ".milepost/lab/state.json").read_text())["hosts"])
@@ -146,6 +212,9 @@ def main() -> None:
     if added["ara"] > 0:
         for name in ("ledger-sqlite", "ledger-postgresql"):
             print(f"{name} adds {added[name] / added['ara']:.2f} of what ARA adds")
+    with tempfile.TemporaryDirectory(prefix="milepost-bench-") as tmp:
+        # Results arrived at the pace of the unrecorded runs.
+        writer_cost(Path(tmp), args.rounds, WRITER_RESULTS, base_wall / results_per_run)
 
 
 if __name__ == "__main__":
