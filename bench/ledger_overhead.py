@@ -119,18 +119,18 @@ def run_once(env: dict[str, str]) -> tuple[float, float]:
 def writer_cpu(url: str | None, results: int, gap: float) -> float:
     """Process CPU seconds to hand `results` task results over one at a time, `gap` apart,
     to a recorder writing to `url` (None: the same loop, no recorder)."""
-    recorder = Recorder(url, print) if url else None
+    writer = Recorder(url, print) if url else None
     begin = time.process_time()
-    if recorder:
-        recorder.start(playbook="bench.yml", kind="manual")
-    run_id = recorder.run_id if recorder else new_run_id()
+    if writer:
+        writer.start(playbook="bench.yml", kind="manual")
+    run_id = writer.run_id if writer else new_run_id()
     for i in range(results):
         record = task_result(run_id, f"host-{i % 20:02d}", f"task {i // 20}", "ok", 0.1)
-        if recorder:
-            recorder.put(record)
+        if writer:
+            writer.put(record)
         time.sleep(gap)
-    if recorder:
-        recorder.finish("successful")
+    if writer:
+        writer.finish("successful")
     return time.process_time() - begin
 
 
