@@ -5,8 +5,7 @@ Exit codes: 0 success, 1 the work failed, 2 bad input or a missing prerequisite.
 
 import json
 import sys
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,11 +13,10 @@ from rich.table import Table
 from typer._click.exceptions import NoArgsIsHelpError
 
 from milepost.advisory_cli import advisory_app
-from milepost.drift_cli import change_app, drift_app
+from milepost.drift_cli import AllowDowngradeOption, allow_downgrade_vars, change_app, drift_app
 from milepost.errors import MilepostError, UserError, printable
 from milepost.exposure_cli import exception_app, exposure
 from milepost.input_checks import shown
-from milepost.inventory_check import CheckedInventory
 from milepost.lab import topology
 from milepost.ledger.cli import app as ledger_app
 from milepost.notify_cli import notify_app
@@ -140,11 +138,13 @@ def stop(
     from milepost import kill_switch
 
     if clear:
-        cleared = kill_switch.clear()
-        console.print("kill switch cleared" if cleared else "kill switch was not set")
+        was_set, where = kill_switch.clear()
+        console.print(
+            f"kill switch {'cleared' if was_set else 'was not set; cleared anyway'} in {where}"
+        )
         return
-    record = kill_switch.set_switch(reason)
-    console.print(f"kill switch set: {record['reason']} ({kill_switch.path()})")
+    record, where = kill_switch.set_switch(reason)
+    console.print(f"kill switch set in {where}: {record['reason']}")
 
 
 EXTRA_VAR_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -166,6 +166,11 @@ def _extra_vars(pairs: list[str]) -> dict[str, str]:
             )
         if key in OVERRIDE_VARS:
             raise UserError(f"-e {key} is set by --override-window --reason TEXT: use those")
+        if key in ("milepost_environment", "milepost_allow_downgrade"):
+            raise UserError(
+                f"-e {key} is not an extra var: the inventory says milepost_environment;"
+                " name downgrades with --allow-downgrade PACKAGE"
+            )
         found[key] = value
     return found
 
@@ -227,12 +232,14 @@ def maintain(
             help="An extra variable for the playbook (repeatable; values are strings).",
         ),
     ] = None,
+    allow_downgrade: AllowDowngradeOption = None,
 ) -> None:
     """Check the inventory, then run playbooks/maintain.yml (help: MAINTAIN_HELP)."""
     from milepost.input_checks import check_limit, check_untemplated
     from milepost.runner import run_checked
 
-    variables: dict[str, str | bool] = dict(_extra_vars(extra_var or []))
+    variables: dict[str, Any] = dict(_extra_vars(extra_var or []))
+    variables.update(allow_downgrade_vars(allow_downgrade))
     if limit is not None:
         limit = check_limit(limit)
     if reason is not None and not override_window:
@@ -243,31 +250,14 @@ def maintain(
         # The reason goes to the playbook as an extra var, which Ansible templates.
         why = check_untemplated(reason or "", "--reason", max_len=MAX_REASON)
         variables.update(preflight_override_window=True, preflight_override_reason=why)
-    from milepost import notify
-
-    # Notices (when milepost_notify is configured; never in check mode): upcoming
-    # maintenance once the inventory passed its checks, completed after the run whatever
-    # its outcome (read from the closed run in the ledger).
-    started: list[tuple[str, tuple[Path, ...]]] = []
-
-    def upcoming(run_id: str, checked: CheckedInventory) -> None:
-        started.append((run_id, checked.sources))
-        if not check:
-            notify.notify_upcoming_now(run_id, checked.hosts, checked.sources)
-
-    try:
-        result = run_checked(
-            "maintain.yml",
-            inventory=inventory,
-            limit=limit,
-            check=check,
-            diff=diff,
-            extravars=variables,
-            before_run=upcoming,
-        )
-    finally:
-        if started and not check:
-            notify.notify_completed(*started[0])
+    result = run_checked(
+        "maintain.yml",
+        inventory=inventory,
+        limit=limit,
+        check=check,
+        diff=diff,
+        extravars=variables,
+    )
     if not result.succeeded:
         raise MilepostError(
             f"maintenance run {result.run_id} {result.status} (ansible-playbook exit"
@@ -275,16 +265,9 @@ def maintain(
         )
     console.print(f"maintenance run {result.run_id} successful")
     if result.phase == "hypercare" and not check:
-        # Hypercare: every run is followed by a drift check of the same hosts.
-        drift = run_checked(
-            "drift.yml", inventory=inventory, limit=limit, check=True, diff=True, run_kind="drift"
+        console.print(
+            f"hypercare: drift check recorded under run {result.run_id} (`milepost drift report`)"
         )
-        if not drift.succeeded:
-            raise MilepostError(
-                f"drift check {drift.run_id} after maintenance run {result.run_id}"
-                f" {drift.status}; see `milepost drift report`"
-            )
-        console.print(f"hypercare: drift check {drift.run_id} recorded (`milepost drift report`)")
 
 
 EMERGENCY_HELP = (

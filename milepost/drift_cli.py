@@ -211,6 +211,28 @@ def _print_report(result: dict[str, Any], show_all: bool) -> None:
         console.print(done)
 
 
+AllowDowngradeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-downgrade",
+        metavar="PACKAGE",
+        help="Let this package go to an older pinned version (repeatable; recorded). Never to"
+        " a version an advisory in the ledger says is vulnerable (docs/SAFETY.md).",
+    ),
+]
+
+
+def allow_downgrade_vars(names: list[str] | None) -> dict[str, Any]:
+    """milepost_allow_downgrade for the playbook; UserError for a name that is not a
+    Debian package name (the inventory check refuses one the run does not pin)."""
+    if not names:
+        return {}
+    bad = [n for n in names if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", n)]
+    if bad:
+        raise UserError(f"--allow-downgrade {_shown(bad[0])} is not a Debian package name")
+    return {"milepost_allow_downgrade": list(dict.fromkeys(names))}
+
+
 LimitOption = Annotated[
     str | None,
     typer.Option("--limit", metavar="PATTERN", help="Only these RUC hosts (Ansible pattern)."),
@@ -219,21 +241,30 @@ LimitOption = Annotated[
 
 def _drift_of_run(ledger: Any, run_id: str) -> dict[str, list[str]]:
     """host -> resources that differed, from the run's last drift_check record per host."""
+    from milepost.drift import _drifted as drift_resources
+    from milepost.record_checks import usable
+
     found: dict[str, list[str]] = {}
     for record in ledger.run(run_id)["records"]:
-        if record["kind"] == "drift_check" and record["body"].get("mode") == "check":
-            found[str(record["host"])] = [
-                str(entry.get("resource")) for entry in record["body"].get("drifted") or ()
-            ]
+        if record["kind"] != "drift_check":
+            continue
+        body = usable(record["seq"], record["kind"], record["body"])
+        if body is not None and body["mode"] == "check":
+            found[str(record["host"])] = list(drift_resources(body))
     return found
 
 
 def _failed_hosts(ledger: Any, run_id: str) -> list[str]:
+    from milepost.record_checks import usable
+
     failed = {
         str(r["host"])
         for r in ledger.run(run_id)["task_results"]
-        if r.get("status") == "unreachable"
-        or (r.get("status") == "failed" and not r.get("ignored"))
+        if usable(r["seq"], "task_result", r) is not None
+        and (
+            r.get("status") == "unreachable"
+            or (r.get("status") == "failed" and not r.get("ignored"))
+        )
     }
     return sorted(failed)
 
@@ -295,6 +326,7 @@ def drift_remediate(
     ] = False,
     inventory: InventoryOption = None,
     limit: LimitOption = None,
+    allow_downgrade: AllowDowngradeOption = None,
 ) -> None:
     """Correct drift (playbooks/remediate.yml), check again, and close the corrected
     findings with this run's id.
@@ -311,6 +343,7 @@ def drift_remediate(
 
     if limit is not None:
         limit = check_limit(limit)
+    allow_downgrade_vars(allow_downgrade)
     if full and (finding or include_planned):
         raise UserError("--full converges everything: it takes no --finding or --include-planned")
     if finding and include_planned:
@@ -344,6 +377,7 @@ def drift_remediate(
         console.print("no open finding to correct: nothing to remediate")
         return
     variables: dict[str, Any] = {} if full else {"milepost_remediate": selection}
+    variables.update(allow_downgrade_vars(allow_downgrade))
     if full:
         run_limit = limit
     else:

@@ -596,6 +596,7 @@ def inventory_problems(
                 return [f"--limit {limit} matches no host of group {RUC_GROUP}"], []
 
         found: dict[str, list[str]] = {}
+        run_packages: set[str] = set()
         # (uris, suites, components) -> host -> its pins, checked against the source below.
         pinned: dict[tuple[tuple[str, ...], ...], dict[str, dict[str, Any]]] = {}
         overlay = dict(extra_vars or {})
@@ -634,6 +635,17 @@ def inventory_problems(
                             # It needs facts: the role's argument spec checks it on the host.
                             unresolved.append(key)
                 host_problems.extend(_baseline_problems(baseline, unresolved=unresolved))
+                host_problems.extend(
+                    _safety_problems(
+                        overlay,
+                        # The inventory's own word: -e milepost_environment=lab is no lab.
+                        variables.get_vars(host=host).get("milepost_environment"),
+                        _template(templar, host_vars, "milepost_max_unavailable"),
+                    )
+                )
+                for given_pins in (pins, baseline.get("baseline_package_pins")):
+                    if isinstance(given_pins, Mapping):
+                        run_packages.update(str(key) for key in given_pins)
                 for text in host_problems:
                     found.setdefault(text, []).append(name)
                 for text in _window_problems(window_vars):
@@ -652,10 +664,54 @@ def inventory_problems(
         except AnsibleError as exc:
             return [_inventory_error(sources, exc, warnings.getvalue())], []
 
+    for text in _downgrade_problems(overlay.get("milepost_allow_downgrade"), run_packages):
+        found.setdefault(text, [])
     if not found:
         for text, hosts in _unavailable_pins(pinned).items():
             found[text] = hosts
     return _by_problem(found), [host.get_name() for host in targets]
+
+
+#: Role variables only tests may set: against anything but the lab inventory
+#: (milepost_environment: lab) they would bypass the maintenance window and the host lock.
+TEST_ONLY_VARS = ("preflight_window_now", "preflight_lock_path")
+
+
+def _safety_problems(
+    overlay: Mapping[str, Any], environment: Any, max_unavailable: Any
+) -> list[str]:
+    """Test-only extra vars outside the lab, and a malformed milepost_max_unavailable
+    (docs/SAFETY.md); the playbooks check the same where every run passes."""
+    from milepost.batches import max_unavailable as check_max_unavailable
+
+    problems = []
+    given = [name for name in TEST_ONLY_VARS if name in overlay]
+    if given and environment != "lab":
+        problems.append(
+            f"{' and '.join(given)} are for tests and may be set only against the lab inventory"
+            " (milepost_environment: lab): remove them"
+        )
+    try:
+        check_max_unavailable(max_unavailable, "the host's groups")
+    except UserError as bad:
+        problems.append(str(bad))
+    return problems
+
+
+def _downgrade_problems(named: Any, run_packages: set[str]) -> list[str]:
+    """--allow-downgrade (milepost_allow_downgrade) must name packages the run pins."""
+    if named is None:
+        return []
+    names = [named] if isinstance(named, str) else named
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return ["--allow-downgrade must name Debian packages"]
+    unknown = sorted(set(names) - run_packages)
+    if unknown:
+        return [
+            f"--allow-downgrade {', '.join(unknown)}: not a package this run pins"
+            f" ({', '.join(sorted(run_packages)) or 'none'}); name only those"
+        ]
+    return []
 
 
 def inventory_groups(sources: Sequence[Path]) -> dict[str, frozenset[str]]:

@@ -158,10 +158,24 @@ def run_checks(root: Path, sources: Sequence[Path], hosts: Sequence[str]) -> lis
             )
         except subprocess.TimeoutExpired:
             raise MilepostError(f"QC did not finish within {TIMEOUT} s") from None
+        tail = " ".join((proc.stdout + proc.stderr).split())[-300:]
         if proc.returncode not in (0, 1) or not results.is_file():
-            tail = " ".join((proc.stdout + proc.stderr).split())[-300:]
             raise MilepostError(f"QC could not run (pytest exit {proc.returncode}): {tail}")
-        return _parse(results)
+        try:
+            found = _parse(results)
+        except (ValueError, AttributeError):
+            raise MilepostError(f"QC wrote results that cannot be read: {tail}") from None
+        # Fail closed: a host with no result was not checked, and pytest failing without a
+        # failed check means something other than a check broke.
+        missing = sorted(set(hosts) - {r.host for r in found})
+        if missing:
+            raise MilepostError(
+                f"QC could not run on {', '.join(missing)} (no check result; pytest exit"
+                f" {proc.returncode}): {tail}"
+            )
+        if proc.returncode == 1 and not failures(found):
+            raise MilepostError(f"QC could not run (pytest exit 1 and no check failed): {tail}")
+        return found
 
 
 def result_records(

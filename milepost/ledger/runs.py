@@ -101,8 +101,10 @@ def run_started(
     check_mode: bool = False,
     pid: int | None = None,
     started_at: str | None = None,
+    extra_vars: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A run_started record for this process (pid, start time, hostname filled in)."""
+    """A run_started record for this process (pid, start time, hostname filled in).
+    extra_vars: the run's extra vars, names always, values already redacted."""
     if kind not in RUN_KINDS:
         raise UserError(f"run kind must be one of {', '.join(RUN_KINDS)}, not {kind!r}")
     pid = os.getpid() if pid is None else pid
@@ -128,6 +130,7 @@ def run_started(
             "started_at": stamp,
             "pid": pid,
             "pid_started": process_start_time(pid),
+            "extra_vars": dict(extra_vars or {}),
         },
     }
 

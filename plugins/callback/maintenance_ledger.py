@@ -30,6 +30,12 @@ description:
     failed, were unreachable or were rolled back by the health gate), except a
     remediation run, whose command opens its own. In hypercare (O(phase)), a run whose
     tasks gave warnings opens one too.
+  - In a run that is not a check, a play with the play variable C(milepost_notices) true
+    (maintain.yml's preflight play) sends the upcoming notice for its hosts when it starts,
+    and the run's end sends the completed notice, read from the closed run (both when the
+    inventory configures C(milepost_notify); a notice never fails the run).
+  - Result keys C(milepost_overrides) give safety_override records and C(milepost_batch)
+    batch_started records; run_started holds every extra var by name, values redacted.
   - If the ledger cannot be written, records are spooled to a local file with one warning;
     C(milepost ledger replay) or the next run writes them in.
 requirements:
@@ -85,6 +91,7 @@ options:
         key: secret_patterns
 """
 
+import json
 import os
 import re
 import shlex
@@ -96,9 +103,12 @@ import yaml
 from ansible import constants as C
 from ansible import context
 from ansible.plugins.callback import CallbackBase
+from ansible.utils.vars import load_extra_vars
 
 try:
     from milepost.ledger import package_change, package_facts, task_result
+    from milepost import notify
+    from milepost.operator import operator_name
     from milepost.recorder import Recorder, git_commit
     from milepost.registers import run_glitch_record
     from milepost.redaction import DEFAULT_PATTERNS, Redactor
@@ -112,6 +122,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # The ledger and its spool live in this checkout unless configured otherwise.
 os.environ.setdefault("MILEPOST_ROOT", str(ROOT))
 
+
+# Longest extra var value kept in run_started.
+MAX_EXTRA_VAR = 500
 
 # health_gate's task that rolls a failed change back.
 ROLLBACK_TASK = "Roll every changed package back to its previous version"
@@ -142,6 +155,7 @@ class CallbackModule(CallbackBase):
         self._play = None
         self._vaults = False
         self._roles_seen = set()
+        self._notices = False
 
     # ---------------------------------------------------------------- run
 
@@ -172,10 +186,30 @@ class CallbackModule(CallbackBase):
             git_commit=git_commit(ROOT),
             limit=args.get("subset") or None,
             check_mode=self._check_mode,
+            extra_vars=self._extra_vars(playbook),
         )
+
+    def _extra_vars(self, playbook):
+        """Every extra var of the run by name (no silent bypass), its value redacted: a
+        secret name or a vault value is masked, the rest scrubbed and cut short."""
+        try:
+            given = load_extra_vars(playbook._loader)
+        except Exception as exc:  # noqa: BLE001 - ansible-playbook reports a bad -e itself
+            return {"(unreadable)": self._redactor.scrub(str(exc))[:200]}
+        found = {}
+        for name, value in given.items():
+            if SECRET_NAME.search(str(name)) or _is_vault(value):
+                found[str(name)] = "********"
+            else:
+                found[str(name)] = self._redactor.scrub(_plain_text(value))[:MAX_EXTRA_VAR]
+        return found
 
     def v2_playbook_on_play_start(self, play):
         self._play = play
+        if self._recorder is not None and not self._check_mode and not self._notices:
+            if _boolean(play.vars.get("milepost_notices")):
+                self._notices = True
+                self._notice_upcoming(play)
         if self._redactor is None or not self._vaults:
             return  # without a vault secret nothing can have been decrypted
         manager = play.get_variable_manager()
@@ -218,6 +252,18 @@ class CallbackModule(CallbackBase):
             title = f"{self._playbook_name} run gave warnings on {', '.join(hosts)} (hypercare)"
             self._recorder.put(run_glitch_record(self._recorder.run_id, title, hosts, text=text))
         self._recorder.finish("failed" if failed else "successful")
+        if self._notices:
+            # After the run is closed: the notice is read from the ledger.
+            notify.notify_completed(self._recorder.run_id, _inventory_sources())
+
+    def _notice_upcoming(self, play):
+        """The play that starts the maintenance (milepost_notices: true) tells staff that
+        work on its hosts' systems starts now; the run's end sends the completed notice.
+        Both need milepost_notify in the inventory; a notice never fails the run."""
+        hosts = [
+            host.get_name() for host in play.get_variable_manager()._inventory.get_hosts(play.hosts)
+        ]
+        notify.notify_upcoming_now(self._recorder.run_id, hosts, _inventory_sources())
 
     def _glitch(self, failed):
         rolled = sorted(self._rolled_back)
@@ -340,8 +386,35 @@ class CallbackModule(CallbackBase):
                     "body": _scrubbed(drift, scrub),
                 }
             )
+        batch = res.get("milepost_batch")
+        if isinstance(batch, dict):
+            self._recorder.put(
+                {
+                    "kind": "batch_started",
+                    "run_id": run_id,
+                    "host": None,
+                    "body": {
+                        "play": scrub(str(batch.get("play") or "")),
+                        "number": batch.get("number"),
+                        "hosts": [str(h) for h in batch.get("hosts") or ()],
+                    },
+                }
+            )
         if self._check_mode:
             return
+        for override in res.get("milepost_overrides") or ():
+            if isinstance(override, dict):
+                self._recorder.put(
+                    {
+                        "kind": "safety_override",
+                        "run_id": run_id,
+                        "host": host,
+                        "body": {
+                            **{str(k): scrub(str(v)) for k, v in override.items()},
+                            "operator": self.get_option("operator") or operator_name(),
+                        },
+                    }
+                )
         for change in res.get("milepost_package_changes") or ():
             self._recorder.put(
                 package_change(
@@ -352,6 +425,22 @@ class CallbackModule(CallbackBase):
                     change.get("to_version"),
                 )
             )
+
+
+def _plain_text(value):
+    """An extra var's value as text: JSON for structures, str for the rest."""
+    if isinstance(value, (dict, list)):
+        try:
+            return json.dumps(value, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            return str(value)
+    return str(value)
+
+
+def _is_vault(value):
+    return type(value).__name__ in ("AnsibleVaultEncryptedUnicode", "EncryptedString") or (
+        isinstance(value, str) and value.startswith("$ANSIBLE_VAULT;")
+    )
 
 
 def _scrubbed(value, scrub):
@@ -416,6 +505,21 @@ def _vault_secrets_given():
         or C.DEFAULT_VAULT_PASSWORD_FILE
         or C.DEFAULT_VAULT_IDENTITY_LIST
     )
+
+
+def _boolean(value):
+    return value is True or str(value).lower() in ("true", "yes", "1")
+
+
+def _inventory_sources():
+    """The run's inventory sources, as notices read systems and audiences from them."""
+    found = []
+    for source in context.CLIARGS.get("inventory") or ():
+        for part in str(source).split(","):
+            path = Path(os.path.expanduser(part.strip()))
+            if part.strip() and path.exists():
+                found.append(path.resolve())
+    return found or None
 
 
 def _loads_vars(task):

@@ -21,8 +21,15 @@ description:
     package names (lowercase letters, digits, C(+), C(-), C(.); no shell
     metacharacters); versions must be Debian versions; every package must be known to
     the APT cache and every requested version must exist in it; a downgrade needs
-    O(allow_downgrade=true). Any problem fails the task with one message listing
-    every problem, and the host is left untouched.
+    its package in O(allowed_downgrades) (or O(allow_downgrade=true), the health gate's
+    rollback to the versions found before the run). No requested version may be older
+    than a fixed version in O(security_floor) unless the host is already older (it is
+    never made less secure) or a patch exception covers it. Any problem fails the task
+    with one message listing every problem, in check mode too, and the host is left
+    untouched.
+  - The action plugin of the same name fills O(security_floor) from the advisories and
+    patch exceptions in the maintenance ledger and O(allowed_downgrades) from the run's
+    C(milepost_allow_downgrade); see docs/SAFETY.md.
   - Packages already at the requested version (and fully configured) are left alone,
     so the module is idempotent. A package at the requested version that dpkg has not
     finished configuring (for example after a failed maintainer script) is installed
@@ -44,11 +51,28 @@ options:
     required: true
   allow_downgrade:
     description:
-      - Allow installing a version older than the installed one (passes
-        C(--allow-downgrades) to apt-get). Without it a requested downgrade fails
-        before anything changes.
+      - Restore the versions found before the run (the health gate's rollback). Any
+        package may go down and O(security_floor) does not apply, since the host goes
+        back to the state it was found in. Passes C(--allow-downgrades) to apt-get.
     type: bool
     default: false
+  allowed_downgrades:
+    description:
+      - Packages the run names as allowed to go to an older version
+        (C(milepost maintain --allow-downgrade PACKAGE)). Each downgrade is returned in
+        C(milepost_overrides).
+    type: list
+    elements: str
+    default: []
+  security_floor:
+    description:
+      - Package name to the advisories that fix it, each with C(advisory), C(fixed)
+        and C(exception) (a patch exception id or null). A requested version
+        older than C(fixed) is refused unless the installed version is older still (the
+        change does not make the host less secure) or C(exception) names a patch
+        exception, which is then returned in C(milepost_overrides).
+    type: dict
+    default: {}
   lock_timeout:
     description:
       - Seconds apt-get waits for the dpkg lock held by another process
@@ -147,6 +171,15 @@ error_lines:
   returned: failure of apt-get or dpkg
   type: list
   elements: str
+milepost_overrides:
+  description:
+    - The overrides this change uses, for the ledger. A named downgrade has
+      C(override=downgrade), C(package), C(from_version) and C(to_version); a patch
+      exception used has C(override=exception), C(package), C(to_version), C(advisory)
+      and C(exception).
+  returned: success
+  type: list
+  elements: dict
 rc:
   description: Exit code of apt-get.
   returned: when apt-get ran
@@ -199,11 +232,12 @@ def validate_request(packages):
     return valid, problems
 
 
-def check_against_cache(requested, records, allow_downgrade, compare):
+def check_against_cache(requested, records, allow_downgrade, compare, allowed_downgrades=()):
     """Check the request against plain APT records; return a list of problems.
 
     records maps a package name to {installed, versions, state} or lacks it when APT
-    does not know the package.
+    does not know the package. A downgrade is a problem unless allow_downgrade (restore)
+    or its package is in allowed_downgrades.
     """
     problems = []
     for name in sorted(requested):
@@ -222,15 +256,70 @@ def check_against_cache(requested, records, allow_downgrade, compare):
         installed = record.get("installed")
         if (
             not allow_downgrade
+            and name not in allowed_downgrades
             and installed is not None
             and installed != version
             and compare(version, installed) < 0
         ):
             problems.append(
-                "%s: %s would downgrade the installed %s (set allow_downgrade)"
-                % (name, version, installed)
+                "%s: %s would downgrade the installed %s (a downgrade must be named for the"
+                " run: --allow-downgrade %s)" % (name, version, installed, name)
             )
     return problems
+
+
+def check_security(requested, records, floor, compare):
+    """Check the request against the advisories' fixed versions (safety invariant 1).
+
+    Returns (problems, overrides): a requested version older than a fixed version is a
+    problem unless the installed version is older still (the host is not made less
+    secure) or a patch exception covers it (an override). A package already at the
+    requested version is not a change and is not judged here.
+    """
+    problems = []
+    overrides = []
+    for name in sorted(requested):
+        version = requested[name]
+        installed = (records.get(name) or {}).get("installed")
+        if installed == version:
+            continue
+        for entry in floor.get(name) or ():
+            fixed = str(entry.get("fixed"))
+            if compare(version, fixed) >= 0:
+                continue
+            if (
+                installed is not None
+                and compare(installed, fixed) < 0
+                and compare(version, installed) >= 0
+            ):
+                continue  # already exposed, and not going lower: no less secure than found
+            if entry.get("exception"):
+                overrides.append(
+                    {
+                        "override": "exception",
+                        "package": name,
+                        "to_version": version,
+                        "advisory": entry.get("advisory"),
+                        "exception": entry.get("exception"),
+                    }
+                )
+                continue
+            problems.append(
+                "%s: %s is vulnerable to advisory %s (fixed in %s; installed %s)"
+                % (name, version, entry.get("advisory"), fixed, installed or "none")
+            )
+    return problems, overrides
+
+
+def downgrade_overrides(planned, allowed_downgrades, compare):
+    """The named downgrades among the planned changes, as overrides for the ledger."""
+    return [
+        dict(change, override="downgrade")
+        for change in planned
+        if change["package"] in allowed_downgrades
+        and change["from_version"] is not None
+        and compare(change["to_version"], change["from_version"]) < 0
+    ]
 
 
 def plan_changes(requested, records):
@@ -389,6 +478,8 @@ def main():
         argument_spec={
             "packages": {"type": "dict", "required": True},
             "allow_downgrade": {"type": "bool", "default": False},
+            "allowed_downgrades": {"type": "list", "elements": "str", "default": []},
+            "security_floor": {"type": "dict", "default": {}},
             "lock_timeout": {"type": "int", "default": 60},
             "error_lines": {"type": "int", "default": 20},
         },
@@ -409,18 +500,30 @@ def main():
     except Exception as exc:  # noqa: BLE001 - python3-apt raises plain SystemError/OSError
         module.fail_json(msg="Could not open the APT cache: %s" % exc, milepost_package_changes=[])
 
+    allowed = set(module.params["allowed_downgrades"])
     problems.extend(
-        check_against_cache(requested, before_records, allow_downgrade, apt_pkg.version_compare)
+        check_against_cache(
+            requested, before_records, allow_downgrade, apt_pkg.version_compare, allowed
+        )
     )
+    overrides = []
+    if not allow_downgrade:
+        refused, overrides = check_security(
+            requested, before_records, module.params["security_floor"], apt_pkg.version_compare
+        )
+        problems.extend(refused)
     if problems:
         module.fail_json(
             msg="Refusing to change packages: " + "; ".join(problems), milepost_package_changes=[]
         )
 
     to_install, planned = plan_changes(requested, before_records)
+    overrides += downgrade_overrides(planned, allowed, apt_pkg.version_compare)
     before = installed_versions(before_records, names)
     if not to_install:
-        module.exit_json(changed=False, milepost_package_changes=[], versions=before)
+        module.exit_json(
+            changed=False, milepost_package_changes=[], versions=before, milepost_overrides=[]
+        )
     if module.check_mode:
         # Planned, not done: the ledger records milepost_package_changes as done changes.
         module.exit_json(
@@ -428,6 +531,7 @@ def main():
             milepost_package_changes=[],
             planned_changes=planned,
             versions=dict(requested),
+            milepost_overrides=overrides,
         )
 
     argv = build_command(requested, to_install, allow_downgrade, module.params["lock_timeout"])
@@ -462,7 +566,13 @@ def main():
             error_lines=tail,
             versions=after,
         )
-    module.exit_json(changed=changed, rc=rc, milepost_package_changes=changes, versions=after)
+    module.exit_json(
+        changed=changed,
+        rc=rc,
+        milepost_package_changes=changes,
+        versions=after,
+        milepost_overrides=overrides,
+    )
 
 
 if __name__ == "__main__":

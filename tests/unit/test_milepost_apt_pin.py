@@ -134,9 +134,12 @@ def test_downgrade_needs_allow_downgrade():
     records = {"ruc-payment-gateway": _record("2.3.1", ["2.4.0", "2.3.1", "2.3.0"])}
     problems = pin.check_against_cache(requested, records, False, cmp)
     assert problems == [
-        "ruc-payment-gateway: 2.3.0 would downgrade the installed 2.3.1 (set allow_downgrade)"
+        "ruc-payment-gateway: 2.3.0 would downgrade the installed 2.3.1 (a downgrade must be"
+        " named for the run: --allow-downgrade ruc-payment-gateway)"
     ]
     assert pin.check_against_cache(requested, records, True, cmp) == []
+    named = pin.check_against_cache(requested, records, False, cmp, {"ruc-payment-gateway"})
+    assert named == []
 
 
 def test_same_version_and_new_install_are_not_downgrades():
@@ -260,3 +263,65 @@ def test_describe_failures_finds_unconfigured_packages_dpkg_did_not_name():
 def test_module_documents_the_ledger_key():
     assert "milepost_package_changes:" in pin.RETURN
     assert "supports_check_mode=True" in (MODULES / "milepost_apt_pin.py").read_text()
+
+
+# ---------------------------------------------------------------- never less secure
+
+FLOOR = {"ruc-payment-gateway": [{"advisory": "ADV-PAY-1", "fixed": "2.4.0", "exception": None}]}
+
+
+def _sec(installed, wanted, floor=FLOOR):
+    pin = load_module("milepost_apt_pin")
+    from debian.debian_support import version_compare
+
+    records = {
+        "ruc-payment-gateway": {"installed": installed, "versions": [], "state": "installed"}
+    }
+    return pin.check_security({"ruc-payment-gateway": wanted}, records, floor, version_compare)
+
+
+def test_a_version_an_advisory_says_is_vulnerable_is_refused_naming_the_advisory():
+    problems, overrides = _sec("2.4.0", "2.3.0")
+    assert problems == [
+        "ruc-payment-gateway: 2.3.0 is vulnerable to advisory ADV-PAY-1 (fixed in 2.4.0;"
+        " installed 2.4.0)"
+    ]
+    assert overrides == []
+    # a new install of a vulnerable version is refused too
+    assert _sec(None, "2.3.0")[0]
+
+
+def test_a_host_already_exposed_may_move_up_but_not_down():
+    assert _sec("2.2.0", "2.3.0") == ([], [])  # no less secure than found
+    assert _sec("2.3.0", "2.2.0")[0]  # lower still: refused
+    assert _sec("2.3.0", "2.4.0") == ([], [])  # to the fix
+
+
+def test_an_unexpired_exception_lets_the_version_through_as_a_recorded_override():
+    floor = {
+        "ruc-payment-gateway": [{"advisory": "ADV-PAY-1", "fixed": "2.4.0", "exception": "E-1"}]
+    }
+    problems, overrides = _sec("2.4.0", "2.3.0", floor)
+    assert problems == []
+    assert overrides == [
+        {
+            "override": "exception",
+            "package": "ruc-payment-gateway",
+            "to_version": "2.3.0",
+            "advisory": "ADV-PAY-1",
+            "exception": "E-1",
+        }
+    ]
+
+
+def test_named_downgrades_become_overrides():
+    pin = load_module("milepost_apt_pin")
+    from debian.debian_support import version_compare
+
+    planned = [
+        {"package": "a", "from_version": "2.0", "to_version": "1.0"},
+        {"package": "b", "from_version": "1.0", "to_version": "2.0"},
+    ]
+    assert pin.downgrade_overrides(planned, {"a", "b"}, version_compare) == [
+        {"package": "a", "from_version": "2.0", "to_version": "1.0", "override": "downgrade"}
+    ]
