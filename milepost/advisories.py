@@ -50,6 +50,7 @@ from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
 from milepost.operator import operator_name
 from milepost.patch_policy import SEVERITIES, KevProduct
+from milepost.record_checks import usable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -199,7 +200,8 @@ def _load(conn: Connection) -> dict[str, Advisory]:
         select(T.c.seq, T.c.recorded_at, T.c.body).where(T.c.kind == KIND).order_by(T.c.seq)
     )
     for seq, recorded_at, body_text in rows:
-        advisory = _from_record(int(seq), str(recorded_at), json.loads(body_text))
+        body = usable(int(seq), KIND, body_text)
+        advisory = _from_record(int(seq), str(recorded_at), body) if body is not None else None
         if advisory is not None:
             found[advisory.advisory_id] = advisory
     return found

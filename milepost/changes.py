@@ -16,7 +16,6 @@ A change's state (open, closed, expired) is computed from these records, never s
 from __future__ import annotations
 
 import fnmatch
-import json
 import secrets
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from milepost.ledger.chain import format_time, utc_now
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
 from milepost.operator import operator_name
+from milepost.record_checks import usable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -243,13 +243,13 @@ def load_changes(conn: Connection, now: datetime | str | None = None) -> list[Ch
     opened: dict[str, dict[str, Any]] = {}
     closed: dict[str, tuple[str, dict[str, Any]]] = {}
     rows = conn.execute(
-        select(T.c.kind, T.c.recorded_at, T.c.body)
+        select(T.c.seq, T.c.kind, T.c.recorded_at, T.c.body)
         .where(T.c.kind.in_((OPENED, CLOSED)))
         .order_by(T.c.seq)
     )
-    for kind, recorded_at, body_text in rows:
-        body = json.loads(body_text)
-        if not isinstance(body, dict) or not isinstance(body.get("change_id"), str):
+    for seq, kind, recorded_at, body_text in rows:
+        body = usable(seq, kind, body_text)
+        if body is None:
             continue
         change_id = body["change_id"]
         if kind == OPENED:

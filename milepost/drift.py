@@ -39,6 +39,7 @@ from milepost.changes import covering, load_changes
 from milepost.errors import UserError
 from milepost.ledger.chain import format_time, utc_now
 from milepost.ledger.schema import records as T
+from milepost.record_checks import usable
 
 if TYPE_CHECKING:
     from milepost.ledger.store import Ledger
@@ -143,8 +144,9 @@ def findings(ledger: Ledger, since: datetime | str | None = None) -> list[Findin
         query = query.where(T.c.recorded_at >= since_at)
     with ledger.read_transaction() as conn:
         rows = [
-            (int(seq), run_id, host, recorded_at, json.loads(body))
+            (int(seq), run_id, host, recorded_at, checked)
             for seq, run_id, host, recorded_at, body in conn.execute(query.order_by(T.c.seq))
+            if (checked := usable(int(seq), DRIFT_KIND, body)) is not None
         ]
         known_changes = load_changes(conn)
 

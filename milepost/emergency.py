@@ -230,8 +230,23 @@ def plan(request: Request) -> Plan:
     excepted = sorted({e.host for e in items if e.status == "excepted"} - set(exposed))
     fixed = sorted(known - set(exposed) - set(excepted))
     unknown = sorted(scope - known)
-    packages = {name: str(version) for name, version in advisory.packages.items()}
-    return Plan(packages, exposed, unknown, excepted, fixed)
+    return Plan(ansible_packages(advisory.packages), exposed, unknown, excepted, fixed)
+
+
+def ansible_packages(packages: Mapping[str, str | None]) -> dict[str, str]:
+    """The advisory's {package: fixed version}, which came from the ledger, checked again
+    right before it goes to the playbook as an extra var (Ansible templates extra vars):
+    Debian package names and versions only, so no template syntax ({{ {% {#}."""
+    from milepost.input_checks import TEMPLATE_MARKERS, check_package_name, check_version, shown
+
+    checked: dict[str, str] = {}
+    for name, version in packages.items():
+        package = check_package_name(name, "advisory package name")
+        fixed = check_version(version or "", f"fixed version of {package}")
+        if any(marker in package + fixed for marker in TEMPLATE_MARKERS):
+            raise UserError(f"advisory package {shown(package)} holds template syntax")
+        checked[package] = fixed
+    return checked
 
 
 @dataclass
@@ -310,11 +325,10 @@ class _Progress:
         self._thread.join(timeout=10)
 
     def _fetch(self, ledger: Any) -> list[dict[str, Any]]:
-        import json
-
         from sqlalchemy import select
 
         from milepost.ledger.schema import records as T
+        from milepost.record_checks import usable
 
         with ledger.read_transaction() as conn:
             rows = conn.execute(
@@ -325,10 +339,9 @@ class _Progress:
         found = []
         for seq, kind, host, body in rows:
             self._last = max(self._last, seq)
-            data = json.loads(body)
-            found.append(
-                {"kind": kind, "host": host, "body": data if isinstance(data, dict) else {}}
-            )
+            data = usable(seq, kind, body)
+            if data is not None:
+                found.append({"kind": kind, "host": host, "body": data})
         return found
 
     def _print_moves(self) -> None:
@@ -378,6 +391,7 @@ def summarise(
     computed after it."""
     from milepost.exposure import installed_packages, is_fixed
     from milepost.ledger import Ledger
+    from milepost.record_checks import usable
 
     summary = Summary(run_id=run_id, advisory_id=advisory_id, status=status)
     with Ledger.open() as ledger:
@@ -386,6 +400,8 @@ def summarise(
     failures: dict[str, str] = {}
     unreachable: set[str] = set()
     for result in detail["task_results"]:
+        if usable(result["seq"], "task_result", result) is None:
+            continue
         host = result.get("host")
         if result.get("status") == "unreachable":
             unreachable.add(host)
@@ -394,7 +410,11 @@ def summarise(
             failures.setdefault(
                 host, f"{result.get('task')}: {result.get('summary') or ''}".strip()
             )
-    changed = {r["host"] for r in detail["records"] if r["kind"] == "package_change"}
+    changed = {
+        r["host"]
+        for r in detail["records"]
+        if r["kind"] == "package_change" and usable(r["seq"], r["kind"], r["body"]) is not None
+    }
     for host in sorted(hosts):
         mine = installed.get(host, {})
         exposed = [
@@ -537,7 +557,7 @@ def emergency_patch(request: Request, console: Console) -> Summary | None:
                     limit=",".join(chosen.candidates),
                     extravars={
                         "emergency_patch_advisory": request.advisory_id,
-                        "emergency_patch_packages": chosen.packages,
+                        "emergency_patch_packages": ansible_packages(chosen.packages),
                         "emergency_patch_canary": request.canary,
                         "preflight_override_window": True,
                         "preflight_override_reason": (

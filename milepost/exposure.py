@@ -25,11 +25,11 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from debian.debian_support import version_compare
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from milepost.errors import UserError
-from milepost.ledger.chain import load_body
 from milepost.ledger.schema import records as T
+from milepost.record_checks import usable
 
 if TYPE_CHECKING:
     from milepost.advisories import Advisory
@@ -111,33 +111,41 @@ class Exposure:
 def installed_packages(
     ledger: Ledger, hosts: Collection[str] | None = None
 ) -> dict[str, dict[str, str]]:
-    """{host: {package: version}} from each host's newest package facts and later changes.
-    Hosts the ledger has no package facts for are left out."""
+    """{host: {package: version}} from each host's newest usable package facts and the
+    usable package changes after them (record_checks: a malformed record is skipped with a
+    warning). Hosts the ledger has no usable package facts for are left out."""
     with ledger.read_transaction() as conn:
-        newest = (
-            select(T.c.host, func.max(T.c.seq))
-            .where(T.c.kind == "package_facts")
-            .group_by(T.c.host)
-        )
+        known = conn.scalars(
+            select(T.c.host).where(T.c.kind == "package_facts").group_by(T.c.host)
+        ).all()
         found: dict[str, dict[str, str]] = {}
-        for host, seq in conn.execute(newest).all():
+        for host in known:
             if host is None or (hosts is not None and host not in hosts):
                 continue
-            body = load_body(conn.scalar(select(T.c.body).where(T.c.seq == seq)) or "{}")
-            listed = body.get("packages")
-            packages = (
-                {str(k): str(v) for k, v in listed.items()} if isinstance(listed, dict) else {}
+            newest = conn.execute(
+                select(T.c.seq, T.c.body)
+                .where(T.c.host == host, T.c.kind == "package_facts")
+                .order_by(T.c.seq.desc())
             )
-            later = conn.scalars(
-                select(T.c.body)
+            seq, body = 0, None
+            for seq, text in newest:
+                body = usable(seq, "package_facts", text)
+                if body is not None:
+                    break
+            newest.close()
+            if body is None:
+                continue
+            packages = {str(k): str(v) for k, v in body["packages"].items()}
+            later = conn.execute(
+                select(T.c.seq, T.c.body)
                 .where(T.c.host == host, T.c.kind == "package_change", T.c.seq > seq)
                 .order_by(T.c.seq)
             )
-            for text in later:
-                change = load_body(text)
-                name, version = change.get("package"), change.get("to_version")
-                if not isinstance(name, str):
+            for change_seq, text in later:
+                change = usable(change_seq, "package_change", text)
+                if change is None:
                     continue
+                name, version = change["package"], change.get("to_version")
                 if version in (None, ""):
                     packages.pop(name, None)
                 else:
@@ -153,13 +161,13 @@ def _closing_change(
     ``host`` from an exposed version to a fixed one, or (None, None)."""
     with ledger.read_transaction() as conn:
         rows = conn.execute(
-            select(T.c.run_id, T.c.recorded_at, T.c.body)
+            select(T.c.seq, T.c.run_id, T.c.recorded_at, T.c.body)
             .where(T.c.host == host, T.c.kind == "package_change")
             .order_by(T.c.seq.desc())
         )
-        for run_id, recorded_at, text in rows:
-            body = load_body(text)
-            if body.get("package") != package or not body.get("to_version"):
+        for seq, run_id, recorded_at, text in rows:
+            body = usable(seq, "package_change", text)
+            if body is None or body["package"] != package or not body.get("to_version"):
                 continue
             before = body.get("from_version")
             if is_fixed(str(body["to_version"]), fixed) and (
@@ -172,16 +180,20 @@ def _closing_change(
 def load_exceptions(ledger: Ledger) -> list[PatchException]:
     with ledger.read_transaction() as conn:
         rows = conn.execute(
-            select(T.c.recorded_at, T.c.body).where(T.c.kind == EXCEPTION_KIND).order_by(T.c.seq)
+            select(T.c.seq, T.c.recorded_at, T.c.body)
+            .where(T.c.kind == EXCEPTION_KIND)
+            .order_by(T.c.seq)
         ).all()
     found = []
-    for recorded_at, text in rows:
-        body = load_body(text)
+    for seq, recorded_at, text in rows:
+        body = usable(seq, EXCEPTION_KIND, text)
+        if body is None:
+            continue
         found.append(
             PatchException(
                 exception_id=str(body.get("exception_id")),
                 advisory_id=str(body.get("advisory_id")),
-                hosts=tuple(str(h) for h in body.get("hosts") or ()),
+                hosts=tuple(body["hosts"]),
                 expires=str(body.get("expires")),
                 reason=str(body.get("reason")),
                 compensating_control=str(body.get("compensating_control")),

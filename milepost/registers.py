@@ -21,7 +21,6 @@ notes}, comment, updated_by.
 
 from __future__ import annotations
 
-import csv
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,10 +34,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from milepost.drift import GLITCH_KIND
 from milepost.errors import UserError
 from milepost.input_checks import MAX_INPUT, check_multiline, check_text, shown
-from milepost.ledger.chain import format_time, load_body, utc_now
+from milepost.ledger.chain import format_time, utc_now
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
 from milepost.operator import operator_name
+from milepost.record_checks import usable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -119,8 +119,6 @@ MAX_IMPACT = 2000
 MAX_RUN_ID = 128
 MAX_LINKS = 100
 NOTE_ID = re.compile(r"(?:L|DC|G|QC)-[A-Za-z0-9._-]{1,64}")
-#: Cells a spreadsheet would run as a formula (CSV injection): exported with a leading '.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -363,12 +361,14 @@ def load_notes(conn: Connection) -> list[Note]:
     """
     found: dict[str, Note] = {}
     rows = conn.execute(
-        select(T.c.kind, T.c.recorded_at, T.c.run_id, T.c.body)
+        select(T.c.seq, T.c.kind, T.c.recorded_at, T.c.run_id, T.c.body)
         .where(T.c.kind.in_((NOTE_KIND, GLITCH_KIND, UPDATED_KIND)))
         .order_by(T.c.seq)
     )
-    for kind, recorded_at, run_id, body_text in rows:
-        body = load_body(body_text)
+    for seq, kind, recorded_at, run_id, body_text in rows:
+        body = usable(seq, kind, body_text)
+        if body is None:
+            continue
         if kind == UPDATED_KIND:
             target = found.get(str(body.get("note_id")))
             if target is not None:
@@ -855,12 +855,14 @@ def _export_md(found: Sequence[Note], out: IO[str]) -> None:
 def _cell(value: object) -> str:
     if value is None:
         return ""
-    text = "; ".join(str(v) for v in value) if isinstance(value, list) else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "; ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
 def _export_csv(found: Sequence[Note], out: IO[str]) -> None:
-    writer = csv.writer(out, lineterminator="\n")
+    # Every cell goes through the one CSV writer: none can run as a spreadsheet formula.
+    from milepost.ledger.export import csv_writer
+
+    writer = csv_writer(out)
     writer.writerow(CSV_FIELDS)
     for n in found:
         row = {

@@ -18,7 +18,6 @@ For one vendor and one period (a calendar month, UTC):
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from sqlalchemy import select
 from milepost.errors import UserError
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
+from milepost.record_checks import usable
 
 if TYPE_CHECKING:
     from milepost.ledger.store import Ledger
@@ -135,17 +135,17 @@ def _interface_checks(ledger: Ledger, names: Sequence[str], period: Period) -> t
     if not names:
         return 0, 0
     with ledger.read_transaction() as conn:
-        rows = conn.scalars(
-            select(T.c.body).where(
+        rows = conn.execute(
+            select(T.c.seq, T.c.body).where(
                 T.c.kind == "interface_check",
                 T.c.recorded_at >= period.start_text,
                 T.c.recorded_at < period.end_text,
             )
         ).all()
     total = up = 0
-    for text in rows:
-        body = json.loads(text)
-        if isinstance(body, dict) and body.get("name") in names:
+    for seq, text in rows:
+        body = usable(seq, "interface_check", text)
+        if body is not None and body["name"] in names:
             total += 1
             up += body.get("status") in ("ok", "warning")
     return total, up
@@ -171,7 +171,9 @@ def _runs(ledger: Ledger, hosts: set[str], period: Period) -> tuple[list[str], l
         for record in detail["records"]:
             if record["kind"] != "package_change" or record["host"] not in mine:
                 continue
-            body = record["body"]
+            body = usable(record["seq"], record["kind"], record["body"])
+            if body is None:
+                continue
             key = (record["host"], str(body.get("package")))
             if key in seen and body.get("to_version") == seen[key]:
                 rolled.append(f"{run['run_id']}:{record['host']}")

@@ -16,7 +16,6 @@ or still open past it) are computed from these records, never stored.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from milepost.ledger.chain import TIME_FORMAT, format_time, utc_now
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
 from milepost.operator import operator_name
+from milepost.record_checks import usable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -239,13 +239,13 @@ def load_questions(conn: Connection, now: datetime | str | None = None) -> list[
     asked: dict[str, dict[str, Any]] = {}
     answered: dict[str, tuple[str, dict[str, Any]]] = {}
     rows = conn.execute(
-        select(T.c.kind, T.c.recorded_at, T.c.body)
+        select(T.c.seq, T.c.kind, T.c.recorded_at, T.c.body)
         .where(T.c.kind.in_((ASKED, ANSWERED)))
         .order_by(T.c.seq)
     )
-    for kind, recorded_at, body_text in rows:
-        body = json.loads(body_text)
-        if not isinstance(body, dict) or not isinstance(body.get("question_id"), str):
+    for seq, kind, recorded_at, body_text in rows:
+        body = usable(seq, kind, body_text)
+        if body is None:
             continue
         question_id = body["question_id"]
         if kind == ASKED:

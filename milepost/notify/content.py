@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from milepost.errors import UserError
 from milepost.input_checks import check_text, shown
 from milepost.notify.upcoming import Opening, current_window, openings
+from milepost.record_checks import usable_run
 from milepost.systems import System, systems_of_hosts
 
 if TYPE_CHECKING:
@@ -412,7 +413,7 @@ def completed(ledger: Ledger, setup: NotifySetup, run_id: str, *, now: datetime)
     from milepost.ledger.queries import run
 
     run_id = check_run_id(run_id)
-    detail = run(ledger, run_id)
+    detail = usable_run(run(ledger, run_id))
     zone = ZoneInfo(setup.config.timezone)
     plain = _Plain(setup.systems)
     changes = _net_changes(detail.get("records") or [])
@@ -496,7 +497,7 @@ def emergency(ledger: Ledger, setup: NotifySetup, run_id: str, *, now: datetime)
     from milepost.ledger.queries import run
 
     run_id = check_run_id(run_id)
-    detail = run(ledger, run_id)
+    detail = usable_run(run(ledger, run_id))
     records = detail.get("records") or []
     patch = next((r["body"] for r in records if r.get("kind") == "emergency_patch"), None)
     result = next((r["body"] for r in records if r.get("kind") == "emergency_result"), None)

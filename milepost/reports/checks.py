@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from milepost.ledger.chain import load_body
 from milepost.ledger.schema import records as T
 from milepost.qc import RESULT_KIND
+from milepost.record_checks import usable
 
 if TYPE_CHECKING:
     from milepost.ledger.store import Ledger
@@ -64,16 +64,16 @@ def latest_qc(ledger: Ledger, hosts: Collection[str]) -> dict[str, QcState]:
             ).first()
             if newest is None:
                 continue
-            query = select(T.c.body).where(T.c.host == host, T.c.kind == RESULT_KIND)
+            query = select(T.c.seq, T.c.body).where(T.c.host == host, T.c.kind == RESULT_KIND)
             query = (
                 query.where(T.c.run_id == newest.run_id)
                 if newest.run_id is not None
                 else query.where(T.c.seq == newest.seq)
             )
             state = QcState(run_id=newest.run_id, recorded_at=newest.recorded_at)
-            for text in conn.scalars(query.order_by(T.c.seq)):
-                body = load_body(text)
-                if body.get("status") in QC_BAD:
+            for seq, text in conn.execute(query.order_by(T.c.seq)):
+                body = usable(seq, RESULT_KIND, text)
+                if body is not None and body["status"] in QC_BAD:
                     state.failed.append(
                         (str(body.get("check") or "a check"), str(body.get("message") or ""))
                     )
@@ -91,16 +91,16 @@ def latest_interface_checks(
         return found
     with ledger.read_transaction() as conn:
         result = conn.execute(
-            select(T.c.recorded_at, T.c.body)
+            select(T.c.seq, T.c.recorded_at, T.c.body)
             .where(T.c.kind == INTERFACE_KIND)
             .order_by(T.c.recorded_at.desc(), T.c.seq.desc())
             .execution_options(yield_per=STREAM)
         )
         try:
-            for recorded_at, text in result:
-                body = load_body(text)
-                name = body.get("name")
-                if isinstance(name, str) and name in wanted and name not in found:
+            for seq, recorded_at, text in result:
+                body = usable(seq, INTERFACE_KIND, text)
+                name = body["name"] if body is not None else None
+                if body is not None and name in wanted and name not in found:
                     found[name] = (recorded_at, body)
                     if len(found) == len(wanted):
                         break
@@ -118,7 +118,7 @@ def availability_by_month(ledger: Ledger, periods: Sequence[Period]) -> list[tup
     last = max(period.end_text for period in periods)
     with ledger.read_transaction() as conn:
         result = conn.execute(
-            select(T.c.recorded_at, T.c.body)
+            select(T.c.seq, T.c.recorded_at, T.c.body)
             .where(
                 T.c.kind == INTERFACE_KIND,
                 T.c.recorded_at >= first,
@@ -127,12 +127,15 @@ def availability_by_month(ledger: Ledger, periods: Sequence[Period]) -> list[tup
             .execution_options(yield_per=STREAM)
         )
         try:
-            for recorded_at, text in result:
+            for seq, recorded_at, text in result:
                 counts = totals.get(recorded_at[:7])
                 if counts is None:
                     continue
+                body = usable(seq, INTERFACE_KIND, text)
+                if body is None:
+                    continue
                 counts[0] += 1
-                counts[1] += load_body(text).get("status") in INTERFACE_UP
+                counts[1] += body["status"] in INTERFACE_UP
         finally:
             result.close()
     return [(totals[p.label][0], totals[p.label][1]) for p in periods]

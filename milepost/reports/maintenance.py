@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from milepost.ledger.chain import format_time, load_body
+from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
+from milepost.record_checks import usable
 from milepost.reports.plain import plain_date, plain_time
 
 if TYPE_CHECKING:
@@ -80,17 +81,18 @@ def _starts(conn: Connection) -> Generator[list[tuple[str, str, dict[str, Any]]]
     """run_started records, newest first, a page at a time (streamed, as ledger.queries
     does)."""
     result = conn.execute(
-        select(T.c.run_id, T.c.recorded_at, T.c.body)
+        select(T.c.seq, T.c.run_id, T.c.recorded_at, T.c.body)
         .where(T.c.kind == "run_started")
         .order_by(T.c.recorded_at.desc())
         .execution_options(yield_per=PAGE)
     )
     try:
         page: list[tuple[str, str, dict[str, Any]]] = []
-        for run_id, recorded_at, body in result:
-            if run_id is None:
+        for seq, run_id, recorded_at, text in result:
+            body = usable(seq, "run_started", text) if run_id is not None else None
+            if body is None:
                 continue
-            page.append((run_id, recorded_at, load_body(body)))
+            page.append((run_id, recorded_at, body))
             if len(page) >= PAGE:
                 yield page
                 page = []
@@ -105,12 +107,15 @@ def _ends(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any]]:
         return {}
     found: dict[str, dict[str, Any]] = {}
     rows = conn.execute(
-        select(T.c.run_id, T.c.body)
+        select(T.c.seq, T.c.run_id, T.c.body)
         .where(T.c.kind == "run_ended", T.c.run_id.in_(run_ids))
         .order_by(T.c.seq)
     )
-    for run_id, body in rows:
-        found.setdefault(run_id, load_body(body))
+    for seq, run_id, text in rows:
+        if run_id not in found:
+            body = usable(seq, "run_ended", text)
+            if body is not None:
+                found[run_id] = body
     return found
 
 
@@ -180,14 +185,16 @@ def rolled_back(ledger: Ledger, run_id: str) -> dict[str, dict[str, str | None]]
     that changed and changed back in the run (a rollback)."""
     with ledger.read_transaction() as conn:
         rows = conn.execute(
-            select(T.c.host, T.c.body)
+            select(T.c.seq, T.c.host, T.c.body)
             .where(T.c.kind == "package_change", T.c.run_id == run_id)
             .order_by(T.c.seq)
         ).all()
     first: dict[tuple[str, str], Any] = {}
     back: dict[str, dict[str, str | None]] = {}
-    for host, text in rows:
-        body = load_body(text)
+    for seq, host, text in rows:
+        body = usable(seq, "package_change", text)
+        if body is None:
+            continue
         key = (str(host), str(body.get("package")))
         if key in first and body.get("to_version") == first[key]:
             back.setdefault(key[0], {})[key[1]] = first[key]

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from milepost.ledger.chain import format_time, load_body
+from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
+from milepost.record_checks import usable
 from milepost.reports.plain import count, parse_time, plain_date
 
 if TYPE_CHECKING:
@@ -123,16 +124,19 @@ def recent_changes(
     stop_before: str | None = None
     with ledger.read_transaction() as conn:
         result = conn.execute(
-            select(T.c.run_id, T.c.host, T.c.recorded_at, T.c.body)
+            select(T.c.seq, T.c.run_id, T.c.host, T.c.recorded_at, T.c.body)
             .where(T.c.kind == "package_change", T.c.recorded_at >= since)
             .order_by(T.c.recorded_at.desc(), T.c.seq.desc())
             .execution_options(yield_per=STREAM)
         )
         try:
-            for run_id, host, recorded_at, text in result:
+            for seq, run_id, host, recorded_at, text in result:
                 if stop_before is not None and recorded_at < stop_before:
                     break
                 if host is None:
+                    continue
+                body = usable(seq, "package_change", text)
+                if body is None:
                     continue
                 key = (run_id if run_id is not None else recorded_at[:10], system_of.get(host))
                 group = groups.get(key)
@@ -142,10 +146,7 @@ def recent_changes(
                     group = groups[key] = _Group(run_id, key[1], recorded_at)
                     if len(groups) == limit:
                         stop_before = format_time(parse_time(recorded_at) - RUN_SPAN)
-                body = load_body(text)
-                package = body.get("package")
-                if not isinstance(package, str):
-                    continue
+                package = body["package"]
                 # Newest first: the first record seen holds the last to-version.
                 item = group.packages.setdefault(
                     (host, package), _Package(None, _version(body.get("to_version")))

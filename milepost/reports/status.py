@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 DEFAULT_MONTHS = 6
+#: Warnings about skipped ledger records the page lists (the count shows them all).
+MAX_SKIPPED_SHOWN = 50
 MAX_MONTHS = 36
 MAX_TEXT = 400
 UNKNOWN_IMPACT = ("", "unknown", "none given", "not known")
@@ -183,6 +185,10 @@ class DashboardStatus:
     vendors: list[VendorRow]
     patch_compliance: list[MonthPoint] = field(default_factory=list)
     availability: list[MonthPoint] = field(default_factory=list)
+    #: Warnings about ledger records left out because they could not be used
+    #: (milepost.record_checks), at most MAX_SKIPPED_SHOWN of them; skipped_count: all.
+    skipped_records: list[str] = field(default_factory=list)
+    skipped_count: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -498,7 +504,23 @@ def build_status(
 ) -> DashboardStatus:
     """The dashboard's data for the inventory at ``sources`` (default: the one ansible.cfg
     names) and ``ledger``, as of ``now`` (default: now, UTC). UserError (one line) for bad
-    inventory data or a bad ``months``."""
+    inventory data or a bad ``months``. Ledger records that could not be used are left
+    out and listed in ``skipped_records``."""
+    from milepost.record_checks import collecting
+
+    with collecting() as skipped:
+        status = _build_status(ledger, sources, months, now)
+    status.skipped_records = skipped.messages[:MAX_SKIPPED_SHOWN]
+    status.skipped_count = len(skipped.messages)
+    return status
+
+
+def _build_status(
+    ledger: Ledger,
+    sources: Sequence[Path] | None,
+    months: int,
+    now: datetime | None,
+) -> DashboardStatus:
     from milepost import patch_policy
     from milepost.advisories import load_advisories
     from milepost.exposure import exposures

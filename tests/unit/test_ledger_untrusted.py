@@ -1,0 +1,447 @@
+# ruff: noqa: F811
+"""Safety invariant 6: ledger data is untrusted input.
+
+Anyone on the team can append to the ledger. For every kind of record a reader uses, a
+malformed body (wrong types, missing keys, a version that is not a Debian version, a bad
+date, a body that is not an object, a huge string, template syntax) written into a real
+SQLite ledger beside good records makes every reader warn ONCE naming the record's seq and
+kind and carry on with the good records: exposure, the advisories list, the dashboard (also
+in a real Chromium), emergency candidates, drift, the registers, scorecards and notices.
+No command prints a traceback because of it.
+"""
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from test_dashboard import build_ledger
+from test_dashboard import inventory as dashboard_inventory  # noqa: F401  (a fixture)
+
+from milepost import patch_policy
+from milepost.advisories import load_advisories
+from milepost.changes import changes
+from milepost.drift import findings
+from milepost.emergency import ansible_packages
+from milepost.errors import UserError
+from milepost.exposure import exposures, installed_packages, load_exceptions
+from milepost.ledger.chain import canonical_record, chain_hash, utc_now
+from milepost.ledger.runs import run_started, task_result
+from milepost.ledger.schema import records as T
+from milepost.notify.send import _already_told
+from milepost.record_checks import collecting, usable_run
+from milepost.registers import notes
+from milepost.reports.status import _read_inventory, build_status
+from milepost.scorecard import parse_period, scorecards
+from milepost.vendor_questions import questions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from browser import chromium, words  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+MILEPOST = ROOT / ".venv" / "bin" / "milepost"
+TEMPLATE = "{{ lookup('pipe','id') }}"
+HUGE = "9" * 200_000
+GOOD_ADVISORY = "RUC-2026-0101"  # build_ledger's: acct-01 is exposed to it
+
+
+def append_raw(ledger, kind: str, body_text: str, host=None, run_id=None) -> int:
+    """A record whose body is any text (not an object, say), chained as the ledger chains."""
+    from sqlalchemy import insert, select
+
+    with ledger.write_transaction() as conn:
+        head = conn.execute(select(T.c.seq, T.c.hash).order_by(T.c.seq.desc()).limit(1)).first()
+        seq, now = head.seq + 1, utc_now()
+        digest = chain_hash(head.hash, canonical_record(seq, kind, run_id, host, now, body_text))
+        conn.execute(
+            insert(T),
+            [{"seq": seq, "kind": kind, "run_id": run_id, "host": host, "recorded_at": now,
+              "body": body_text, "prev_hash": head.hash, "hash": digest}],
+        )  # fmt: skip
+    return seq
+
+
+def append(ledger, kind: str, body, host=None, run_id=None) -> int:
+    if not isinstance(body, dict):
+        return append_raw(ledger, kind, body, host, run_id)
+    [seq] = ledger.append([{"kind": kind, "run_id": run_id, "host": host, "body": body}])
+    return seq
+
+
+NOT_AN_OBJECT = '["not", "an", "object"]'
+
+#: kind -> (host, run_id, malformed bodies).
+MALFORMED = {
+    "advisory": (
+        None,
+        None,
+        [
+            {
+                "advisory_id": "RUC-2026-0999",
+                "severity": "critical",
+                "packages": {"ruc-account-api": "x y"},
+            },
+            {
+                "advisory_id": "RUC-2026-0999",
+                "severity": "critical",
+                "packages": {"ruc-account-api": TEMPLATE},
+            },
+            {
+                "advisory_id": "RUC-2026-0999",
+                "severity": "high",
+                "published": "2026-02-30",
+                "packages": {"ruc-account-api": "9.0"},
+            },
+            {"advisory_id": 7, "severity": "high", "packages": {"ruc-account-api": "9.0"}},
+            {"severity": "high", "packages": {"ruc-account-api": "9.0"}},
+            {"advisory_id": "RUC-2026-0999", "severity": "high", "packages": ["ruc-account-api"]},
+            {
+                "advisory_id": "RUC-2026-0999",
+                "severity": "high",
+                "title": HUGE,
+                "packages": {"ruc-account-api": "9.0"},
+            },
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "package_facts": (
+        "acct-01",
+        "rx",
+        [
+            {"packages": {"ruc-account-api": "not a version"}},
+            {"packages": {"ruc-account-api": HUGE}},
+            {"packages": {TEMPLATE: "1.0"}},
+            {"packages": "ruc-account-api=1.0"},
+            {},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "package_change": (
+        "acct-01",
+        "rx",
+        [
+            {"package": "ruc-account-api", "from_version": "1.4.0", "to_version": "1.5 beta"},
+            {"package": ["ruc-account-api"], "to_version": "1.5.0"},
+            {"to_version": "1.5.0"},
+            {"package": "ruc-account-api", "to_version": TEMPLATE},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "patch_exception": (
+        None,
+        None,
+        [
+            {
+                "exception_id": "E-1",
+                "advisory_id": GOOD_ADVISORY,
+                "hosts": ["acct-01"],
+                "expires": "next week",
+                "reason": "r",
+                "compensating_control": "c",
+            },
+            {
+                "exception_id": "E-1",
+                "advisory_id": GOOD_ADVISORY,
+                "hosts": "acct-01",
+                "expires": "2999-01-01",
+                "reason": "r",
+                "compensating_control": "c",
+            },
+            {
+                "exception_id": "E-1",
+                "advisory_id": TEMPLATE,
+                "hosts": ["acct-01"],
+                "expires": "2999-01-01",
+            },
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "note": (
+        None,
+        None,
+        [
+            {"note_id": "L-0000bad1", "type": "lesson", "title": {"x": 1}},
+            {"type": "lesson", "title": "no id"},
+            {"note_id": "L-0000bad1", "type": "lesson", "text": HUGE + HUGE},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "glitch": (
+        None,
+        None,
+        [
+            {"glitch_id": "G-bad00001", "title": "t", "hosts": "acct-01"},
+            {"glitch_id": "G-bad00001", "title": "t", "detected_at": "yesterday"},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "note_updated": (
+        None,
+        None,
+        [
+            {"note_id": "G-x", "fields": ["owner"]},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "drift_check": (
+        "pay-01",
+        "rd",
+        [
+            {"mode": "check", "drifted": "file:/etc/ruc/x.conf"},
+            {"mode": 3},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "change_opened": (
+        None,
+        None,
+        [
+            {"change_id": "C-0000bad1", "hosts": ["pay-01"], "resources": ["*"], "until": "soon"},
+            {"change_id": "C-0000bad1", "hosts": "pay-01", "resources": ["*"]},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "vendor_question": (
+        None,
+        None,
+        [
+            {"question_id": "Q-bad", "vendor": "harbor_payments", "due_at": "tomorrow"},
+            {"question_id": "Q-bad", "vendor": "harbor_payments", "response_hours": "72"},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "interface_check": (
+        None,
+        None,
+        [
+            {"name": "payments-api", "status": ["ok"]},
+            {"status": "ok"},
+            {"name": "payments-api", "status": "ok", "messages": [{"x": 1}]},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "qc_result": (
+        "pay-01",
+        "r1",
+        [
+            {"status": None, "check": "x"},
+            {"status": "failed", "message": ["x"]},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "run_started": (
+        None,
+        "rbad",
+        [
+            {"kind": "scheduled", "started_at": "at dawn"},
+            {"kind": ["scheduled"]},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "run_ended": (
+        None,
+        "rbad",
+        [
+            {"status": 1},
+            {"status": "successful", "reason": ["x"]},
+        ],
+    ),
+    "task_result": (
+        "pay-01",
+        "r1",
+        [
+            {"status": "exploded", "task": "t"},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "notice": (
+        None,
+        None,
+        [
+            {"notice": "upcoming", "about": ["w1"]},
+            {"about": {}},
+            NOT_AN_OBJECT,
+        ],
+    ),
+}
+#: Kinds the dashboard does not read (notices, and task results outside ledger.runs' counts).
+NOT_ON_THE_DASHBOARD = ("task_result", "notice")
+CASES = [
+    pytest.param(kind, host, run_id, body, id=f"{kind}-{i}")
+    for kind, (host, run_id, bodies) in MALFORMED.items()
+    for i, body in enumerate(bodies)
+]
+NOW = datetime.now(UTC)
+
+
+def read_everything(ledger, inventory_dir) -> dict:
+    """Every reader of record bodies, on the ledger; what each found."""
+    sources = [inventory_dir]
+    settings = patch_policy.load(sources)
+    advisories = load_advisories(ledger)
+    found = {
+        "advisories": advisories,
+        "exposure": exposures(ledger, settings),
+        "installed": installed_packages(ledger),
+        "exceptions": load_exceptions(ledger),
+        "drift": findings(ledger),
+        "changes": changes(ledger),
+        "notes": notes(ledger),
+        "questions": questions(ledger),
+        "told": _already_told(ledger, "staff", False),
+        "run": usable_run(ledger.run("r1")),
+        "status": build_status(ledger, sources, 2, NOW),
+    }
+    setup = _read_inventory(sources)
+    period = parse_period(NOW.strftime("%Y-%m"))
+    found["scorecards"] = scorecards(
+        ledger, setup.vendors, setup.host_vendor, settings, period, today=NOW.date()
+    )
+    if GOOD_ADVISORY in advisories:
+        # What the emergency patch would hand to Ansible: checked again.
+        found["emergency"] = ansible_packages(advisories[GOOD_ADVISORY].packages)
+    return found
+
+
+def assert_good_records_used(found: dict) -> None:
+    assert found["advisories"][GOOD_ADVISORY].packages == {"ruc-account-api": "1.5.0"}
+    exposed = {(e.host, e.advisory_id) for e in found["exposure"] if e.status == "exposed"}
+    assert ("acct-01", GOOD_ADVISORY) in exposed
+    assert found["installed"]["pay-01"]["ruc-payment-gateway"] == "2.4.0"
+    assert found["emergency"] == {"ruc-account-api": "1.5.0"}
+    assert any(n.type == "glitch" and n.is_open for n in found["notes"])
+    status = found["status"]
+    assert {s.key: s.status for s in status.systems}["account_management"] == "overdue"
+    assert status.exposure.hosts_overdue == 1
+    assert found["scorecards"]
+
+
+@pytest.mark.parametrize(("kind", "host", "run_id", "body"), CASES)
+def test_a_malformed_record_is_skipped_with_one_warning(
+    ledger, dashboard_inventory, kind, host, run_id, body, capsys
+):
+    build_ledger(ledger, NOW)
+    if kind == "run_ended":  # a run whose start is good
+        ledger.append([run_started(playbook="maintain.yml", kind="scheduled", run_id=run_id)])
+        ledger.append([task_result(run_id, "pay-01", "PATCH | x", "ok")])
+    seq = append(ledger, kind, body, host, run_id)
+    with collecting() as skipped:
+        found = read_everything(ledger, dashboard_inventory)
+    named = f"ledger record {seq} ({kind}) skipped: "
+    assert [m for m in skipped.messages if m.startswith(named)] == skipped.messages
+    assert len(skipped.messages) == 1, skipped.messages
+    assert len(skipped.messages[0]) < 1000  # a huge value is shown cut short
+    # The dashboard lists it; stderr has it once.
+    if kind not in NOT_ON_THE_DASHBOARD:
+        [listed] = found["status"].skipped_records
+        assert listed.startswith(named)
+    assert capsys.readouterr().err.count(named) <= 1
+    assert_good_records_used(found)
+
+
+def test_good_records_alone_raise_no_warning(ledger, dashboard_inventory):
+    build_ledger(ledger, NOW)
+    with collecting() as skipped:
+        assert_good_records_used(read_everything(ledger, dashboard_inventory))
+    assert skipped.messages == []
+
+
+def test_the_newest_usable_facts_of_a_host_count(ledger, dashboard_inventory):
+    build_ledger(ledger, NOW)
+    seq = append(ledger, "package_facts", {"packages": {"ruc-account-api": "1 .0"}}, "acct-01")
+    with collecting() as skipped:
+        assert installed_packages(ledger)["acct-01"] == {"ruc-account-api": "1.4.0"}
+    assert skipped.messages[0].startswith(f"ledger record {seq} (package_facts) skipped:")
+
+
+def test_an_advisory_version_is_named_in_the_warning(ledger):
+    seq = append(
+        ledger,
+        "advisory",
+        {"advisory_id": "RUC-2026-0998", "severity": "high",
+         "packages": {"ruc-payment-gateway": "x y"}},
+    )  # fmt: skip
+    with collecting() as skipped:
+        assert load_advisories(ledger) == {}
+    [message] = skipped.messages
+    assert message.startswith(f"ledger record {seq} (advisory) skipped: fixed version of")
+    assert "ruc-payment-gateway 'x y' is not a Debian version" in message
+
+
+@pytest.mark.parametrize(
+    "packages",
+    [{"ruc-account-api": TEMPLATE}, {TEMPLATE: "1.0"}, {"ruc-account-api": None},
+     {"ruc-account-api": "1.0{{x}}"}],
+)  # fmt: skip
+def test_nothing_from_the_ledger_reaches_ansible_unchecked(packages):
+    with pytest.raises(UserError):
+        ansible_packages(packages)
+
+
+def test_the_dashboard_shows_the_warning_in_a_real_browser(ledger, dashboard_inventory, tmp_path):
+    from milepost.reports import write_dashboard
+
+    build_ledger(ledger, NOW)
+    seq = append(
+        ledger,
+        "advisory",
+        {"advisory_id": "RUC-2026-0999", "severity": "critical",
+         "packages": {"ruc-account-api": "x y"}, "title": TEMPLATE},
+    )  # fmt: skip
+    index = write_dashboard(tmp_path / "site", [dashboard_inventory], 2, ledger=ledger, now=NOW)
+    dom = chromium(tmp_path, "--dump-dom", index.as_uri()).stdout
+    page = words(dom)
+    assert 'data-skipped="1"' in dom
+    assert "1 record left out" in page
+    assert f"ledger record {seq} (advisory) skipped: fixed version of ruc-account-api" in page
+    assert "Security update overdue" in page  # the good advisory still counts
+
+
+def test_commands_warn_and_exit_0_without_a_traceback(ledger, dashboard_inventory, tmp_path):
+    build_ledger(ledger, NOW)
+    seq = append(
+        ledger,
+        "advisory",
+        {"advisory_id": "RUC-2026-0999", "severity": "critical",
+         "packages": {"ruc-account-api": "x y"}},
+    )  # fmt: skip
+    env = {**os.environ, "NO_COLOR": "1"}
+    commands = [
+        ["exposure", "-i", str(dashboard_inventory)],
+        ["advisory", "list"],
+        ["report", "dashboard", "--out", str(tmp_path / "out"), "-i", str(dashboard_inventory)],
+    ]
+    for args in commands:
+        done = subprocess.run(
+            [str(MILEPOST), *args], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stdout + done.stderr
+        warning = f"ledger record {seq} (advisory) skipped: fixed version of ruc-account-api"
+        assert done.stderr.count(warning) == 1, (args, done.stderr)
+    assert "acct-01" in subprocess.run(
+        [str(MILEPOST), "exposure", "-i", str(dashboard_inventory)],
+        capture_output=True, text=True, env=env, timeout=300,
+    ).stdout  # fmt: skip
+
+
+def test_emergency_candidates_skip_a_malformed_advisory_update(ledger, dashboard_inventory):
+    """A malformed newer record of an advisory leaves the last good one in force."""
+    build_ledger(ledger, NOW)
+    good_before = load_advisories(ledger)[GOOD_ADVISORY]
+    append(
+        ledger,
+        "advisory",
+        {"advisory_id": GOOD_ADVISORY, "severity": "critical",
+         "packages": {"ruc-account-api": TEMPLATE}},
+    )  # fmt: skip
+    with collecting() as skipped:
+        after = load_advisories(ledger)[GOOD_ADVISORY]
+        settings = patch_policy.load([dashboard_inventory])
+        items = exposures(ledger, settings, advisories={GOOD_ADVISORY: after})
+    assert after == good_before
+    assert ansible_packages(after.packages) == {"ruc-account-api": "1.5.0"}
+    assert {e.host for e in items if e.status == "exposed"} == {"acct-01"}
+    assert len(skipped.messages) == 1
