@@ -30,13 +30,15 @@ from pathlib import Path
 
 from milepost import recorder
 from milepost.ledger import new_run_id, task_result
+from milepost.ledger.config import local_postgres_url
 from milepost.recorder import Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PLAYBOOK = ROOT / "bench" / "playbooks" / "thirty_tasks.yml"
 INVENTORY = ROOT / "inventory" / "lab" / "hosts.yml"
-PG_ADMIN = "postgresql+psycopg://milepost:milepost@127.0.0.1:5432/milepost_test"
+#: scripts/postgres's database; its random password is read from the 0600 file it keeps.
+PG_ADMIN = os.environ.get("MILEPOST_TEST_PG_URL") or local_postgres_url()
 TASKS = 30
 #: The in-process part hands over this many results, evenly spaced (real results come in
 #: bursts, one per host as a task ends, which group better: this errs on the dear side).

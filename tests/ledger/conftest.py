@@ -1,9 +1,10 @@
 """Ledger tests run against SQLite and a real PostgreSQL (every test that takes `ledger_url`
 or `ledger` runs once per backend).
 
-PostgreSQL: $MILEPOST_TEST_PG_URL, else the URL scripts/postgres prints. Each test gets a
-fresh database (CREATE DATABASE milepost_t_<random>, dropped afterwards). If PostgreSQL is
-unreachable the tests FAIL: run `scripts/postgres` (as root) first.
+PostgreSQL: $MILEPOST_TEST_PG_URL, else the URL scripts/postgres prints (its random password
+read from the 0600 file it keeps, see milepost.ledger.config.local_postgres_url). Each test
+gets a fresh database (CREATE DATABASE milepost_t_<random>, dropped afterwards). If
+PostgreSQL is unreachable the tests FAIL: run `scripts/postgres` (as root) first.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from milepost.errors import UserError
 from milepost.ledger import Ledger
-
-PG_DEFAULT_URL = "postgresql+psycopg://milepost:milepost@127.0.0.1:5432/milepost_test"
+from milepost.ledger.config import local_postgres_url
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +36,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[sa.Engine]:
-    url = os.environ.get("MILEPOST_TEST_PG_URL", PG_DEFAULT_URL)
+    url = os.environ.get("MILEPOST_TEST_PG_URL", "")
+    if not url:
+        try:
+            url = local_postgres_url()
+        except UserError as missing:
+            pytest.fail(f"PostgreSQL: {missing}", pytrace=False)
     engine = sa.create_engine(
         url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import secrets
 from collections.abc import Iterator
@@ -19,18 +20,23 @@ def rng(request: pytest.FixtureRequest) -> random.Random:
     return random.Random(f"{SEED}:{request.node.nodeid}")
 
 
-PG_URL = "postgresql+psycopg://milepost:milepost@127.0.0.1:5432/milepost_test"
-
-
 @pytest.fixture
 def pg_ledger() -> Iterator[str]:
-    """The URL of a fresh PostgreSQL ledger database (scripts/postgres), dropped after."""
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    """The URL of a fresh PostgreSQL ledger database (scripts/postgres, its random password
+    read from the file it keeps), dropped after."""
+    from milepost.errors import UserError
+    from milepost.ledger.config import local_postgres_url
+
+    try:
+        pg_url = os.environ.get("MILEPOST_TEST_PG_URL") or local_postgres_url()
+    except UserError as missing:
+        pytest.fail(f"PostgreSQL: {missing}", pytrace=False)
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     name = f"milepost_rel_{secrets.token_hex(4)}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
