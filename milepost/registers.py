@@ -21,7 +21,6 @@ notes}, comment, updated_by.
 
 from __future__ import annotations
 
-import csv
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -120,8 +119,6 @@ MAX_IMPACT = 2000
 MAX_RUN_ID = 128
 MAX_LINKS = 100
 NOTE_ID = re.compile(r"(?:L|DC|G|QC)-[A-Za-z0-9._-]{1,64}")
-#: Cells a spreadsheet would run as a formula (CSV injection): exported with a leading '.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -858,12 +855,14 @@ def _export_md(found: Sequence[Note], out: IO[str]) -> None:
 def _cell(value: object) -> str:
     if value is None:
         return ""
-    text = "; ".join(str(v) for v in value) if isinstance(value, list) else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "; ".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
 def _export_csv(found: Sequence[Note], out: IO[str]) -> None:
-    writer = csv.writer(out, lineterminator="\n")
+    # Every cell goes through the one CSV writer: none can run as a spreadsheet formula.
+    from milepost.ledger.export import csv_writer
+
+    writer = csv_writer(out)
     writer.writerow(CSV_FIELDS)
     for n in found:
         row = {

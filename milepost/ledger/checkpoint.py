@@ -6,6 +6,12 @@ field. Verifying against a checkpoint proves the ledger still holds record ``seq
 hash ``head_hash`` — so it was neither cut short nor rewritten and rehashed up to there.
 A checkpoint is only as trustworthy as the place it was published (mail, a ticket, another
 server): an attacker who can replace it there can replace it with anything.
+
+The public key a checkpoint file carries is never what makes it trusted: anyone can sign a
+forged head with a key of their own. Verifying checks the signature against a configured
+key (trusted_public_key): ``--public-key``, else $MILEPOST_CHECKPOINT_PUBLIC_KEY, else
+<state_dir>/ledger-signing.pub, written beside the signing key when the key is made (each
+a base64 raw Ed25519 key, or a file holding one). With none, verifying refuses.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ import binascii
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -25,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from milepost.errors import MilepostError, UserError
 from milepost.ledger.chain import VerifyResult, utc_now
+from milepost.ledger.config import FILE_MODE
 from milepost.paths import state_dir
 
 if TYPE_CHECKING:
@@ -32,6 +41,8 @@ if TYPE_CHECKING:
 
 FORMAT = "milepost-ledger-checkpoint/1"
 KEY_FILE = "ledger-signing.key"
+PUBLIC_KEY_FILE = "ledger-signing.pub"
+ENV_PUBLIC_KEY = "MILEPOST_CHECKPOINT_PUBLIC_KEY"
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,69 @@ class Checkpoint:
 
 def default_key_path() -> Path:
     return state_dir() / KEY_FILE
+
+
+def public_key_path(key_path: Path) -> Path:
+    """Where the public half of the signing key at ``key_path`` is kept (``.pub``)."""
+    return key_path.with_suffix(".pub")
+
+
+def _decode_key(text: str) -> str | None:
+    """The canonical base64 of a raw Ed25519 public key given as base64 or PEM, or None."""
+    text = text.strip()
+    if text.startswith("-----BEGIN PUBLIC KEY-----"):
+        try:
+            loaded = serialization.load_pem_public_key(text.encode("ascii"))
+        except (ValueError, TypeError, UnicodeEncodeError):
+            return None
+        return raw_public_key(loaded) if isinstance(loaded, Ed25519PublicKey) else None
+    try:
+        raw = base64.b64decode(text, validate=True)
+        return raw_public_key(Ed25519PublicKey.from_public_bytes(raw))
+    except (ValueError, binascii.Error):
+        return None
+
+
+def _key_from(value: str, source: str) -> str:
+    """A key given as base64 (or PEM) text or as a file holding it; UserError naming the
+    setting it came from if it is neither."""
+    key = _decode_key(value)
+    if key is not None:
+        return key
+    path = Path(value.strip()).expanduser()
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, ValueError):
+        raise UserError(
+            f"{source} is neither a base64 Ed25519 public key nor a readable file holding one"
+        ) from None
+    key = _decode_key(text)
+    if key is None:
+        raise UserError(f"{source}: {path} does not hold a base64 Ed25519 public key")
+    return key
+
+
+def trusted_public_key(given: str | None = None) -> tuple[str, str]:
+    """(the key checkpoints must be signed with, where it came from): ``given`` (the
+    --public-key option), else $MILEPOST_CHECKPOINT_PUBLIC_KEY, else
+    <state_dir>/ledger-signing.pub. UserError when no key is configured: the key inside a
+    checkpoint file is never trusted."""
+    if given is not None and given.strip():
+        return _key_from(given, f"--public-key {given.strip()[:100]!r}"), "--public-key"
+    env = os.environ.get(ENV_PUBLIC_KEY, "").strip()
+    if env:
+        return _key_from(env, f"${ENV_PUBLIC_KEY}"), f"${ENV_PUBLIC_KEY}"
+    try:
+        default = state_dir() / PUBLIC_KEY_FILE
+    except UserError:
+        default = None
+    if default is not None and default.is_file():
+        return _key_from(str(default), str(default)), str(default)
+    raise UserError(
+        "no trusted checkpoint key: pass --public-key KEY (base64, or a file holding it), set"
+        f" ${ENV_PUBLIC_KEY}, or keep {PUBLIC_KEY_FILE} in the state directory; the key"
+        " inside a checkpoint file is never trusted"
+    )
 
 
 def _signed_bytes(payload: dict[str, Any]) -> bytes:
@@ -81,6 +155,7 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
             handle.write(pem)
             handle.flush()
             os.fsync(handle.fileno())
+        write_public_key(key, path)
         return key
     except OSError as bad:
         raise UserError(f"cannot read the signing key {path}: {bad.strerror}") from None
@@ -93,8 +168,11 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     return loaded
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so readers see the old content or the new, never a part (fsynced)."""
+@contextmanager
+def atomic_file(path: Path, *, newline: str | None = None) -> Iterator[IO[str]]:
+    """A text handle on a new temporary file (mode 0600 whatever the umask) that replaces
+    ``path`` when the block ends without error (fsynced): readers see the old content or
+    the new, never a part. UserError (one line) if it cannot be written."""
     path = path.resolve()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,16 +180,23 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as bad:
         raise UserError(f"cannot write {path}: {bad.strerror}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except OSError as bad:
-        Path(tmp).unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {bad.strerror}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file (mode 0600) so readers see the old content or the new, never a part."""
+    with atomic_file(path) as handle:
+        handle.write(text)
 
 
 def fsync_dir(directory: Path) -> None:
@@ -120,6 +205,16 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_public_key(key: Ed25519PrivateKey, key_path: Path) -> Path:
+    """Keep the public half of ``key`` beside it (``.pub``), the key `ledger verify
+    --checkpoint` trusts by default; an existing file is left as it is (a trust anchor is
+    never replaced silently)."""
+    target = public_key_path(key_path)
+    if not target.exists():
+        write_atomic(target, raw_public_key(key.public_key()) + "\n")
+    return target
 
 
 def write_checkpoint(ledger: Ledger, out: Path, key_path: Path | None = None) -> dict[str, Any]:
@@ -131,7 +226,9 @@ def write_checkpoint(ledger: Ledger, out: Path, key_path: Path | None = None) ->
         )
     if result.head_seq is None:
         raise UserError("the ledger is empty: there is no head to checkpoint")
-    key = load_or_create_key(key_path or default_key_path())
+    key_file = key_path or default_key_path()
+    key = load_or_create_key(key_file)
+    write_public_key(key, key_file)  # for a key made before .pub files were
     payload: dict[str, Any] = {
         "format": FORMAT,
         "seq": result.head_seq,
@@ -147,8 +244,9 @@ def write_checkpoint(ledger: Ledger, out: Path, key_path: Path | None = None) ->
 
 
 def load_checkpoint(path: Path, public_key: str | None = None) -> Checkpoint:
-    """Read a checkpoint and check its signature; UserError if unreadable, malformed,
-    forged or altered, or (with ``public_key``) signed by another key."""
+    """Read a checkpoint and check its signature against the trusted key
+    (trusted_public_key(public_key)); UserError if no key is configured, or the file is
+    unreadable, malformed, signed by another key, forged or altered."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as bad:
@@ -159,12 +257,18 @@ def load_checkpoint(path: Path, public_key: str | None = None) -> Checkpoint:
         raise UserError(f"{path} is not a Milepost ledger checkpoint ({FORMAT})")
     try:
         signature = base64.b64decode(document.pop("signature"), validate=True)
-        key_raw = base64.b64decode(document["public_key"], validate=True)
-        key = Ed25519PublicKey.from_public_bytes(key_raw)
+        claimed = str(document["public_key"])
         seq, count = int(document["seq"]), int(document["count"])
         head_hash, created_at = str(document["head_hash"]), str(document["created_at"])
     except (KeyError, TypeError, ValueError, binascii.Error):
         raise UserError(f"checkpoint {path} is missing or has malformed fields") from None
+    trusted, source = trusted_public_key(public_key)
+    if claimed != trusted:
+        raise UserError(
+            f"checkpoint {path} was signed by key {claimed[:60]}, not the trusted key"
+            f" {trusted} (from {source}): do not trust it"
+        )
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(trusted))
     try:
         key.verify(signature, _signed_bytes(document))
     except InvalidSignature:
@@ -172,18 +276,13 @@ def load_checkpoint(path: Path, public_key: str | None = None) -> Checkpoint:
             f"checkpoint {path}: the signature does not match its content: the file was"
             " altered or forged; do not trust it"
         ) from None
-    if public_key is not None and public_key.strip() != document["public_key"]:
-        raise UserError(
-            f"checkpoint {path} was signed by key {document['public_key']}, not the expected"
-            f" {public_key.strip()}"
-        )
     return Checkpoint(
         path=path,
         seq=seq,
         count=count,
         head_hash=head_hash,
         created_at=created_at,
-        public_key=str(document["public_key"]),
+        public_key=trusted,
     )
 
 

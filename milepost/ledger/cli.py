@@ -8,10 +8,8 @@ truncated chain or the work failed, 2 bad input (one line on stderr).
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +23,7 @@ import milepost.ledger.spool as spooling
 from milepost.errors import UserError
 from milepost.ledger.archive import verify_archive
 from milepost.ledger.chain import VerifyResult
+from milepost.ledger.checkpoint import ENV_PUBLIC_KEY, PUBLIC_KEY_FILE, atomic_file
 from milepost.ledger.export import FORMATS
 from milepost.ledger.runs import RUN_KINDS
 from milepost.ledger.store import TASK_STATUSES, Ledger, LedgerUnavailable
@@ -315,7 +314,14 @@ def verify(
     ] = None,
     public_key: Annotated[
         str | None,
-        typer.Option("--public-key", help="Require the checkpoint's signer (base64 raw Ed25519)."),
+        typer.Option(
+            "--public-key",
+            help=(
+                "The key the checkpoint must be signed with: base64 raw Ed25519, or a file"
+                f" holding it (default: ${ENV_PUBLIC_KEY}, else .milepost/{PUBLIC_KEY_FILE});"
+                " the key inside the checkpoint file is never trusted."
+            ),
+        ),
     ] = None,
     archive: Annotated[
         Path | None,
@@ -324,6 +330,9 @@ def verify(
     as_json: JsonOption = False,
 ) -> None:
     """Recompute the hash chain: exit 0 if intact, 1 naming the first bad record.
+
+    With --checkpoint, the checkpoint must be signed by the configured key (--public-key,
+    $MILEPOST_CHECKPOINT_PUBLIC_KEY or .milepost/ledger-signing.pub): with none, exit 2.
 
     Read-only: unlike the other commands it closes no stale run and replays no spool, so
     it never writes onto the chain it judges."""
@@ -368,21 +377,9 @@ def export(
         ledger.export(fmt, sys.stdout)
         sys.stdout.flush()
         return
-    target = out.resolve()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as bad:
-        raise UserError(f"cannot write {out}: {bad.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            count = ledger.export(fmt, handle)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except OSError as bad:
-        raise UserError(f"cannot write {out}: {bad.strerror}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    # Mode 0600 whatever the umask: the records name hosts, people and failures.
+    with atomic_file(out, newline="") as handle:
+        count = ledger.export(fmt, handle)
     _warn(f"exported {count} records to {out}")
 
 

@@ -1,9 +1,10 @@
-"""Export every record, with its hashes, as JSON lines or CSV."""
+"""Export every record, with its hashes, as JSON lines or CSV; and the one CSV writer every
+Milepost CSV goes through (csv_writer: no cell can run as a spreadsheet formula)."""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING
 
 from sqlalchemy import select
@@ -18,6 +19,33 @@ if TYPE_CHECKING:
 FORMATS = ("jsonl", "csv")
 FIELDS = ("seq", "kind", "run_id", "host", "recorded_at", "body", "prev_hash", "hash")
 BATCH = 5_000
+#: A text cell starting with one of these would run as a formula in a spreadsheet (CSV
+#: injection): it gets a leading apostrophe, which spreadsheets show as text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell as written: None as empty, text starting like a formula with a leading '."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+class CsvWriter:
+    """csv.writer (lines ending \\n) that passes every cell through csv_cell."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._writer = csv.writer(out, lineterminator="\n")
+
+    def writerow(self, row: Iterable[object]) -> None:
+        self._writer.writerow([csv_cell(value) for value in row])
+
+
+def csv_writer(out: IO[str]) -> CsvWriter:
+    """The writer for every CSV Milepost writes (ledger and register exports)."""
+    return CsvWriter(out)
 
 
 def _rows(ledger: Ledger) -> Iterator[tuple[int, str, str | None, str | None, str, str, str, str]]:
@@ -40,7 +68,9 @@ def export(ledger: Ledger, fmt: str, out: IO[str]) -> int:
     jsonl: one JSON object per line {seq, kind, run_id, host, recorded_at, body (an
     object), prev_hash, hash}; the same lines as an archive file, so an export can be
     checked with `milepost ledger verify --archive` style tools. csv: a header row, then
-    the same fields with body as its canonical JSON text.
+    the same fields with body as its canonical JSON text; a text cell that would start a
+    spreadsheet formula (=, +, -, @, tab, CR) gets a leading ' (csv_cell), so check hashes
+    from the jsonl export, not from the CSV.
     """
     if fmt not in FORMATS:
         raise UserError(f"export format must be jsonl or csv, not {fmt!r}")
@@ -50,9 +80,9 @@ def export(ledger: Ledger, fmt: str, out: IO[str]) -> int:
             out.write(record_line(*row) + "\n")
             count += 1
         return count
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out)
     writer.writerow(FIELDS)
     for row in _rows(ledger):
-        writer.writerow(["" if value is None else value for value in row])
+        writer.writerow(row)
         count += 1
     return count

@@ -35,6 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from milepost.errors import MilepostError, UserError
 from milepost.ledger.chain import canonical_body, load_body, utc_now
 from milepost.ledger.checkpoint import fsync_dir
+from milepost.ledger.config import FILE_MODE
 from milepost.ledger.runs import process_alive, process_start_time
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, Prepared, prepare, problem
@@ -97,7 +98,8 @@ def spool(records: Sequence[Mapping[str, Any]], reason: str, directory: Path | N
     tmp = folder / f".{name}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)  # 0600 whatever the umask
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

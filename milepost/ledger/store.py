@@ -43,7 +43,7 @@ from milepost.ledger.chain import (
     load_body,
     utc_now,
 )
-from milepost.ledger.config import ledger_url, mask_url
+from milepost.ledger.config import FILE_MODE, ledger_url, mask_url
 from milepost.ledger.schema import SCHEMA_HEAD, VERSION_TABLE
 from milepost.ledger.schema import records as T
 
@@ -169,6 +169,21 @@ def _alembic_config() -> Any:
     return config
 
 
+def _create_private(path: Path) -> None:
+    """Create an empty SQLite file with mode 0600 (whatever the umask) if there is none.
+    SQLite gives the -wal and -shm files it makes the database file's mode, so they are
+    0600 too. A file that exists is left alone: no descriptor of it is opened here (closing
+    one would drop this process's POSIX locks on it, see _check_location)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+
+
 def _sqlite_begin(conn: Connection) -> None:
     mode = conn.get_execution_options().get("milepost_sqlite_begin", "DEFERRED")
     conn.exec_driver_sql(f"BEGIN {mode}")
@@ -267,6 +282,7 @@ class Ledger:
                     f"ledger {self.masked_url}: cannot create files in {path.parent};"
                     " choose a writable place with MILEPOST_LEDGER_URL"
                 )
+            _create_private(path)
         except OSError as bad:
             raise UserError(
                 f"ledger {self.masked_url}: cannot use {path}: {bad.strerror or bad};"
