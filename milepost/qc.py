@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -126,6 +127,74 @@ def _parse(lines: Path) -> list[CheckResult]:
     return found
 
 
+# ------------------------------------------------------------------ connection options
+#
+# QC connects as Ansible does (ansible.cfg: host_key_checking = True): testinfra's ansible
+# backend takes each host's ssh options from the inventory (ansible_ssh_common_args, so the
+# lab's UserKnownHostsFile), and never with host key checking switched off.
+
+#: ssh options that switch host key checking off: QC refuses to connect with them.
+HOST_KEY_OFF = re.compile(
+    r"StrictHostKeyChecking\s*=?\s*(?:no|off)\b|(?:User|Global)KnownHostsFile\s*=?\s*/dev/null",
+    re.IGNORECASE,
+)
+#: Appended to every QC ssh command line. OpenSSH takes the first value of an option, so an
+#: inventory's own StrictHostKeyChecking stays; without one, a host whose key is not in the
+#: known_hosts file fails instead of asking (no one answers a prompt during QC).
+STRICT_HOST_KEYS = "-o StrictHostKeyChecking=yes"
+SSH_ARG_VARIABLES = ("ANSIBLE_SSH_ARGS", "ANSIBLE_SSH_COMMON_ARGS", "ANSIBLE_SSH_EXTRA_ARGS")
+
+
+def check_ssh_args(args: str, where: str) -> None:
+    """UserError if the ssh options ``args`` switch host key checking off."""
+    found = HOST_KEY_OFF.search(args or "")
+    if found:
+        raise UserError(
+            f"{where} holds {found.group(0)!r}: QC never connects with host key checking off;"
+            " put the hosts' keys in the known_hosts file the inventory names"
+            " (UserKnownHostsFile) instead"
+        )
+
+
+def qc_env(root: Path, results: Path, base: dict[str, str]) -> dict[str, str]:
+    """The environment of the QC's pytest: the project's ansible.cfg, host key checking on
+    whatever the caller's environment says, no ssh options that switch it off."""
+    for name in SSH_ARG_VARIABLES:
+        check_ssh_args(base.get(name, ""), f"${name}")
+    return {
+        **base,
+        "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "MILEPOST_QC_RESULTS": str(results),
+    }
+
+
+def check_host_keys(backend: Any) -> None:
+    """Make a testinfra connection check host keys as Ansible does (tests/qc/conftest.py
+    calls this for every host): for OpenSSH, the inventory's options (its known_hosts
+    file) plus StrictHostKeyChecking=yes; UserError for options that switch checking off,
+    and for paramiko, whose testinfra backend accepts unknown host keys."""
+    if getattr(backend, "NAME", "") == "ansible" and not getattr(backend, "force_ansible", True):
+        inner = backend.ansible_runner.get_host(
+            backend.host, ssh_config=backend.ssh_config, ssh_identity_file=backend.ssh_identity_file
+        )
+        if inner is None:  # testinfra runs Ansible itself: host_key_checking (qc_env) holds
+            return
+        backend = inner.backend
+    name = getattr(backend, "NAME", "")
+    where = f"the ssh options of {getattr(backend, 'hostname', '?')}"
+    if name in ("ssh", "safe-ssh"):
+        args = str(backend.ssh_extra_args or "")
+        check_ssh_args(args, where)
+        if STRICT_HOST_KEYS not in args:
+            backend.ssh_extra_args = f"{args} {STRICT_HOST_KEYS}".strip()
+    elif name == "paramiko":
+        raise UserError(
+            f"{getattr(backend, 'hostname', '?')} uses ansible_connection paramiko, whose QC"
+            " connection would accept an unknown host key: use ansible_connection: ssh"
+        )
+
+
 def run_checks(root: Path, sources: Sequence[Path], hosts: Sequence[str]) -> list[CheckResult]:
     """Run the QC catalogue against ``hosts``; MilepostError if pytest itself broke."""
     with tempfile.TemporaryDirectory(prefix="milepost-qc-") as tmp:
@@ -141,11 +210,7 @@ def run_checks(root: Path, sources: Sequence[Path], hosts: Sequence[str]) -> lis
             f"--hosts={','.join('ansible://' + h for h in hosts)}",
             f"--ansible-inventory={','.join(str(s) for s in sources)}",
         ]
-        env = {
-            **os.environ,
-            "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
-            "MILEPOST_QC_RESULTS": str(results),
-        }
+        env = qc_env(root, results, dict(os.environ))
         try:
             proc = subprocess.run(  # noqa: S603 - argv built here, no shell
                 argv,

@@ -28,6 +28,7 @@ __all__ = [
     "SmtpConfig",
     "load_notify_config",
     "parse_notify_config",
+    "plain_http_elsewhere",
 ]
 
 NOTIFY_VAR = "milepost_notify"
@@ -54,8 +55,13 @@ SMTP_KEYS = (
     "attempts",
     "retry_delay_seconds",
     "ca_file",
+    "insecure",
 )
-WEBHOOK_KEYS = ("timeout_seconds", "attempts", "retry_delay_seconds", "ca_file")
+RETRY_KEYS = ("timeout_seconds", "attempts", "retry_delay_seconds", "ca_file")
+WEBHOOK_KEYS = (*RETRY_KEYS, "insecure")
+#: The hosts a webhook may be reached at over plain http (the traffic never leaves the
+#: machine); anywhere else needs https, or milepost_notify.webhook.insecure: true (labs).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 AUDIENCE_KEYS = ("email", "webhook", "vendor_contacts")
 AUDIENCE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
@@ -87,6 +93,13 @@ class SmtpConfig:
     username: str | None
     password: str | None = field(repr=False)
     retry: RetryPolicy
+    #: A login goes over a connection without TLS (allowed only by ``insecure: true``, for
+    #: labs): every delivery over it is recorded and printed as insecure.
+    insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.username is not None and not (self.starttls or self.ssl) and not self.insecure:
+            raise UserError(_PLAIN_LOGIN.format(where=f"{NOTIFY_VAR}.smtp"))
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,8 @@ class NotifyConfig:
     audiences: dict[str, Audience]
     #: The audiences each notice goes to by default.
     notices: dict[str, tuple[str, ...]]
+    #: milepost_notify.webhook.insecure: webhooks may be plain http to any host (labs).
+    webhook_insecure: bool = False
 
     def secrets(self) -> list[str]:
         """Values that must never be shown: the SMTP password, and the path and query of
@@ -131,6 +146,22 @@ def webhook_tokens(url: str) -> list[str]:
     if parts.password:
         tokens.append(parts.password)
     return [token for token in tokens if token]
+
+
+def plain_http_elsewhere(url: str) -> bool:
+    """True for a plain http URL whose host is not 127.0.0.1, localhost or ::1."""
+    parts = urlsplit(url)
+    return parts.scheme.lower() != "https" and (parts.hostname or "").lower() not in LOOPBACK_HOSTS
+
+
+_PLAIN_LOGIN = (
+    "{where}: a login (username, password) needs TLS: set starttls: true (port 587) or"
+    " ssl: true (port 465); insecure: true allows a login without TLS, for a lab only"
+)
+_PLAIN_WEBHOOK = (
+    "{where} is plain http to {host}: use https://, or set {var}.webhook.insecure: true"
+    " for a lab only (plain http is allowed without it to 127.0.0.1, localhost and ::1)"
+)
 
 
 def webhook_origin(url: str) -> str:
@@ -192,7 +223,7 @@ def _sender(value: Any, where: str) -> str:
     return text
 
 
-def _url(value: Any, where: str) -> str:
+def _url(value: Any, where: str, insecure: bool = False) -> str:
     text = _text(value, where, MAX_URL)
     try:
         parts = urlsplit(text)
@@ -202,6 +233,10 @@ def _url(value: Any, where: str) -> str:
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in text:
         raise UserError(
             f"{where} is not an http(s) URL with a host: use https://chat.example.gov/hooks/..."
+        )
+    if plain_http_elsewhere(text) and not insecure:
+        raise UserError(
+            _PLAIN_WEBHOOK.format(where=where, host=webhook_origin(text), var=NOTIFY_VAR)
         )
     return text
 
@@ -280,6 +315,10 @@ def _smtp(value: Any, root: Path) -> SmtpConfig:
     if (username is None) != (password is None):
         missing = "password" if password is None else "username"
         raise UserError(f"{where}.{missing} is missing: give username and password together")
+    insecure = _flag(entry.get("insecure"), f"{where}.insecure")
+    plain_login = username is not None and not (starttls or implicit)
+    if plain_login and not insecure:
+        raise UserError(_PLAIN_LOGIN.format(where=where))
     return SmtpConfig(
         host=host,
         port=port,
@@ -287,9 +326,8 @@ def _smtp(value: Any, root: Path) -> SmtpConfig:
         ssl=implicit,
         username=username,
         password=password,
-        retry=_retry(
-            {k: v for k, v in entry.items() if k in WEBHOOK_KEYS}, where, WEBHOOK_KEYS, root
-        ),
+        retry=_retry({k: v for k, v in entry.items() if k in RETRY_KEYS}, where, RETRY_KEYS, root),
+        insecure=plain_login,
     )
 
 
@@ -306,7 +344,7 @@ def _addresses(value: Any, where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _audience(name: Any, value: Any) -> Audience:
+def _audience(name: Any, value: Any, webhook_insecure: bool = False) -> Audience:
     if not isinstance(name, str) or not AUDIENCE_NAME.fullmatch(name):
         raise UserError(
             f"{NOTIFY_VAR}.audiences key {shown(name)} is not an audience name: lower-case"
@@ -317,7 +355,11 @@ def _audience(name: Any, value: Any) -> Audience:
     audience = Audience(
         name=name,
         email=_addresses(entry.get("email"), f"{where}.email"),
-        webhook=_url(entry["webhook"], f"{where}.webhook") if entry.get("webhook") else None,
+        webhook=(
+            _url(entry["webhook"], f"{where}.webhook", webhook_insecure)
+            if entry.get("webhook")
+            else None
+        ),
         vendor_contacts=_flag(entry.get("vendor_contacts"), f"{where}.vendor_contacts"),
     )
     if not (audience.email or audience.webhook or audience.vendor_contacts):
@@ -370,7 +412,13 @@ def parse_notify_config(value: Any, *, root: Path) -> NotifyConfig:
             f"{NOTIFY_VAR}.audiences is missing: name who is told, e.g. communications:"
             " {email: [communications@example.gov]}"
         )
-    audiences = {str(name): _audience(name, item) for name, item in raw_audiences.items()}
+    webhook = entry.get("webhook")
+    where_hook = f"{NOTIFY_VAR}.webhook"
+    hook_entry = check_mapping(webhook if webhook is not None else {}, where_hook, WEBHOOK_KEYS)
+    webhook_insecure = _flag(hook_entry.get("insecure"), f"{where_hook}.insecure")
+    audiences = {
+        str(name): _audience(name, item, webhook_insecure) for name, item in raw_audiences.items()
+    }
     needs_mail = any(a.email or a.vendor_contacts for a in audiences.values())
     smtp = _smtp(entry["smtp"], root) if entry.get("smtp") is not None else None
     sender = _sender(entry["from"], f"{NOTIFY_VAR}.from") if entry.get("from") else None
@@ -400,9 +448,12 @@ def parse_notify_config(value: Any, *, root: Path) -> NotifyConfig:
         timezone=_zone(entry.get("timezone")),
         templates_dir=templates,
         smtp=smtp,
-        webhook=_retry(entry.get("webhook"), f"{NOTIFY_VAR}.webhook", WEBHOOK_KEYS, root),
+        webhook=_retry(
+            {k: v for k, v in hook_entry.items() if k in RETRY_KEYS}, where_hook, RETRY_KEYS, root
+        ),
         audiences=audiences,
         notices=_notices(entry.get("notices"), audiences),
+        webhook_insecure=webhook_insecure,
     )
 
 

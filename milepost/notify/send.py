@@ -24,7 +24,13 @@ from milepost.errors import MilepostError, UserError
 from milepost.input_checks import shown
 from milepost.ledger.spool import append_or_spool
 from milepost.notify import content
-from milepost.notify.config import NOTICES, Audience, check_address, webhook_origin
+from milepost.notify.config import (
+    NOTICES,
+    Audience,
+    check_address,
+    plain_http_elsewhere,
+    webhook_origin,
+)
 from milepost.notify.inventory import NotifySetup, load_setup
 from milepost.notify.templates import Rendered, clean_line, render
 from milepost.notify.upcoming import Opening
@@ -74,6 +80,8 @@ class Delivery:
     result: str
     reason: str | None = None
     attempts: int = 0
+    #: Sent without TLS by an explicit insecure: true (labs): recorded as insecure: true.
+    insecure: bool = False
 
     @property
     def body_sha256(self) -> str:
@@ -198,6 +206,7 @@ def _deliver(setup: NotifySetup, plan: _Planned, notice: str, redactor: Redactor
             redactor=redactor,
         )
         shown_to = plan.recipients
+        insecure = config.smtp.insecure
     else:
         assert plan.audience.webhook is not None
         payload = {
@@ -208,9 +217,14 @@ def _deliver(setup: NotifySetup, plan: _Planned, notice: str, redactor: Redactor
             "about": plan.about,
         }
         attempted = post_notice(
-            plan.audience.webhook, payload, policy=config.webhook, redactor=redactor
+            plan.audience.webhook,
+            payload,
+            policy=config.webhook,
+            redactor=redactor,
+            allow_insecure=config.webhook_insecure,
         )
         shown_to = (webhook_origin(plan.audience.webhook),)
+        insecure = plain_http_elsewhere(plan.audience.webhook)
     return Delivery(
         notice=notice,
         audience=plan.audience.name,
@@ -221,6 +235,7 @@ def _deliver(setup: NotifySetup, plan: _Planned, notice: str, redactor: Redactor
         result=SENT if attempted.ok else FAILED,
         reason=attempted.reason,
         attempts=attempted.attempts,
+        insecure=insecure,
     )
 
 
@@ -239,6 +254,8 @@ def _record(delivery: Delivery, plan: _Planned) -> dict[str, Any]:
     }
     if delivery.reason is not None:
         body["reason"] = delivery.reason
+    if delivery.insecure:
+        body["insecure"] = True
     return {"kind": KIND, "run_id": plan.run_id, "host": None, "body": body}
 
 

@@ -1,6 +1,8 @@
 """Notices by e-mail: one plain-text UTF-8 message per audience through the agency's SMTP
 server (smtplib), STARTTLS or implicit TLS verified against the system's or a given CA
 bundle, a login when a username is set, a bounded number of attempts with doubling pauses.
+A login is only ever sent over TLS, unless ``insecure: true`` (labs) allows it in the clear;
+then every delivery carries the INSECURE note (printed, and recorded with insecure: true).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
 from milepost.notify.config import SmtpConfig
-from milepost.notify.delivery import Attempted, connection_reason, deliver
+from milepost.notify.delivery import Attempted, Undelivered, connection_reason, deliver
 from milepost.redaction import Redactor
 
-__all__ = ["build_message", "send_mail"]
+__all__ = ["INSECURE_NOTE", "build_message", "send_mail"]
+
+#: The note on a delivery whose login went without TLS (smtp.insecure: true, labs only).
+INSECURE_NOTE = "INSECURE: the login went without TLS (milepost_notify.smtp.insecure: true)"
 
 
 def build_message(sender: str, recipients: Sequence[str], subject: str, text: str) -> EmailMessage:
@@ -73,6 +78,13 @@ def _send_once(
             client.starttls(context=_context(config))
             client.ehlo()
         if config.username is not None and config.password is not None:
+            if not (config.ssl or config.starttls) and not config.insecure:
+                # SmtpConfig refuses this already; never send a password in the clear.
+                raise Undelivered(
+                    f"the login to {config.host}:{config.port} was not sent: no TLS"
+                    " (set starttls or ssl)",
+                    again=False,
+                )
             client.login(config.username, config.password)
         return client.send_message(message, from_addr=sender, to_addrs=list(to))
 
@@ -93,6 +105,9 @@ def send_mail(
 
     def once() -> str | None:
         refused = _send_once(config, message, envelope_from, recipients)
-        return "refused by the server: " + ", ".join(sorted(refused)) if refused else None
+        notes = [INSECURE_NOTE] if config.insecure else []
+        if refused:
+            notes.append("refused by the server: " + ", ".join(sorted(refused)))
+        return "; ".join(notes) or None
 
     return deliver(config.retry, once, lambda error: _reason(error, config), redactor)

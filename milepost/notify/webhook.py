@@ -1,7 +1,9 @@
 """Notices to a chat webhook: one JSON POST per audience (urllib), success a 2xx answer,
 a bounded number of attempts with doubling pauses. Redirects are not followed (the body
 would be lost or sent elsewhere). Reasons never show the URL's path or query, which often
-hold a token."""
+hold a token. Plain http goes only to 127.0.0.1, localhost or ::1, unless the caller allows
+it (milepost_notify.webhook.insecure: true, labs only); such a delivery carries the INSECURE
+note (printed, and recorded with insecure: true)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,14 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from milepost.notify.config import RetryPolicy, webhook_origin
+from milepost.notify.config import RetryPolicy, plain_http_elsewhere, webhook_origin
 from milepost.notify.delivery import Attempted, Undelivered, connection_reason, deliver
 from milepost.redaction import Redactor
 
-__all__ = ["post_notice"]
+__all__ = ["INSECURE_NOTE", "post_notice"]
+
+#: The note on a delivery over plain http to another machine (webhook.insecure: true).
+INSECURE_NOTE = "INSECURE: sent over plain http (milepost_notify.webhook.insecure: true)"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -41,14 +46,24 @@ def _reason(error: BaseException, origin: str, policy: RetryPolicy) -> tuple[str
 
 
 def post_notice(
-    url: str, payload: Mapping[str, Any], *, policy: RetryPolicy, redactor: Redactor
+    url: str,
+    payload: Mapping[str, Any],
+    *,
+    policy: RetryPolicy,
+    redactor: Redactor,
+    allow_insecure: bool = False,
 ) -> Attempted:
-    """POST ``payload`` as JSON to ``url``; never raises for a delivery failure."""
+    """POST ``payload`` as JSON to ``url``; never raises for a delivery failure. Plain
+    http to a host other than this machine is refused (not tried) unless
+    ``allow_insecure``."""
     origin = webhook_origin(url)
+    insecure = plain_http_elsewhere(url)
+    if insecure and not allow_insecure:
+        return Attempted(False, 0, f"not sent: the webhook at {origin} is plain http; use https")
     data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     opener = _opener(policy)
 
-    def once() -> None:
+    def once() -> str | None:
         request = urllib.request.Request(  # noqa: S310 - http(s) only (checked in config)
             url,
             data=data,
@@ -60,5 +75,6 @@ def post_notice(
             answer.read(65536)
         if not 200 <= status < 300:
             raise Undelivered(f"the webhook at {origin} answered HTTP {status}", again=False)
+        return INSECURE_NOTE if insecure else None
 
     return deliver(policy, once, lambda error: _reason(error, origin, policy), redactor)

@@ -10,6 +10,15 @@ the end of every cycle. Change them like any control, and record why:
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def host_keys_checked(host) -> None:
+    """Every check connects as Ansible does: the inventory's known_hosts, host key checking
+    on (StrictHostKeyChecking=yes); options that switch it off make the check an error."""
+    from milepost.qc import check_host_keys
+
+    check_host_keys(host.backend)
+
+
 @pytest.fixture
 def pins(host) -> dict[str, str]:
     """The pinned RUC packages of this host (app_update_versions) that it has installed."""
