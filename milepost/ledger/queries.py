@@ -128,10 +128,17 @@ def _summary(
         "status": end.get("status", "unknown") if end else "running",
         "reason": end.get("reason") if end else None,
         "hosts": {
-            name: {status: int(hosts[name].get(status, 0)) for status in TASK_STATUSES}
-            for name in sorted(hosts)
+            str(name): {status: _count(hosts[name].get(status)) for status in TASK_STATUSES}
+            for name in sorted(hosts, key=str)
+            if isinstance(hosts[name], dict)
         },
     }
+
+
+def _count(value: Any) -> int:
+    """A per-host task count as a record gives it; what is not a count (the body is
+    untrusted input, docs/SAFETY.md) counts 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _assemble(
@@ -156,6 +163,8 @@ def _assemble(
     for run_id, recorded_at, start in starts:
         end = ends.get(run_id)
         hosts = counts.get(run_id) or (end or {}).get("hosts") or {}
+        if not isinstance(hosts, dict):
+            hosts = {}
         out.append(_summary(run_id, recorded_at, start, end, hosts))
     return out
 

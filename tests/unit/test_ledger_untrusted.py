@@ -445,3 +445,56 @@ def test_emergency_candidates_skip_a_malformed_advisory_update(ledger, dashboard
     assert ansible_packages(after.packages) == {"ruc-account-api": "1.5.0"}
     assert {e.host for e in items if e.status == "exposed"} == {"acct-01"}
     assert len(skipped.messages) == 1
+
+
+def test_no_read_command_prints_a_traceback_on_any_malformed_record(
+    ledger, dashboard_inventory, tmp_path
+):
+    """Every malformed body of every kind at once (and run_ended counts that are not
+    counts), then every command that reads the ledger: each exits as it would on a clean
+    ledger (0), with no traceback."""
+    build_ledger(ledger, NOW)
+    ledger.append([run_started(playbook="maintain.yml", kind="scheduled", run_id="rx")])
+    ledger.append([task_result("rx", "pay-01", "PATCH | x", "ok")])
+    for kind, host, run_id, body in (case.values for case in CASES):
+        append(ledger, kind, body, host, run_id)
+    append(ledger, "run_started", {"playbook": "x.yml", "kind": "manual"}, run_id="ry")
+    append(
+        ledger, "run_ended", {"status": "failed", "hosts": {"pay-01": {"ok": "many"}}}, run_id="ry"
+    )
+    append(ledger, "run_ended", {"status": "failed", "hosts": ["pay-01"]}, run_id="rx")
+    inventory = str(dashboard_inventory)
+    commands = [
+        ["ledger", "runs"],
+        ["ledger", "runs", "--json"],
+        ["ledger", "show", "rx"],
+        ["ledger", "show", "ry", "--json"],
+        ["ledger", "host", "pay-01"],
+        ["exposure", "-i", inventory],
+        ["exposure", "-i", inventory, "--json"],
+        ["advisory", "list"],
+        ["exception", "list"],
+        ["drift", "report", "--all"],
+        ["change", "list"],
+        ["note", "list"],
+        ["note", "export", "--format", "csv", "--out", str(tmp_path / "notes.csv")],
+        ["vendor", "question", "list"],
+        ["vendor", "scorecard", "-i", inventory],
+        ["report", "dashboard", "--out", str(tmp_path / "out"), "-i", inventory],
+        [
+            "notify",
+            "completed",
+            "--run-id",
+            "rx",
+            "--dry-run",
+            "-i",
+            str(ROOT / "inventory/example"),
+        ],
+    ]
+    env = {**os.environ, "NO_COLOR": "1"}
+    for args in commands:
+        done = subprocess.run(
+            [str(MILEPOST), *args], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert "Traceback" not in done.stdout + done.stderr, (args, done.stderr[-3000:])
+        assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-2000:])
