@@ -113,6 +113,13 @@ lock:
     pid: 4242
     acquired_at: "2025-06-01T08:00:05Z"
     expires_at: "2025-06-01T12:00:05Z"
+milepost_overrides:
+  description:
+    - The lock taken over, for the ledger (a C(safety_override) record) - C(override)
+      is V(lock_takeover), with C(from_run) and C(reason).
+  returned: when action is recovered
+  type: list
+  elements: dict
 recovered_from:
   description: The stale holder that was taken over, and why it was stale.
   returned: when action is recovered
@@ -275,6 +282,14 @@ def acquire(path, run_id, controller, pid, now, ttl_minutes, stale_run_ids, chec
         result = {"changed": True, "action": "recovered" if recovered else "acquired", "lock": lock}
         if recovered:
             result["recovered_from"] = recovered
+            # A lock taken over is an override: the callback records it (docs/SAFETY.md).
+            result["milepost_overrides"] = [
+                {
+                    "override": "lock_takeover",
+                    "from_run": recovered.get("run_id"),
+                    "reason": why,
+                }
+            ]
         if check_mode:
             return result
         directory = os.path.dirname(path)

@@ -119,6 +119,11 @@ def test_an_advisory_is_patched_on_exactly_the_exposed_hosts_and_closed(fresh_la
     assert sorted((r["host"], r["body"]["to_version"]) for r in changes) == [
         (host, "2.4.0") for host in exposed
     ]
+    # Safety invariant 2: the two payment hosts (one group) were never out at once.
+    batches = [
+        r["body"]["hosts"] for r in records(env, "batch_started") if r["run_id"] == run["run_id"]
+    ]
+    assert len(batches) == 2 and all(len(set(exposed) & set(b)) == 1 for b in batches), batches
     (link,) = records(env, "emergency_patch")
     assert link["run_id"] == run["run_id"]
     assert link["body"]["advisory_id"] == "RUC-2026-0101"

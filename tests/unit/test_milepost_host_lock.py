@@ -69,6 +69,14 @@ def test_expired_lock_is_recovered(tmp_path: Path) -> None:
     assert (result["changed"], result["action"]) == (True, "recovered")
     assert result["recovered_from"]["run_id"] == "run-a"
     assert result["recovered_from"]["stale_because"] == "expired at 2025-06-01T09:00:00Z"
+    # The takeover is an override the ledger records (docs/SAFETY.md, invariant 4).
+    assert result["milepost_overrides"] == [
+        {
+            "override": "lock_takeover",
+            "from_run": "run-a",
+            "reason": "expired at 2025-06-01T09:00:00Z",
+        }
+    ]
     assert _read(path)["run_id"] == "run-b"
 
 
