@@ -19,13 +19,17 @@ tests/unit/test_ledger_untrusted.py, tests/unit/test_hardening.py.)
 """
 
 import json
+import shutil
+import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import INVENTORY, ROOT, ssh
 from test_maintain import env_for, records
+from test_streaming import private_data_dir, streamed
 
 PAY = ("pay-01", "pay-02")
 PACKAGE = "ruc-payment-gateway"
@@ -60,7 +64,7 @@ def versions(lab_hosts) -> dict[str, str]:
 
 
 def run_of(env, proc) -> str:
-    """The run id of the newest run_started record (the run just made)."""
+    """The run id of the newest run_started record (the run just made; one ledger read)."""
     return records(env, "run_started")[-1]["run_id"]
 
 
@@ -151,10 +155,11 @@ def test_maintain_refuses_a_pin_to_a_vulnerable_release_even_when_named(shared, 
     assert proc.returncode == 2, proc.stdout[-3000:]
     assert f"{VULNERABLE} is vulnerable to advisory {ADVISORY}" in proc.stdout
     assert versions(lab_hosts) == dict.fromkeys(PAY, FIXED)
+    run = run_of(shared["env"], proc)
     failed = [
         r
         for r in records(shared["env"], "task_result")
-        if r["run_id"] == run_of(shared["env"], proc) and r["body"]["status"] == "failed"
+        if r["run_id"] == run and r["body"]["status"] == "failed"
     ]
     assert failed and all(ADVISORY in r["body"]["summary"] for r in failed), failed
     # Only the canary was tried: the run stopped before the second payment host.
@@ -173,6 +178,56 @@ def test_remediation_refuses_the_downgrade_on_every_path(shared, lab_hosts):
     assert versions(lab_hosts) == dict.fromkeys(PAY, FIXED)
 
 
+@pytest.fixture(scope="module")
+def low_pin(shared, tmp_path_factory) -> Path:
+    """The lab inventory with the payment gateway pinned below the installed, fixed
+    release: the scenario of a pin set lower by mistake."""
+    copy = tmp_path_factory.mktemp("low-pin") / "inventory"
+    shutil.copytree(INVENTORY.parent, copy)
+    pins = copy / "group_vars" / "payment_gateway.yml"
+    pins.write_text(pins.read_text().replace(f'{PACKAGE}: "{FIXED}"', f'{PACKAGE}: "{VULNERABLE}"'))
+    assert VULNERABLE in pins.read_text()
+    return copy / "hosts.yml"
+
+
+def test_milepost_maintain_and_remediate_refuse_the_low_pin_and_their_dry_runs_show_it(
+    shared, low_pin, lab_hosts
+):
+    env, inventory = shared["env"], str(low_pin)
+    runs = [
+        ["maintain", "-i", inventory, "--limit", "payment_gateway", "--check"],
+        ["maintain", "-i", inventory, "--limit", "payment_gateway"],
+        [
+            "drift",
+            "remediate",
+            "--full",
+            "-i",
+            inventory,
+            "--limit",
+            "payment_gateway",
+            "--dry-run",
+        ],
+        ["drift", "remediate", "--full", "-i", inventory, "--limit", "payment_gateway"],
+    ]
+    for args in runs:
+        proc = milepost(env, *args)
+        assert proc.returncode == 1, (args, proc.stdout[-3000:], proc.stderr)
+        assert f"vulnerable to advisory {ADVISORY}" in proc.stdout, args
+        assert versions(lab_hosts) == dict.fromkeys(PAY, FIXED), args
+
+
+def test_a_streamed_job_as_awx_runs_it_refuses_the_low_pin(shared, low_pin, lab_hosts, tmp_path):
+    env = {k: v for k, v in shared["env"].items() if k.startswith("MILEPOST_LEDGER")}
+    env["MILEPOST_STATE_DIR"] = str(tmp_path / "worker-state")
+    data = private_data_dir(tmp_path / "controller", tmp_path / "worker", env)
+    shutil.rmtree(data / "inventory")
+    shutil.copytree(low_pin.parent, data / "inventory")
+    processed = streamed(data, tmp_path / "worker", "--limit", "payment_gateway")
+    assert processed.returncode != 0
+    assert f"vulnerable to advisory {ADVISORY}" in processed.stdout
+    assert versions(lab_hosts) == dict.fromkeys(PAY, FIXED)
+
+
 # ---------------------------------------------------------------- 3. fail closed
 
 
@@ -181,30 +236,65 @@ def test_qc_that_cannot_run_fails_the_run(shared, lab_hosts):
     proc = playbook(env, "maintain.yml", "--limit", "pay-01")
     assert proc.returncode == 2, proc.stdout[-3000:]
     assert "QC could not run on pay-01" in proc.stdout
-    ended = [r for r in records(env, "run_ended") if r["run_id"] == run_of(env, proc)]
+    run = run_of(env, proc)
+    ended = [r for r in records(env, "run_ended") if r["run_id"] == run]
     assert ended[0]["body"]["status"] == "failed"
 
 
 # ---------------------------------------------------------------- 5. every path
 
 
-def test_a_kill_switch_from_another_controller_stops_a_plain_run(shared, tmp_path, lab_hosts):
-    other = {**shared["env"], "MILEPOST_STATE_DIR": str(tmp_path / "other-controller")}
-    stopped = milepost(other, "stop", "--reason", "payment processor incident")
-    assert stopped.returncode == 0, stopped.stderr
-    assert "the ledger" in stopped.stdout
+def batches_started(env) -> list[int]:
+    """The batch numbers the ledger holds so far (read straight from the SQLite file, fast
+    enough to poll while a run goes on)."""
+    database = env["MILEPOST_LEDGER_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT body FROM ledger_records WHERE kind = 'batch_started'")
+        return [json.loads(body)["number"] for (body,) in rows]
+
+
+def test_a_kill_switch_from_another_controller_stops_a_plain_run_before_its_next_batch(
+    shared, tmp_path, lab_hosts
+):
+    env = shared["env"]
+    # The canary has real work to do (an update, a restart, the health gate), so the
+    # switch is set while its batch runs.
+    as_root(lab_hosts, "pay-01", f"apt-get install -y -q --allow-downgrades {PACKAGE}={VULNERABLE}")
+    seen = len(batches_started(env))
+    run = subprocess.Popen(
+        ["ansible-playbook", "-i", str(INVENTORY), str(PLAYBOOKS / "maintain.yml"),
+         "--limit", "payment_gateway"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    other = {**env, "MILEPOST_STATE_DIR": str(tmp_path / "other-controller")}
     try:
-        proc = playbook(shared["env"], "maintain.yml", "--limit", "payment_gateway")
-        assert proc.returncode == 2, proc.stdout[-3000:]
-        assert "Kill switch set in the ledger" in proc.stdout
-        assert "payment processor incident" in proc.stdout
-        run = run_of(shared["env"], proc)
-        assert not [r for r in records(shared["env"], "package_change") if r["run_id"] == run]
+        for _ in range(1200):
+            if len(batches_started(env)) > seen or run.poll() is not None:
+                break
+            time.sleep(0.1)
+        stopped = milepost(other, "stop", "--reason", "payment processor incident")
+        assert stopped.returncode == 0, stopped.stderr
+        assert "the ledger" in stopped.stdout
+        out, _ = run.communicate(timeout=900)
     finally:
         cleared = milepost(other, "stop", "--clear")
         assert cleared.returncode == 0, cleared.stderr
-    kinds = [r["body"]["state"] for r in records(shared["env"], "kill_switch")]
-    assert kinds[-2:] == ["set", "cleared"]
+    assert run.returncode == 2, out[-3000:]
+    assert "Kill switch set in the ledger" in out and "payment processor incident" in out
+    # The canary's batch finished (pay-01 updated); the next batch never started.
+    assert batches_started(env)[seen:] == [1]
+    assert versions(lab_hosts) == dict.fromkeys(PAY, FIXED)
+    run_id = run_of(env, run)
+    changes = [r["host"] for r in records(env, "package_change") if r["run_id"] == run_id]
+    assert set(changes) == {"pay-01"}
+    states = [r["body"]["state"] for r in records(env, "kill_switch")]
+    assert states[-2:] == ["set", "cleared"]
+
+
+def as_root(lab_hosts, name: str, command: str) -> None:
+    port = next(h["port"] for h in lab_hosts if h["name"] == name)
+    proc = ssh(port, f"sudo sh -c {json.dumps(command)}")
+    assert proc.returncode == 0, proc.stderr
 
 
 # ---------------------------------------------------------------- bad input
