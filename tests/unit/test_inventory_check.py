@@ -623,3 +623,41 @@ def test_vault_encrypted_inventory_files_are_read_with_the_configured_password(t
     found = problems_in_a_fresh_process(inventory)
     lines = found.stdout.splitlines()
     assert len(lines) == 1 and "ANSIBLE_VAULT_PASSWORD_FILE" in lines[0], found
+
+
+# ---------------------------------------------------------------- safety (docs/SAFETY.md)
+
+
+@pytest.mark.parametrize(
+    ("args", "max_unavailable", "words"),
+    [
+        (["--allow-downgrade", "openssl"], None,
+         ["--allow-downgrade openssl: not a package this run pins",
+          "(ruc-payment-gateway, ruc-reporting)"]),
+        (["--allow-downgrade", "Not;A;Name"], None, ["is not a Debian package name"]),
+        (["-e", "preflight_window_now=2026-01-01T00:00:00Z"], None,
+         ["preflight_window_now are for tests", "milepost_environment: lab"]),
+        (["-e", "preflight_lock_path=/tmp/elsewhere"], None, ["preflight_lock_path are for tests"]),
+        (["-e", "milepost_environment=lab"], None, ["-e milepost_environment is not an extra var"]),
+        ([], "-1", ["milepost_max_unavailable of the host's groups must be a whole number >= 1"]),
+        ([], "two", ["milepost_max_unavailable"]),
+    ],
+)  # fmt: skip
+def test_safety_bad_input_is_refused_before_any_host(tmp_path, args, max_unavailable, words):
+    extra = f"milepost_max_unavailable: {max_unavailable}\n" if max_unavailable else ""
+    base = textwrap.dedent(VALID_GROUP_VARS["all"]).rstrip() + "\n"
+    inventory = write_inventory(tmp_path, all=base + extra)
+    assert_refused(tmp_path, maintain(tmp_path, "-i", str(inventory), *args), *words)
+
+
+def test_test_only_variables_pass_against_the_lab_inventory(tmp_path):
+    inventory = write_inventory(
+        tmp_path,
+        all=textwrap.dedent(VALID_GROUP_VARS["all"]).rstrip()
+        + "\n"
+        + "milepost_environment: lab\n",
+    )
+    checked = check_inventory(
+        [inventory], extra_vars={"preflight_window_now": "2026-01-01T00:00:00Z"}
+    )
+    assert "pay-01.example.invalid" in checked.hosts
