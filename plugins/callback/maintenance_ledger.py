@@ -301,6 +301,12 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_skipped(self, result):
         self._record(result, "skipped")
 
+    def _put(self, kind, host, body):
+        """A record of this run of its own kind (from a result key with a meaning)."""
+        self._recorder.put(
+            {"kind": kind, "run_id": self._recorder.run_id, "host": host, "body": body}
+        )
+
     def _record(self, result, status, ignored=False):
         if self._recorder is None:
             return
@@ -345,75 +351,51 @@ class CallbackModule(CallbackBase):
             self._recorder.put(package_facts(run_id, host, versions))
         override = res.get("milepost_window_override")
         if isinstance(override, dict):
-            self._recorder.put(
-                {
-                    "kind": "window_override",
-                    "run_id": run_id,
-                    "host": host,
-                    "body": {key: scrub(str(value)) for key, value in override.items()},
-                }
+            self._put(
+                "window_override", host, {key: scrub(str(value)) for key, value in override.items()}
             )
         reboot = res.get("milepost_reboot_required")
         if isinstance(reboot, dict):
-            self._recorder.put(
-                {
-                    "kind": "reboot_required",
-                    "run_id": run_id,
-                    "host": host,
-                    "body": {"packages": [scrub(str(p)) for p in reboot.get("packages") or ()]},
-                }
+            self._put(
+                "reboot_required",
+                host,
+                {"packages": [scrub(str(p)) for p in reboot.get("packages") or ()]},
             )
         for item in res.get("milepost_interface_results") or ():
             if isinstance(item, dict):
-                self._recorder.put(
+                self._put(
+                    "interface_check",
+                    None,
                     {
-                        "kind": "interface_check",
-                        "run_id": run_id,
-                        "host": None,
-                        "body": {
-                            **item,
-                            "messages": [scrub(str(m)) for m in item.get("messages") or ()],
-                        },
-                    }
+                        **item,
+                        "messages": [scrub(str(m)) for m in item.get("messages") or ()],
+                    },
                 )
         drift = res.get("milepost_drift")
         if isinstance(drift, dict):
-            self._recorder.put(
-                {
-                    "kind": "drift_check",
-                    "run_id": run_id,
-                    "host": host,
-                    "body": _scrubbed(drift, scrub),
-                }
-            )
+            self._put("drift_check", host, _scrubbed(drift, scrub))
         batch = res.get("milepost_batch")
         if isinstance(batch, dict):
-            self._recorder.put(
+            self._put(
+                "batch_started",
+                None,
                 {
-                    "kind": "batch_started",
-                    "run_id": run_id,
-                    "host": None,
-                    "body": {
-                        "play": scrub(str(batch.get("play") or "")),
-                        "number": batch.get("number"),
-                        "hosts": [str(h) for h in batch.get("hosts") or ()],
-                    },
-                }
+                    "play": scrub(str(batch.get("play") or "")),
+                    "number": batch.get("number"),
+                    "hosts": [str(h) for h in batch.get("hosts") or ()],
+                },
             )
         if self._check_mode:
             return
         for override in res.get("milepost_overrides") or ():
             if isinstance(override, dict):
-                self._recorder.put(
+                self._put(
+                    "safety_override",
+                    host,
                     {
-                        "kind": "safety_override",
-                        "run_id": run_id,
-                        "host": host,
-                        "body": {
-                            **{str(k): scrub(str(v)) for k, v in override.items()},
-                            "operator": self.get_option("operator") or operator_name(),
-                        },
-                    }
+                        **{str(k): scrub(str(v)) for k, v in override.items()},
+                        "operator": self.get_option("operator") or operator_name(),
+                    },
                 )
         for change in res.get("milepost_package_changes") or ():
             self._recorder.put(
