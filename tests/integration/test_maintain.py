@@ -221,18 +221,26 @@ def test_the_dashboard_shows_every_lab_system_and_its_last_maintenance(
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_rerun_changes_nothing_and_a_plain_playbook_run_sends_no_notice(first_cycle):
+def test_a_rerun_changes_nothing_and_a_plain_playbook_run_sends_the_notices_too(first_cycle):
     env = first_cycle.env
     changes = len(records(env, "package_change"))
-    second = maintain(env)
+    second = subprocess.run(
+        ["ansible-playbook", "-i", str(first_cycle.inventory), str(MAINTAIN)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert second.returncode == 0, second.stdout[-3000:]
     runs = ledger_json(env, "runs")
     assert [r["status"] for r in runs] == ["successful", "successful"]
     newest = runs[0]
     assert sum(c["changed"] for c in newest["hosts"].values()) == 0
     assert len(records(env, "package_change")) == changes
-    # Notices go with `milepost maintain`; ansible-playbook alone sends none.
-    assert len(first_cycle.mail.messages) == 4
+    # The notices come from the playbook and its callback, not from `milepost maintain`:
+    # ansible-playbook alone sends them too (docs/SAFETY.md, invariant 5).
+    assert len(first_cycle.mail.messages) == 8
+    ours = [n for n in records(env, "notice") if n["run_id"] == newest["run_id"]]
+    assert [n["body"]["notice"] for n in ours] == ["upcoming"] * 3 + ["completed"] * 3
     assert subprocess.run(["milepost", "ledger", "verify"], env=env).returncode == 0
 
 
@@ -397,7 +405,8 @@ def test_the_kill_switch_stops_new_batches_and_leaves_hosts_untouched(fresh_lab,
     before = installed_versions()
     proc = maintain(env)
     assert proc.returncode != 0
-    assert "Kill switch set: payment vendor incident" in proc.stdout
+    assert "Kill switch set in the ledger" in proc.stdout
+    assert "payment vendor incident" in proc.stdout
     assert installed_versions() == before
     assert subprocess.run(["milepost", "stop", "--clear"], env=env).returncode == 0
     assert maintain(env).returncode == 0
