@@ -125,6 +125,11 @@ os.environ.setdefault("MILEPOST_ROOT", str(ROOT))
 
 # Longest extra var value kept in run_started.
 MAX_EXTRA_VAR = 500
+# Extra vars whose values run_started keeps: Milepost's own (its roles' prefixes too).
+OWN_PREFIXES = ("milepost_", "emergency_patch_") + tuple(
+    f"{role.name}_" for role in sorted((ROOT / "roles").glob("*")) if role.is_dir()
+)
+NOT_RECORDED = "(value not recorded)"
 
 # health_gate's task that rolls a failed change back.
 ROLLBACK_TASK = "Roll every changed package back to its previous version"
@@ -190,18 +195,23 @@ class CallbackModule(CallbackBase):
         )
 
     def _extra_vars(self, playbook):
-        """Every extra var of the run by name (no silent bypass), its value redacted: a
-        secret name or a vault value is masked, the rest scrubbed and cut short."""
+        """Every extra var of the run by name (no silent bypass). The value of Milepost's own
+        variables (milepost_*, emergency_patch_*, a role's <role>_*), which steer what a run
+        does, is kept, scrubbed and cut short; a secret name or a vault value is masked;
+        any other variable's value is not recorded (it may be anything, a secret too)."""
         try:
             given = load_extra_vars(playbook._loader)
         except Exception as exc:  # noqa: BLE001 - ansible-playbook reports a bad -e itself
             return {"(unreadable)": self._redactor.scrub(str(exc))[:200]}
         found = {}
         for name, value in given.items():
-            if SECRET_NAME.search(str(name)) or _is_vault(value):
-                found[str(name)] = "********"
+            name = str(name)
+            if SECRET_NAME.search(name) or _is_vault(value):
+                found[name] = "********"
+            elif name.startswith(OWN_PREFIXES):
+                found[name] = self._redactor.scrub(_plain_text(value))[:MAX_EXTRA_VAR]
             else:
-                found[str(name)] = self._redactor.scrub(_plain_text(value))[:MAX_EXTRA_VAR]
+                found[name] = NOT_RECORDED
         return found
 
     def v2_playbook_on_play_start(self, play):

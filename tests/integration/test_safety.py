@@ -91,6 +91,8 @@ def shared(lab_hosts, tmp_path_factory) -> Iterator[dict]:
         "milepost_change_ticket=CHG-77",
         "-e",
         "vendor_api_token=canary-s3cret-value",
+        "-e",
+        "change_window_note=ordinary-canary",
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert versions(lab_hosts) == dict.fromkeys(PAY, FIXED)
@@ -137,8 +139,10 @@ def test_every_extra_var_is_in_run_started_and_secrets_are_masked(shared):
     )
     extra = started["body"]["extra_vars"]
     assert extra["milepost_change_ticket"] == "CHG-77"
-    assert "vendor_api_token" in extra
+    assert extra["vendor_api_token"] == "********"
+    assert extra["change_window_note"] == "(value not recorded)"
     assert "canary-s3cret-value" not in json.dumps(started)
+    assert "ordinary-canary" not in json.dumps(started)
 
 
 # ---------------------------------------------------------------- 1. never less secure
