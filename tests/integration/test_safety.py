@@ -8,7 +8,9 @@ refused or fail closed, with the hosts untouched and the ledger saying why.
    vulnerable, is refused on maintain.yml and remediate.yml (plain ansible-playbook) and
    through `milepost drift remediate`, even when the downgrade is named; the dry run
    shows the refusal.
-2. Never all at once: the two payment hosts are never in the same batch.
+2. Never all at once: the two payment hosts are never in the same batch (maintain.yml
+   here and through `milepost drift remediate`; the emergency patch in
+   test_emergency_patch.py).
 3. Fail closed: QC that cannot run fails the run.
 4. No silent bypass: extra vars are in run_started; test-only variables are refused
    against a production inventory; a downgrade the run does not pin is refused (exit 2).
@@ -128,6 +130,19 @@ def test_two_redundant_hosts_are_never_in_the_same_batch(shared):
         assert not set(PAY) <= set(batch["hosts"]), batch
     patching = [b for b in batches if b["play"].startswith("Patch the OS")]
     assert [b["number"] for b in patching] == [1, 2]
+
+
+def test_a_remediation_takes_the_two_payment_hosts_in_different_batches(shared):
+    env = shared["env"]
+    proc = milepost(env, "drift", "remediate", "--full", "--limit", "payment_gateway")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    run = run_of(env, proc)
+    batches = [
+        r["body"]
+        for r in records(env, "batch_started")
+        if r["run_id"] == run and r["body"]["play"].startswith("Correct the drift")
+    ]
+    assert [(b["number"], b["hosts"]) for b in batches] == [(1, ["pay-01"]), (2, ["pay-02"])]
 
 
 # ---------------------------------------------------------------- 4. no silent bypass
