@@ -534,7 +534,9 @@ def main():
             milepost_overrides=overrides,
         )
 
-    argv = build_command(requested, to_install, allow_downgrade, module.params["lock_timeout"])
+    # A named downgrade (an override checked above) needs apt-get's --allow-downgrades too.
+    downgrading = allow_downgrade or any(o["override"] == "downgrade" for o in overrides)
+    argv = build_command(requested, to_install, downgrading, module.params["lock_timeout"])
     env = {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"}
     # argv list: no shell; and no expansion of ~ or $NAME in the arguments either.
     rc, out, err = module.run_command(argv, environ_update=env, expand_user_and_vars=False)
