@@ -165,7 +165,7 @@ def test_webhooks_over_https_or_to_this_machine_are_accepted(tmp_path, url):
 
 
 @pytest.mark.parametrize(
-    "url", ["http://chat.example.gov/hooks/t", "http://10.0.0.5/h", "http://127.0.0.2:81/h"]
+    "url", ["http://chat.example.gov/hooks/t", "http://intranet.example/h", "http://127.0.0.2:81/h"]
 )
 def test_a_plain_http_webhook_elsewhere_is_bad_input_unless_the_lab_switch_is_set(tmp_path, url):
     value = {"audiences": {"chat": {"webhook": url}}}
