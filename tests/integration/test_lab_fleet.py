@@ -1,8 +1,9 @@
 """The lab fleet: reachable hosts on their old RUC versions, real services, a signed repo."""
 
 import subprocess
+from pathlib import Path
 
-from conftest import INVENTORY, ROOT, ansible_env, lab_status, ssh
+from conftest import INVENTORY, KNOWN_HOSTS, ROOT, ansible_env, lab_status, ssh
 
 from milepost.lab import ruc_packages
 
@@ -51,14 +52,12 @@ def test_ansible_reaches_every_host_with_become(lab_hosts):
     assert proc.stdout.count("root") == len(lab_hosts)
 
 
-def test_ansible_refuses_a_host_whose_key_is_not_in_the_known_hosts_it_uses(lab_hosts, tmp_path):
-    """ansible.cfg keeps host key checking on: with an empty known_hosts file and no
-    StrictHostKeyChecking override, OpenSSH's default (ask) cannot ask, so Ansible fails.
-    A fresh control path makes sure no multiplexed connection from earlier is reused."""
-    empty = tmp_path / "known_hosts"
-    empty.write_text("")
-    host = lab_hosts[0]["name"]
-    proc = subprocess.run(
+def ping_with_known_hosts(host: str, known_hosts: Path, control_dir: Path):
+    """`ansible HOST -m ping` with the inventory's ssh options except its known_hosts
+    file: ``known_hosts`` instead, and no StrictHostKeyChecking override (ansible.cfg keeps
+    host key checking on, so OpenSSH's default, ask, applies and cannot ask). A control
+    path of its own makes sure no multiplexed connection from earlier is reused."""
+    return subprocess.run(
         [
             "ansible",
             "-i",
@@ -67,48 +66,80 @@ def test_ansible_refuses_a_host_whose_key_is_not_in_the_known_hosts_it_uses(lab_
             "-m",
             "ansible.builtin.ping",
             "-e",
-            f"ansible_ssh_common_args='-o UserKnownHostsFile={empty}'",
+            f"ansible_ssh_common_args='-o UserKnownHostsFile={known_hosts}'",
             "-e",
-            f"ansible_control_path_dir={tmp_path / 'cp'}",
+            f"ansible_control_path_dir={control_dir}",
         ],
         capture_output=True,
         text=True,
         env=ansible_env(),
     )
-    assert proc.returncode != 0
-    assert "UNREACHABLE" in proc.stdout
-    assert "Host key verification failed" in proc.stdout + proc.stderr
+
+
+def known_hosts_lines(port: int) -> list[str]:
+    """The lab's known_hosts lines of the host on ``port``."""
+    return [
+        line
+        for line in KNOWN_HOSTS.read_text().splitlines()
+        if line.startswith(f"[127.0.0.1]:{port} ")
+    ]
+
+
+# Ansible's exit code when a host was unreachable (and none failed otherwise).
+UNREACHABLE_EXIT = 4
+
+
+def test_ansible_refuses_a_host_whose_key_is_not_in_the_known_hosts_it_uses(lab_hosts, tmp_path):
+    """An empty known_hosts file: the connection is refused for the unknown host key (and
+    the key is not learned), not for anything else."""
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    host = lab_hosts[0]["name"]
+    proc = ping_with_known_hosts(host, empty, tmp_path / "cp")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == UNREACHABLE_EXIT, output
+    assert f"{host} | UNREACHABLE!" in proc.stdout, output
+    assert "Host key verification failed." in output, output
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" not in output, output
+    assert empty.read_text() == ""
 
 
 def test_ansible_refuses_a_host_presenting_a_different_key(lab_hosts, tmp_path):
-    """A known_hosts entry with the wrong key for the port: refused, not re-learned."""
+    """A known_hosts entry with another lab host's keys for the port: refused because the
+    key changed (OpenSSH's man-in-the-middle warning), not re-learned, and for that reason
+    only: the same run with the host's own keys reaches it."""
     first, second = lab_hosts[0], lab_hosts[-1]
-    lines = [
-        line.replace(f"[127.0.0.1]:{second['port']}", f"[127.0.0.1]:{first['port']}")
-        for line in (ROOT / ".milepost/lab/ssh/known_hosts").read_text().splitlines()
-        if line.startswith(f"[127.0.0.1]:{second['port']} ")
-    ]
+    own = known_hosts_lines(first["port"])
+    theirs = known_hosts_lines(second["port"])
+    assert own and theirs, "the lab's known_hosts has no lines for these hosts"
+    keys = {line.split(" ", 1)[1] for line in own}
+    other_keys = {line.split(" ", 1)[1] for line in theirs}
+    assert first["port"] != second["port"], "the lab needs two hosts"
+    assert not keys & other_keys, "the two lab hosts share a host key"
+
+    right = tmp_path / "known_hosts_right"
+    right.write_text("\n".join(own) + "\n")
+    reached = ping_with_known_hosts(first["name"], right, tmp_path / "cr")
+    assert reached.returncode == 0, reached.stdout + reached.stderr
+    assert f"{first['name']} | SUCCESS" in reached.stdout, reached.stdout
+
     wrong = tmp_path / "known_hosts"
-    wrong.write_text("\n".join(lines) + "\n")
-    proc = subprocess.run(
-        [
-            "ansible",
-            "-i",
-            str(INVENTORY),
-            first["name"],
-            "-m",
-            "ansible.builtin.ping",
-            "-e",
-            f"ansible_ssh_common_args='-o UserKnownHostsFile={wrong}'",
-            "-e",
-            f"ansible_control_path_dir={tmp_path / 'cp'}",
-        ],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
+    text = "".join(
+        line.replace(f"[127.0.0.1]:{second['port']} ", f"[127.0.0.1]:{first['port']} ") + "\n"
+        for line in theirs
     )
-    assert proc.returncode != 0
-    assert "UNREACHABLE" in proc.stdout
+    wrong.write_text(text)
+    proc = ping_with_known_hosts(first["name"], wrong, tmp_path / "cp")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == UNREACHABLE_EXIT, output
+    assert f"{first['name']} | UNREACHABLE!" in proc.stdout, output
+    assert "WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!" in output, output
+    assert (
+        f"Host key for [127.0.0.1]:{first['port']} has changed and you have requested"
+        " strict checking." in output
+    ), output
+    assert "Host key verification failed." in output, output
+    assert wrong.read_text() == text  # not re-learned
 
 
 APT_UPDATE_WITH_KEY = r"""

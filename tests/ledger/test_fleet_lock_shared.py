@@ -28,10 +28,14 @@ HOLD = textwrap.dedent(
 )
 
 
+# The shared fleet lock is PostgreSQL's (SQLite has one controller): these tests take only
+# the PostgreSQL ledger of tests/ledger/conftest.py, rather than skipping the SQLite one.
+pytestmark = pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)
+
+
 @pytest.fixture
 def pg_url(ledger_url: str) -> str:
-    if not ledger_url.startswith("postgresql"):
-        pytest.skip("the shared fleet lock is PostgreSQL's (SQLite has one controller)")
+    assert ledger_url.startswith("postgresql"), ledger_url
     return ledger_url
 
 

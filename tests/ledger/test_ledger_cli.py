@@ -37,7 +37,18 @@ def test_runs_show_host_and_json(ledger, capsys):
     code, out, _ = run_cli(capsys, "show", run_id)
     assert code == 0 and "AUDIT | task 1" in out
     code, out, _ = run_cli(capsys, "show", run_id, "--json")
-    assert json.loads(out)["hosts"]["host0"]["ok"] >= 0
+    shown = json.loads(out)
+    # sample_run: host0 was ok then changed, host1 changed then failed.
+    assert code == 0 and shown["hosts"] == {
+        "host0": {"ok": 1, "changed": 1, "failed": 0, "unreachable": 0, "skipped": 0},
+        "host1": {"ok": 0, "changed": 1, "failed": 1, "unreachable": 0, "skipped": 0},
+    }
+    assert [(r["host"], r["status"]) for r in shown["task_results"]] == [
+        ("host0", "ok"),
+        ("host1", "changed"),
+        ("host0", "changed"),
+        ("host1", "failed"),
+    ]
     code, out, _ = run_cli(capsys, "host", "host0", "--json")
     assert code == 0 and json.loads(out)["runs"][0]["run_id"] == run_id
     code, out, _ = run_cli(capsys, "upgrade")

@@ -25,8 +25,25 @@ def dead_pid():
     return child.pid
 
 
-def test_process_start_time_reads_proc():
-    assert process_start_time(os.getpid()) == process_start_time(os.getpid())
+def start_ticks(pid):
+    """Field 22 of /proc/<pid>/stat, read here on its own."""
+    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[19])
+
+
+def test_process_start_time_reads_proc(tmp_path):
+    mine = process_start_time(os.getpid())
+    assert isinstance(mine, int) and mine > 0 and mine == start_ticks(os.getpid())
+    # A command name with spaces and parentheses does not shift the fields.
+    odd = tmp_path / "a) b c (d"
+    odd.symlink_to(sys.executable)
+    child = subprocess.Popen([str(odd), "-c", "import time; time.sleep(30)"])
+    try:
+        theirs = process_start_time(child.pid)
+        assert theirs == start_ticks(child.pid) and theirs >= mine
+    finally:
+        child.kill()
+        child.wait()
     assert process_start_time(dead_pid()) is None
 
 

@@ -1,4 +1,10 @@
-"""Unit tests for plugins/modules/milepost_package_versions.py (no host, no python3-apt needed)."""
+"""Unit tests for plugins/modules/milepost_package_versions.py (no host).
+
+python3-apt is a Debian package, not on PyPI, so the venv cannot import apt_pkg: the tests
+that hold the pure dpkg comparison against apt_pkg.version_compare (what the modules use on a
+host) ask Debian's /usr/bin/python3, where `make deps` (scripts/install-deps) installs it.
+Without it they fail; they are never skipped.
+"""
 
 from __future__ import annotations
 
@@ -60,6 +66,81 @@ def _dpkg_sign(left: str, right: str) -> int:
 @pytest.mark.parametrize(("left", "right", "expected"), DPKG_CASES)
 def test_dpkg_version_compare_agrees_with_dpkg(left: str, right: str, expected: int) -> None:
     assert _dpkg_sign(left, right) == _sign(cmp(left, right))
+
+
+# The unit tests of the APT modules compare versions with dpkg_version_compare where the
+# modules, on a host, use apt_pkg.version_compare: the two must order every pair alike.
+SYSTEM_PYTHON = "/usr/bin/python3"
+APT_PKG_COMPARE = """
+import json, sys
+import apt_pkg
+apt_pkg.init_system()
+print(json.dumps([apt_pkg.version_compare(a, b) for a, b in json.load(sys.stdin)]))
+"""
+# More shapes than DPKG_CASES, for the every-pair comparison below.
+MORE_VERSIONS = [
+    "0",
+    "10",
+    "9.99",
+    "1.0-0",
+    "1.0.a",
+    "1.0+b1",
+    "1.0~rc1-1",
+    "1.0-1+deb12u1",
+    "1.0+dfsg-1~bpo12+1",
+    "2:0.1",
+    "1:1.0-1",
+    "1.0-1.1",
+]
+EVERY_VERSION = sorted(
+    {v for left, right, _ in DPKG_CASES for v in (left, right)} | {*MORE_VERSIONS}
+)
+
+
+@pytest.fixture(scope="module")
+def apt_pkg_order() -> dict[tuple[str, str], int]:
+    """apt_pkg.version_compare of every pair of EVERY_VERSION, as -1, 0 or 1."""
+    pairs = [(left, right) for left in EVERY_VERSION for right in EVERY_VERSION]
+    try:
+        done = subprocess.run(
+            [SYSTEM_PYTHON, "-c", APT_PKG_COMPARE],
+            input=json.dumps(pairs),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except OSError as missing:
+        pytest.fail(f"{SYSTEM_PYTHON}: {missing}: run `make deps`", pytrace=False)
+    if done.returncode != 0:
+        pytest.fail(
+            f"{SYSTEM_PYTHON} cannot run apt_pkg.version_compare (install python3-apt:"
+            f" `make deps`): {done.stderr.strip()[-400:]}",
+            pytrace=False,
+        )
+    answers = json.loads(done.stdout)
+    assert len(answers) == len(pairs)
+    return {pair: _sign(answer) for pair, answer in zip(pairs, answers, strict=True)}
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), DPKG_CASES)
+def test_dpkg_version_compare_agrees_with_apt_pkg(
+    apt_pkg_order: dict[tuple[str, str], int], left: str, right: str, expected: int
+) -> None:
+    assert apt_pkg_order[(left, right)] == _sign(cmp(left, right)) == expected
+
+
+def test_dpkg_version_compare_orders_every_pair_as_apt_pkg_does(
+    apt_pkg_order: dict[tuple[str, str], int],
+) -> None:
+    assert len(apt_pkg_order) == len(EVERY_VERSION) ** 2 > 900
+    disagree = {
+        pair: (apt, _sign(cmp(*pair)))
+        for pair, apt in apt_pkg_order.items()
+        if apt != _sign(cmp(*pair))
+    }
+    assert disagree == {}
+    assert len(set(apt_pkg_order.values())) == 3  # the pairs do order both ways and alike
 
 
 # --- name matching ------------------------------------------------------------------------

@@ -31,8 +31,12 @@ def test_results_are_read_redacted_and_cut(tmp_path):
         ("pay-01", "test_b", "failed"),
         ("acct-01", "test_b", "error"),
     ]
-    assert "hunter2hunter2" not in (results[1].message or "")
-    assert len(results[1].message or "") <= 300
+    # Redacted (the secret's value, not the message) and cut to 300 characters.
+    message = results[1].message
+    assert message is not None and len(message) == 300
+    assert message.startswith("AssertionError: db_password=*** rejected xxx")
+    assert "hunter2hunter2" not in message
+    assert results[0].message is None and results[2].message == "boom"
     assert [r.host for r in failures(results)] == ["pay-01", "acct-01"]
 
 
