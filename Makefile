@@ -19,7 +19,7 @@ help:
 	@echo "make reliability   crashes, faults, races, tampering, hostile input, secrets (long)"
 	@echo "make lab | lab-down | lint | unit | ledger-tests | integration | molecule | bench"
 	@echo "     bench-ledger | bench-queries | bench-efficiency | bench-mitogen | bench-emergency"
-	@echo "     bench-drift | bench-tuning | bench-scale (one benchmark each)"
+	@echo "     bench-drift | bench-tuning | bench-scale | bench-cycle (one benchmark each)"
 	@echo "     requirements | clean"
 
 deps:
@@ -82,10 +82,11 @@ reliability-fast: lab postgres
 test: lint unit ledger-tests integration reliability-fast molecule
 
 # Benchmarks print ratios measured side by side; they are not tests. `make bench` runs every
-# one in turn (about 4 hours here); each also has a target of its own. 20 lab hosts, then
-# 50 for the scale benchmark. Figures and how they were taken: bench/RESULTS.md.
+# one in turn (about 4 hours here before bench-cycle); each also has a target of its own. 20
+# lab hosts, then 50 for the scale benchmark, then 6 and 20 for the cycle against a baseline.
+# Figures and how they were taken: bench/RESULTS.md.
 BENCHES = bench-ledger bench-queries bench-efficiency bench-mitogen bench-emergency \
-	bench-drift bench-tuning bench-scale
+	bench-drift bench-tuning bench-scale bench-cycle
 .PHONY: bench bench-deps $(BENCHES)
 
 bench: $(BENCHES)
@@ -124,6 +125,11 @@ bench-tuning: bench-deps
 bench-scale: bench-deps
 	scripts/lab up --hosts 50
 	python bench/scale.py
+
+# This checkout against a baseline commit (a git worktree in .milepost/bench-baseline): the
+# script brings the lab to 6, then 20 hosts itself.
+bench-cycle: bench-deps
+	python bench/cycle.py
 
 requirements:
 	$(BIN)/pip install -q pip-tools
