@@ -3,6 +3,7 @@
 Exit codes: 0 success, 1 the work failed, 2 bad input or a missing prerequisite.
 """
 
+import copy
 import json
 import sys
 from typing import Annotated, Any
@@ -10,8 +11,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer._click import Command, Context, HelpFormatter
 from typer._click.exceptions import NoArgsIsHelpError
+from typer.core import TyperGroup, TyperOption
+from typer.models import TyperInfo
 
+# The command modules below keep their heavy imports (SQLAlchemy, Jinja2, Ansible Runner,
+# the ledger's store...) inside the commands that use them: every `milepost` command, its
+# --help included, imports all of them. tests/unit/test_cli_startup.py checks it.
 from milepost.advisory_cli import advisory_app
 from milepost.drift_cli import AllowDowngradeOption, allow_downgrade_vars, change_app, drift_app
 from milepost.errors import MilepostError, UserError, printable
@@ -26,7 +33,55 @@ from milepost.report_cli import report_app
 from milepost.runner import Interrupted
 from milepost.vendor_cli import vendor_app
 
+
+class _NotBuilt(TyperGroup):
+    """A command group of `milepost` not built yet: its name and help, for the listing of
+    `milepost --help`, and what builds it (see lazy_command)."""
+
+    def __init__(self, info: TyperInfo, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.info = info
+
+
+class MilepostGroup(TyperGroup):
+    """The `milepost` group. A group of its commands that is a _NotBuilt is built when
+    first used (not while the help lists it), so one command does not pay for building
+    every other command's parameters."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self._listing = False
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if isinstance(command, _NotBuilt) and not self._listing:
+            command = self.commands[cmd_name] = typer.main.get_group_from_info(
+                command.info,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                suggest_commands=app.suggest_commands,
+                rich_markup_mode=app.rich_markup_mode,
+            )
+        return command
+
+    def get_help_option(self, ctx: Context) -> TyperOption | None:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            # Not given, the flag's value is None, which typer coerces through a pydantic
+            # TypeAdapter: pydantic would load (70 ms and more) before `milepost stop
+            # --help` reaches stop's own --help. False means the same and is not coerced.
+            option.default = False
+        return option
+
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
 app = typer.Typer(
+    cls=MilepostGroup,
     help="Milepost: operations and maintenance automation for a Road Usage Charge program.",
     no_args_is_help=True,
     add_completion=False,
@@ -45,6 +100,31 @@ app.add_typer(note_app, name="note")
 app.add_typer(qc_app, name="qc")
 app.add_typer(report_app, name="report")
 app.add_typer(notify_app, name="notify")
+
+
+def lazy_command() -> MilepostGroup:
+    """`milepost` as typer.main.get_command(app) builds it, except that its command groups
+    start as _NotBuilt: typer would build every command of every group, with all their
+    parameters (some 40 ms), before running one."""
+    commands_only = copy.copy(app)
+    commands_only.registered_groups = []
+    group = typer.main.get_command(commands_only)
+    assert isinstance(group, MilepostGroup)
+    for info in app.registered_groups:
+        solved = typer.main.solve_typer_info_defaults(info)
+        name = solved.name or ""
+        group.commands[name] = _NotBuilt(
+            info,
+            name=name,
+            help=solved.help,
+            short_help=solved.short_help,
+            hidden=solved.hidden,
+            deprecated=solved.deprecated,
+            rich_help_panel=solved.rich_help_panel,
+            rich_markup_mode=app.rich_markup_mode,
+        )
+    return group
+
 
 console = Console()
 if not console.is_terminal:
@@ -359,7 +439,7 @@ def _undecodable(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error is one line on stderr, never a traceback."""
-    command = typer.main.get_command(app)
+    command = lazy_command()
     undecodable = _undecodable(sys.argv[1:] if argv is None else argv)
     if undecodable is not None:
         print(

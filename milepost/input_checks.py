@@ -18,7 +18,9 @@ from datetime import date
 from typing import Any
 
 from milepost.errors import UserError
-from milepost.inventory_check import DEBIAN_VERSION, PACKAGE_NAME
+
+# milepost.inventory_check (and croniter, through milepost.windows) is imported by the two
+# checks that use its patterns: the `milepost` command imports this module for --help too.
 
 __all__ = [
     "MAX_INPUT",
@@ -186,6 +188,8 @@ def check_advisory_id(value: str, what: str = "advisory id") -> str:
 
 def check_package_name(value: str, what: str = "package name") -> str:
     """A Debian package name (Debian Policy 5.6.1), e.g. ruc-payment-gateway."""
+    from milepost.inventory_check import PACKAGE_NAME
+
     text = _safe(value, what, MAX_PACKAGE_NAME)
     if not PACKAGE_NAME.fullmatch(text):
         raise UserError(
@@ -197,6 +201,8 @@ def check_package_name(value: str, what: str = "package name") -> str:
 
 def check_version(value: str, what: str = "version") -> str:
     """A Debian version (Debian Policy 5.6.12): [epoch:]upstream[-revision], e.g. 2.4.0-1."""
+    from milepost.inventory_check import DEBIAN_VERSION
+
     text = _safe(value, what, MAX_VERSION)
     if not DEBIAN_VERSION.fullmatch(text):
         raise UserError(

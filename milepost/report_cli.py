@@ -15,7 +15,7 @@ import typer
 
 from milepost.drift_cli import InventoryOption
 from milepost.errors import MilepostError
-from milepost.reports.status import DEFAULT_MONTHS, MAX_MONTHS
+from milepost.reports.plain import DEFAULT_MONTHS, MAX_MONTHS
 
 report_app = typer.Typer(
     help="Reports for communications and customer-service staff.", no_args_is_help=True

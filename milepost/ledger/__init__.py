@@ -34,21 +34,51 @@ If the database cannot be written, records go to a local spool and are replayed 
 dropped silently.
 """
 
-from milepost.ledger.archive import verify_archive
-from milepost.ledger.chain import GENESIS_HASH, VerifyResult
-from milepost.ledger.config import ledger_url, mask_url
-from milepost.ledger.runs import (
-    RUN_KINDS,
-    RUN_STATUSES,
-    new_run_id,
-    package_change,
-    package_facts,
-    process_start_time,
-    run_ended,
-    run_started,
-    task_result,
-)
-from milepost.ledger.store import TASK_STATUSES, Ledger, LedgerUnavailable
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from milepost.ledger.archive import verify_archive
+    from milepost.ledger.chain import GENESIS_HASH, VerifyResult
+    from milepost.ledger.config import ledger_url, mask_url
+    from milepost.ledger.runs import (
+        RUN_KINDS,
+        RUN_STATUSES,
+        new_run_id,
+        package_change,
+        package_facts,
+        process_start_time,
+        run_ended,
+        run_started,
+        task_result,
+    )
+    from milepost.ledger.store import TASK_STATUSES, Ledger, LedgerUnavailable
+
+# The names above are loaded when first used, not when the package is imported: importing
+# any milepost.ledger.<module> runs this file first, and loading SQLAlchemy and
+# cryptography here would cost every `milepost` command, its --help too, a fifth of a
+# second or more (milepost.ledger.cli needs none of them to build its commands).
+_HOMES = {
+    "verify_archive": "archive",
+    "GENESIS_HASH": "chain",
+    "VerifyResult": "chain",
+    "ledger_url": "config",
+    "mask_url": "config",
+    "RUN_KINDS": "runs",
+    "RUN_STATUSES": "runs",
+    "new_run_id": "runs",
+    "package_change": "runs",
+    "package_facts": "runs",
+    "process_start_time": "runs",
+    "run_ended": "runs",
+    "run_started": "runs",
+    "task_result": "runs",
+    "TASK_STATUSES": "store",
+    "Ledger": "store",
+    "LedgerUnavailable": "store",
+}
 
 __all__ = [
     "GENESIS_HASH",
@@ -69,3 +99,16 @@ __all__ = [
     "task_result",
     "verify_archive",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from milepost.errors import MilepostError, UserError
 from milepost.ledger.chain import VerifyResult, utc_now
 from milepost.ledger.config import FILE_MODE
+from milepost.ledger.names import ENV_PUBLIC_KEY as ENV_PUBLIC_KEY
+from milepost.ledger.names import PUBLIC_KEY_FILE as PUBLIC_KEY_FILE
 from milepost.paths import state_dir
 
 if TYPE_CHECKING:
@@ -41,8 +43,6 @@ if TYPE_CHECKING:
 
 FORMAT = "milepost-ledger-checkpoint/1"
 KEY_FILE = "ledger-signing.key"
-PUBLIC_KEY_FILE = "ledger-signing.pub"
-ENV_PUBLIC_KEY = "MILEPOST_CHECKPOINT_PUBLIC_KEY"
 
 
 @dataclass(frozen=True)

@@ -12,21 +12,22 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-import milepost.ledger.spool as spooling
 from milepost.errors import UserError
-from milepost.ledger.archive import verify_archive
-from milepost.ledger.chain import VerifyResult
-from milepost.ledger.checkpoint import ENV_PUBLIC_KEY, PUBLIC_KEY_FILE, atomic_file
-from milepost.ledger.export import FORMATS
-from milepost.ledger.runs import RUN_KINDS
-from milepost.ledger.store import TASK_STATUSES, Ledger, LedgerUnavailable
+from milepost.ledger.names import ENV_PUBLIC_KEY, PUBLIC_KEY_FILE, RUN_KINDS, TASK_STATUSES
+
+if TYPE_CHECKING:
+    from milepost.ledger.chain import VerifyResult
+    from milepost.ledger.store import Ledger
+
+# The database layer (SQLAlchemy, cryptography) is imported by the commands that open the
+# ledger, not here: every `milepost` command imports this module, --help included.
 
 app = typer.Typer(help="The maintenance ledger.", no_args_is_help=True)
 
@@ -80,6 +81,9 @@ def parse_when(value: str, option: str) -> datetime:
 
 
 def _housekeeping(ledger: Ledger, replay_finished: bool = True) -> None:
+    import milepost.ledger.spool as spooling
+    from milepost.ledger.store import LedgerUnavailable
+
     try:
         if replay_finished:
             replayed, closed = ledger.recover()
@@ -101,6 +105,8 @@ def _housekeeping(ledger: Ledger, replay_finished: bool = True) -> None:
 
 
 def _open(replay_finished: bool = True) -> Ledger:
+    from milepost.ledger.store import Ledger
+
     ledger = Ledger.open()
     _housekeeping(ledger, replay_finished)
     return ledger
@@ -336,6 +342,9 @@ def verify(
 
     Read-only: unlike the other commands it closes no stale run and replays no spool, so
     it never writes onto the chain it judges."""
+    from milepost.ledger.archive import verify_archive
+    from milepost.ledger.store import Ledger
+
     if archive is not None:
         _report(
             verify_archive(archive, checkpoint, public_key), f"archive {archive}", None, as_json
@@ -370,6 +379,9 @@ def export(
     ] = None,
 ) -> None:
     """Every record with its hashes, as JSON lines or CSV."""
+    from milepost.ledger.checkpoint import atomic_file
+    from milepost.ledger.export import FORMATS
+
     if fmt not in FORMATS:
         raise UserError(f"--format must be jsonl or csv, not {fmt!r}")
     ledger = _open()
@@ -407,6 +419,9 @@ def archive(
 @app.command("replay")
 def replay() -> None:
     """Write spooled records (kept while the ledger was unavailable) into the ledger."""
+    import milepost.ledger.spool as spooling
+    from milepost.ledger.store import Ledger
+
     ledger = Ledger.open()
     count = spooling.replay(ledger)
     _housekeeping(ledger, replay_finished=False)

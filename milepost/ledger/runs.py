@@ -27,6 +27,8 @@ from sqlalchemy import exists, select
 
 from milepost.errors import UserError
 from milepost.ledger.chain import format_time, load_body, utc_now
+from milepost.ledger.names import RUN_KINDS as RUN_KINDS
+from milepost.ledger.names import RUN_STATUSES as RUN_STATUSES
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import TASK_STATUSES, prepare
 
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
 
     from milepost.ledger.store import Ledger
 
-RUN_KINDS = ("scheduled", "manual", "emergency", "drift", "remediation", "qc")
-RUN_STATUSES = ("successful", "failed", "aborted")
 STALE_REASON = "writer process gone"
 
 

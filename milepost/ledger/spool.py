@@ -34,7 +34,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from milepost.errors import MilepostError, UserError
 from milepost.ledger.chain import canonical_body, load_body, utc_now
-from milepost.ledger.checkpoint import fsync_dir
 from milepost.ledger.config import FILE_MODE
 from milepost.ledger.runs import process_alive, process_start_time
 from milepost.ledger.schema import records as T
@@ -51,6 +50,14 @@ _counter = itertools.count(1)
 
 def spool_dir() -> Path:
     return state_dir() / "spool"
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Imported here: milepost.ledger.checkpoint loads cryptography, which reading the
+    # ledger (`milepost ledger runs` checks the spool first) does not need.
+    from milepost.ledger.checkpoint import fsync_dir
+
+    fsync_dir(directory)
 
 
 def pending(directory: Path | None = None) -> list[Path]:
@@ -105,7 +112,7 @@ def spool(records: Sequence[Mapping[str, Any]], reason: str, directory: Path | N
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, final)
-        fsync_dir(folder)
+        _fsync_dir(folder)
     except OSError as bad:
         tmp.unlink(missing_ok=True)
         raise MilepostError(
@@ -213,5 +220,5 @@ def replay(ledger: Ledger, directory: Path | None = None, only_finished: bool = 
                 f" {path.name} and later spool files stay for the next replay"
             ) from bad
         path.unlink(missing_ok=True)
-        fsync_dir(path.parent)
+        _fsync_dir(path.parent)
     return total

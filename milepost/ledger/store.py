@@ -44,6 +44,7 @@ from milepost.ledger.chain import (
     utc_now,
 )
 from milepost.ledger.config import FILE_MODE, ledger_url, mask_url
+from milepost.ledger.names import TASK_STATUSES as TASK_STATUSES
 from milepost.ledger.schema import SCHEMA_HEAD, VERSION_TABLE
 from milepost.ledger.schema import records as T
 
@@ -53,7 +54,6 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 PG_CONNECT_TIMEOUT_S = 10
 STREAM_BATCH = 5_000
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-TASK_STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
 RECORD_FIELDS = frozenset({"kind", "run_id", "host", "body", "recorded_at"})
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 __all__ = [
+    "DEFAULT_MONTHS",
+    "MAX_MONTHS",
     "STATUS_WORDS",
     "count",
     "month_label",
@@ -13,6 +15,11 @@ __all__ = [
     "plain_moment",
     "plain_time",
 ]
+
+#: Months the dashboard's charts cover by default, and at most (kept here, free of
+#: SQLAlchemy, so `milepost report dashboard --help` states them without loading it).
+DEFAULT_MONTHS = 6
+MAX_MONTHS = 36
 
 #: A system's status code (data-status) and its words, in the order the rules apply.
 STATUS_WORDS: dict[str, str] = {

@@ -34,7 +34,15 @@ from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
 from milepost.redaction import Redactor
 from milepost.reports.maintenance import LastMaintenance
-from milepost.reports.plain import STATUS_WORDS, count, month_label, plain_moment, plain_time
+from milepost.reports.plain import (
+    DEFAULT_MONTHS,
+    MAX_MONTHS,
+    STATUS_WORDS,
+    count,
+    month_label,
+    plain_moment,
+    plain_time,
+)
 from milepost.reports.recent_changes import ChangeRow
 
 if TYPE_CHECKING:
@@ -54,10 +62,8 @@ __all__ = [
     "check_months",
 ]
 
-DEFAULT_MONTHS = 6
 #: Warnings about skipped ledger records the page lists (the count shows them all).
 MAX_SKIPPED_SHOWN = 50
-MAX_MONTHS = 36
 MAX_TEXT = 400
 UNKNOWN_IMPACT = ("", "unknown", "none given", "not known")
 GLITCH_STATUS_WORDS = {"open": "Open", "investigating": "Being investigated"}
