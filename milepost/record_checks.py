@@ -270,6 +270,7 @@ def _task_result(body: Mapping[str, Any]) -> None:
     from milepost.ledger.store import TASK_STATUSES
 
     _choice(body, "status", TASK_STATUSES, required=True)
+    _choice(body, "runs_on", ("host", "controller"), required=False)
     for key in ("task", "role", "summary"):
         _text(body, key, limit=MAX_TEXT)
     _flag(body, "ignored")

@@ -1,9 +1,9 @@
 """The controls of docs/SAFETY.md that read the ledger, for the plugins every run passes
 through (the action plugin milepost_apt_pin; the kill switch is milepost.kill_switch).
 
-Each function opens the ledger read-only, so a run that only reads never creates one; a
-ledger that is configured but cannot be read raises UserError, and the plugin fails the
-host (fail closed: a check that could not run never counts as passed).
+The ledger is opened read-only, so a run that only reads never creates one; a ledger that
+is configured but cannot be read raises UserError, and the plugin fails the host (fail
+closed: a check that could not run never counts as passed).
 """
 
 from __future__ import annotations
@@ -45,19 +45,14 @@ def security_floor(
 ) -> dict[str, list[dict[str, Any]]]:
     """For each of ``packages``: the advisories in the ledger that fix it, as
     [{advisory, fixed, exception}], exception being the id of an unexpired patch
-    exception that covers ``host`` for that advisory (or None)."""
-    from milepost.advisories import load_advisories
-    from milepost.exposure import load_exceptions
+    exception that covers ``host`` for that advisory (or None). The ledger is read once per
+    play (milepost.play_cache)."""
+    from milepost import play_cache
 
     wanted = set(packages)
-    ledger = open_existing(url)
-    if ledger is None or not wanted:
+    if not wanted:
         return {}
-    try:
-        advisories = load_advisories(ledger)
-        exceptions = load_exceptions(ledger)
-    finally:
-        ledger.close()
+    advisories, exceptions = play_cache.security_data(url)
     floor: dict[str, list[dict[str, Any]]] = {}
     for advisory in advisories.values():
         for name, fixed in advisory.packages.items():

@@ -37,7 +37,11 @@ __all__ = [
     "Blackout",
     "Window",
     "WindowState",
+    "decide",
     "parse_blackouts",
+    "parse_now",
+    "window_result",
+    "moved_clock_problem",
     "parse_window",
     "window_state",
 ]
@@ -338,3 +342,101 @@ def _state(window: Window | None, blackouts: Sequence[Blackout], now: datetime) 
         f"{reason}; no window opens within {SEARCH_HORIZON.days} days",
         None,
     )
+
+
+def parse_now(text: str) -> datetime:
+    """Parse an ISO 8601 date-time; naive values are UTC."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def decide(params: Mapping[str, Any], now: datetime) -> tuple[bool, dict[str, Any]]:
+    """(failed, result) of the milepost_window_check action for its arguments at ``now``.
+
+    Raises UserError for a malformed window, blackout list or override.
+    """
+    group = params.get("group") or "this host"
+    raw_window = params.get("window") or {}
+    window = parse_window(raw_window, group=group) if raw_window else None
+    blackouts = parse_blackouts(params.get("blackouts") or [], group=group)
+    is_open, reason, next_open = window_state(window, blackouts, now)
+    next_text = next_open.isoformat() if next_open is not None else None
+    result: dict[str, Any] = {
+        "changed": False,
+        "open": is_open,
+        "reason": reason,
+        "next_open": next_text,
+        "overridden": False,
+        "configured": window is not None,
+        "group": group,
+    }
+    if is_open:
+        return False, result
+
+    override_reason = str(params.get("override_reason") or "").strip()
+    if params.get("override"):
+        if not override_reason:
+            raise UserError(
+                f"override of the maintenance window of {group} needs a non-empty reason"
+                " (override_reason / --reason TEXT)"
+            )
+        result["overridden"] = True
+        result["reason"] = f"window overridden ({reason}): {override_reason}"
+        result["milepost_window_override"] = {
+            "reason": override_reason,
+            "group": group,
+            "next_open": next_text,
+        }
+        return False, result
+
+    when = next_text if next_text is not None else f"not within 400 days ({reason})"
+    result["msg"] = f"outside the maintenance window of {group}: next window opens {when}"
+    if next_text is not None and "blackout" in reason:
+        result["msg"] += f" ({reason.split(';')[0]})"
+    return True, result
+
+
+def moved_clock_problem(now: str, environment: Any) -> str | None:
+    """Why the window's clock may not be moved (``now``) here, or None when it may: only the
+    lab inventory may move it; anywhere else it would bypass the window (safety invariant 4)."""
+    if not now or str(environment or "") == "lab":
+        return None
+    return (
+        "now (preflight_window_now) moves the maintenance window's clock and is for tests"
+        f" against the lab inventory only (milepost_environment is {environment or 'not set'}):"
+        " remove it"
+    )
+
+
+def window_result(args: Mapping[str, Any], environment: Any) -> dict[str, Any]:
+    """The result of a window check task (the milepost_window_check and milepost_probe
+    actions) for its arguments ``window``, ``blackouts``, ``group``, ``now``, ``override``
+    and ``override_reason``: ``failed`` with a one-line ``msg`` when the window is closed,
+    malformed or its clock moved outside the lab."""
+    now_text = str(args.get("now") or "").strip()
+    refused = moved_clock_problem(now_text, environment)
+    if refused:
+        return {"failed": True, "msg": refused}
+    try:
+        now = parse_now(now_text) if now_text else datetime.now(UTC)
+    except ValueError:
+        return {"failed": True, "msg": f"now {now_text!r} is not an ISO 8601 date-time"}
+    if not isinstance(args.get("window") or {}, Mapping):
+        return {
+            "failed": True,
+            "msg": "window must be a mapping (cron, duration_minutes, timezone)",
+        }
+    if not isinstance(args.get("blackouts") or [], list):
+        return {"failed": True, "msg": "blackouts must be a list of dates"}
+    override = args.get("override")
+    if isinstance(override, str):
+        override = override.strip().lower() in ("1", "true", "yes", "on", "y")
+    try:
+        failed, result = decide({**args, "override": bool(override)}, now)
+    except UserError as exc:
+        return {"failed": True, "msg": str(exc)}
+    if failed:
+        result["failed"] = True
+    return result

@@ -24,8 +24,15 @@ description:
   - Result keys with a meaning of their own become records of their own kind -
     C(milepost_package_changes) gives package_change, C(milepost_window_override) gives
     window_override, C(milepost_interface_results) gives interface_check,
-    C(milepost_reboot_required) gives reboot_required and C(milepost_drift) gives
-    drift_check records.
+    C(milepost_reboot_required) gives reboot_required, C(milepost_drift) gives
+    drift_check and the fact C(milepost_probe) (the probe of a host) gives host_probe
+    records.
+  - Each task result says where it ran (C(runs_on) - host, controller, or nothing when
+    skipped), so the ledger shows how many module runs a cycle costs each host.
+  - Ansible's implicit check of a role's arguments (before each entry into a role with
+    meta/argument_specs.yml) is recorded only when it fails.
+  - As each play starts it reads, once, what the plugins of every host need from the
+    ledger (milepost.play_cache - ended runs, advisories, exceptions).
   - A run that ends failed opens a glitch (a C(glitch) record naming the hosts that
     failed, were unreachable or were rolled back by the health gate), except a
     remediation run, whose command opens its own. In hypercare (O(phase)), a run whose
@@ -107,7 +114,7 @@ from ansible.utils.vars import load_extra_vars
 
 try:
     from milepost.ledger import package_change, package_facts, task_result
-    from milepost import notify
+    from milepost import notify, play_cache
     from milepost.operator import operator_name
     from milepost.recorder import Recorder, git_commit
     from milepost.registers import run_glitch_record
@@ -216,6 +223,14 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_play_start(self, play):
         self._play = play
+        if self._recorder is not None:
+            # Read once here, in the process Ansible forks every worker from: the plugins of
+            # every host use this copy (ended runs, advisories, exceptions).
+            try:
+                play_cache.load()
+            except Exception as exc:  # noqa: BLE001 - any failure: each host reads it itself
+                play_cache.clear()  # each host's plugin tries again, and fails closed
+                self._display.warning(f"maintenance_ledger: cannot read the ledger ({exc})")
         if self._recorder is not None and not self._check_mode and not self._notices:
             if _boolean(play.vars.get("milepost_notices")):
                 self._notices = True
@@ -322,6 +337,10 @@ class CallbackModule(CallbackBase):
             return
         host = result._host.get_name()
         task = result._task
+        if task.action in ARGUMENT_CHECK_ACTIONS and status == "ok":
+            # Ansible's own check of a role's arguments, before every entry into a role:
+            # no module runs and its success says nothing; its failure is recorded.
+            return
         started = self._started.pop((host, task._uuid), None)
         duration = round(time.monotonic() - started, 4) if started else None
         res = result._result
@@ -344,6 +363,7 @@ class CallbackModule(CallbackBase):
                 summary=summary,
                 action=task.action,
                 role=task._role.get_name() if task._role else "",
+                runs_on=_runs_on(task, status),
                 ignored=ignored,
                 check_mode=self._check_mode,
             )
@@ -381,6 +401,9 @@ class CallbackModule(CallbackBase):
                         "messages": [scrub(str(m)) for m in item.get("messages") or ()],
                     },
                 )
+        probe = (res.get("ansible_facts") or {}).get("milepost_probe")
+        if isinstance(probe, dict):
+            self._put("host_probe", host, _scrubbed(probe, scrub))
         drift = res.get("milepost_drift")
         if isinstance(drift, dict):
             self._put("drift_check", host, _scrubbed(drift, scrub))
@@ -445,6 +468,46 @@ def _scrubbed(value, scrub):
         return scrub(value)
     return value
 
+
+#: Actions that run on the controller only, no module on the host (without a prefix).
+CONTROLLER_ACTIONS = frozenset(
+    {
+        "add_host",
+        "assert",
+        "debug",
+        "fail",
+        "group_by",
+        "import_role",
+        "import_tasks",
+        "include_role",
+        "include_tasks",
+        "include_vars",
+        "meta",
+        "set_fact",
+        "set_stats",
+        "validate_argument_spec",
+        "milepost_kill_switch",
+        "milepost_window_check",
+    }
+)
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _runs_on(task, status):
+    """Where the task ran a module: "host" (the managed host), "controller" (an action of
+    the controller only, or delegated to it), None when skipped."""
+    if status == "skipped":
+        return None
+    action = str(task.action).rsplit(".", 1)[-1]
+    if action in CONTROLLER_ACTIONS or str(task.delegate_to or "") in LOCAL_NAMES:
+        return "controller"
+    return "host"
+
+
+#: The implicit task Ansible puts before a role with meta/argument_specs.yml.
+ARGUMENT_CHECK_ACTIONS = frozenset(
+    {"validate_argument_spec", "ansible.builtin.validate_argument_spec"}
+)
 
 SECRET_NAME = re.compile(r"(?i)(pass|secret|token|key|credential|auth|cert)")
 

@@ -28,6 +28,18 @@ description:
     file cannot be read as a lock (empty or corrupt).
   - O(state=absent) releases the lock only when O(run_id) holds it; a lock held by
     another run is left alone with a warning.
+  - With O(repair_dpkg=true) (and O(state=present)), once the lock is held the module
+    makes dpkg ready for the run, in the same module run. It waits up to
+    O(dpkg_lock_timeout) seconds for the dpkg locks (O(dpkg_lock_paths)) to be free
+    (failing with the holders named), and when C(dpkg --audit) reports an interrupted
+    run it repairs it - C(dpkg --configure -a); the packages a killed dpkg left
+    half-installed are installed again from the archive apt had downloaded (the newest
+    in its cache), else by apt from their source; C(dpkg --configure -a) once more; a
+    second C(dpkg --audit) must then be clean. Returns RV(dpkg_repaired) and
+    RV(dpkg_audit). In check mode nothing is repaired.
+  - The controller half (the action plugin of the same name) fills O(controller), O(pid)
+    and O(stale_run_ids) from the run, and refuses an O(path) other than the default
+    unless the host's C(milepost_environment) is C(lab) (safety invariant 4).
   - Self-contained; runs on the managed host with its system Python.
 options:
   run_id:
@@ -61,6 +73,19 @@ options:
     type: list
     elements: str
     default: []
+  repair_dpkg:
+    description: Once the lock is held, wait for the dpkg locks and repair an interrupted dpkg run.
+    type: bool
+    default: false
+  dpkg_lock_paths:
+    description: Lock files of dpkg and its front ends that must be free.
+    type: list
+    elements: path
+    default: [/var/lib/dpkg/lock-frontend, /var/lib/dpkg/lock]
+  dpkg_lock_timeout:
+    description: Seconds to wait for a held dpkg lock before failing with the holder named.
+    type: int
+    default: 120
 author:
   - Milepost contributors
 attributes:
@@ -78,12 +103,11 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: PATCH | Take the maintenance lock of this host
+- name: PATCH | Take the maintenance lock of this host and repair an interrupted dpkg
   milepost_host_lock:
     run_id: "{{ preflight_run_id }}"
-    controller: "{{ lookup('ansible.builtin.pipe', 'hostname') }}"
     ttl_minutes: 240
-    stale_run_ids: "{{ preflight_lock_stale_run_ids }}"
+    repair_dpkg: true
   register: __preflight_lock
 
 - name: PATCH | Release the maintenance lock of this host
@@ -137,15 +161,31 @@ path:
   returned: always
   type: str
   sample: /var/lib/milepost/maintenance.lock
+dpkg_audit:
+  description: The lines of C(dpkg --audit) before any repair.
+  returned: with repair_dpkg
+  type: list
+  elements: str
+dpkg_repaired:
+  description: Whether an interrupted dpkg run was repaired.
+  returned: with repair_dpkg
+  type: bool
 """
 
 import errno  # noqa: E402 - Ansible modules put the docs first
 import json  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 from datetime import datetime, timedelta, timezone  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.milepost_packages import (  # noqa: E402
+    STATUS_FORMAT,
+    half_installed,
+    lock_holders,
+    parse_status,
+)
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # A lock outliving its run by more than a year is a typo (and a ttl past the year 9999
@@ -328,6 +368,79 @@ def release(path, run_id, check_mode):
     return {"changed": True, "action": "released", "lock": None}
 
 
+# ---------------------------------------------------------------------------
+# dpkg readiness (repair_dpkg)
+# ---------------------------------------------------------------------------
+
+
+def newest_archive(directory, package):
+    """The newest downloaded .deb of package in apt's archive directory, or None."""
+    try:
+        found = [
+            os.path.join(directory, name)
+            for name in os.listdir(directory)
+            if name.startswith(package + "_") and name.endswith(".deb")
+        ]
+    except OSError:
+        return None
+    return max(found, key=os.path.getmtime) if found else None
+
+
+class Dpkg:
+    """The dpkg commands of the repair, run through the module (no shell)."""
+
+    ENV = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+    KEEP_CONFIG = ["--force-confdef", "--force-confold"]
+
+    def __init__(self, module):
+        self.module = module
+
+    def run(self, argv):
+        return self.module.run_command(argv, environ_update=self.ENV, expand_user_and_vars=False)
+
+    def wait_for_locks(self, paths, timeout):
+        deadline = time.time() + timeout
+        while True:
+            rc, out, _ = self.run(
+                ["lslocks", "--noheadings", "--raw", "--output", "PID,COMMAND,PATH"]
+            )
+            holders = lock_holders(out, paths) if rc == 0 else []
+            if not holders or time.time() >= deadline:
+                return holders
+            time.sleep(2)
+
+    def audit(self):
+        rc, out, err = self.run(["dpkg", "--audit"])
+        if rc not in (0, 1):
+            self.module.fail_json(msg="dpkg --audit failed (exit %d): %s" % (rc, err.strip()[:200]))
+        return [line for line in out.splitlines() if line.strip()]
+
+    def repair(self):
+        """Repair an interrupted run; returns the audit lines that remain."""
+        rc, _, _ = self.run(["dpkg", "--configure", "-a"])
+        first_failed = rc != 0
+        _, status, _ = self.run(["dpkg-query", "-W", "-f", STATUS_FORMAT])
+        left = half_installed(parse_status(status))
+        for package in left:
+            deb = newest_archive("/var/cache/apt/archives", package)
+            if deb:
+                argv = ["dpkg"] + self.KEEP_CONFIG + ["--install", deb]
+            else:
+                argv = ["apt-get", "install", "--reinstall", "--yes", "--quiet"]
+                argv += ["-o", "Dpkg::Options::=--force-confdef"]
+                argv += ["-o", "Dpkg::Options::=--force-confold", package]
+            rc, out, err = self.run(argv)
+            if rc != 0:
+                self.module.fail_json(
+                    msg="could not finish installing %s, which an interrupted dpkg left"
+                    " half-installed (exit %d): %s"
+                    % (package, rc, ((err or out).strip().splitlines() or ["no output"])[-1])
+                )
+        if first_failed or left:
+            self.run(["dpkg", "--configure", "-a"])
+        return self.audit()
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -338,6 +451,13 @@ def main():
             "pid": {"type": "int"},
             "ttl_minutes": {"type": "int", "default": 240},
             "stale_run_ids": {"type": "list", "elements": "str", "default": []},
+            "repair_dpkg": {"type": "bool", "default": False},
+            "dpkg_lock_paths": {
+                "type": "list",
+                "elements": "path",
+                "default": ["/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"],
+            },
+            "dpkg_lock_timeout": {"type": "int", "default": 120},
         },
         supports_check_mode=True,
     )
@@ -377,7 +497,34 @@ def main():
             % (path, result["held_by"].get("run_id"), run_id)
         )
     result["path"] = path
+    if params["repair_dpkg"] and params["state"] == "present":
+        result.update(dpkg_ready(module, params))
     module.exit_json(**result)
+
+
+def dpkg_ready(module, params):
+    """Wait for the dpkg locks, then repair an interrupted run (not in check mode)."""
+    dpkg = Dpkg(module)
+    holders = dpkg.wait_for_locks(params["dpkg_lock_paths"], max(0, params["dpkg_lock_timeout"]))
+    if holders:
+        module.fail_json(
+            msg="dpkg is locked after waiting %d s, held by %s; let it finish (or stop it)"
+            " and run again" % (params["dpkg_lock_timeout"], "; ".join(holders)),
+            dpkg_lock_holders=holders,
+        )
+    audit = dpkg.audit()
+    done = {"dpkg_audit": audit, "dpkg_repaired": False}
+    if not audit or module.check_mode:
+        return done
+    remaining = dpkg.repair()
+    if remaining:
+        module.fail_json(
+            msg="dpkg still reports broken packages after the repair: %s"
+            % " ".join(remaining)[:300],
+            dpkg_audit=audit,
+        )
+    done.update(dpkg_repaired=True, changed=True)
+    return done
 
 
 if __name__ == "__main__":

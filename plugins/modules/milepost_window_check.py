@@ -26,12 +26,11 @@ description:
   - With no window (O(window) empty or omitted) the check passes and says so; blackout
     dates still apply, read in UTC.
   - >-
-    B(Controller only.) Unlike Milepost's other modules this one is not self-contained:
-    it imports C(milepost.windows) (and through it C(croniter)) from the controller's
-    Python. Run it with C(delegate_to: localhost), C(become: false) and
-    C(ansible_python_interpreter) set to C(ansible_playbook_python), as the
-    C(preflight) role does. When the package is not importable from the interpreter the
-    module also tries the directory named by the environment variable C(MILEPOST_ROOT).
+    B(Controller only.) An action: it decides in the controller's Ansible process with
+    C(milepost.windows), runs no module and never connects to the host (the action
+    plugin is plugins/action/milepost_window_check.py; this file documents it).
+  - O(now) moves the clock for tests and is refused unless the host's
+    C(milepost_environment) is C(lab) (safety invariant 4, docs/SAFETY.md).
 options:
   window:
     description:
@@ -55,7 +54,7 @@ options:
     default: this host
   now:
     description:
-      - The instant to check, as an ISO 8601 date-time with an offset (for tests).
+      - The instant to check, as an ISO 8601 date-time with an offset (for tests, lab only).
       - A date-time without an offset is read as UTC. Defaults to the current time.
     type: str
   override:
@@ -98,10 +97,6 @@ EXAMPLES = r"""
       - start: 2025-03-28
         end: 2025-04-02
     group: ruc_payment
-  delegate_to: localhost
-  become: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
   register: __preflight_window
 
 - name: AUDIT | Proceed outside the window with a recorded reason
@@ -111,10 +106,6 @@ EXAMPLES = r"""
     group: ruc_payment
     override: true
     override_reason: "CVE-2025-0001 is on the KEV list; CAB approved change 4711"
-  delegate_to: localhost
-  become: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
 """
 
 RETURN = r"""
@@ -170,118 +161,3 @@ milepost_window_override:
     group: ruc_payment
     next_open: "2025-06-08T01:00:00-07:00"
 """
-
-import os  # noqa: E402 - Ansible modules put the docs first
-import sys  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-
-IMPORT_ERROR = None
-try:
-    try:
-        from milepost.errors import UserError
-        from milepost.windows import parse_blackouts, parse_window, window_state
-    except ImportError:
-        _root = os.environ.get("MILEPOST_ROOT")
-        if not _root:
-            raise
-        sys.path.insert(0, _root)
-        from milepost.errors import UserError
-        from milepost.windows import parse_blackouts, parse_window, window_state
-except ImportError as exc:
-    IMPORT_ERROR = str(exc)
-
-
-def parse_now(text):
-    """Parse an ISO 8601 date-time; naive values are UTC."""
-    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment
-
-
-def decide(params, now):
-    """Return (failed, result) for the module parameters at the aware datetime now.
-
-    Raises UserError for a malformed window, blackout list or override.
-    """
-    group = params["group"] or "this host"
-    raw_window = params["window"] or {}
-    window = parse_window(raw_window, group=group) if raw_window else None
-    blackouts = parse_blackouts(params["blackouts"] or [], group=group)
-    is_open, reason, next_open = window_state(window, blackouts, now)
-    next_text = next_open.isoformat() if next_open is not None else None
-    result = {
-        "changed": False,
-        "open": is_open,
-        "reason": reason,
-        "next_open": next_text,
-        "overridden": False,
-        "configured": window is not None,
-        "group": group,
-    }
-    if is_open:
-        return False, result
-
-    override_reason = (params["override_reason"] or "").strip()
-    if params["override"]:
-        if not override_reason:
-            raise UserError(
-                "override of the maintenance window of %s needs a non-empty reason "
-                "(override_reason / --reason TEXT)" % group
-            )
-        result["overridden"] = True
-        result["reason"] = "window overridden (%s): %s" % (reason, override_reason)
-        result["milepost_window_override"] = {
-            "reason": override_reason,
-            "group": group,
-            "next_open": next_text,
-        }
-        return False, result
-
-    when = next_text if next_text is not None else "not within 400 days (%s)" % reason
-    result["msg"] = "outside the maintenance window of %s: next window opens %s" % (group, when)
-    if next_text is not None and "blackout" in reason:
-        result["msg"] += " (%s)" % reason.split(";")[0]
-    return True, result
-
-
-def main():
-    module = AnsibleModule(
-        argument_spec={
-            "window": {"type": "dict", "default": {}},
-            "blackouts": {"type": "list", "elements": "raw", "default": []},
-            "group": {"type": "str", "default": "this host"},
-            "now": {"type": "str"},
-            "override": {"type": "bool", "default": False},
-            "override_reason": {"type": "str", "default": ""},
-        },
-        supports_check_mode=True,
-    )
-    if IMPORT_ERROR is not None:
-        module.fail_json(
-            msg="milepost_window_check runs on the controller and needs the milepost package "
-            "and croniter (%s); run it with delegate_to: localhost and "
-            "ansible_python_interpreter: '{{ ansible_playbook_python }}', or set MILEPOST_ROOT"
-            % IMPORT_ERROR
-        )
-
-    try:
-        now = parse_now(module.params["now"]) if module.params["now"] else None
-    except ValueError:
-        module.fail_json(msg="now %r is not an ISO 8601 date-time" % module.params["now"])
-    if now is None:
-        now = datetime.now(timezone.utc)
-
-    try:
-        failed, result = decide(module.params, now)
-    except UserError as exc:
-        module.fail_json(msg=str(exc))
-    if failed:
-        module.fail_json(**result)
-    module.exit_json(**result)
-
-
-if __name__ == "__main__":
-    main()

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -242,6 +243,37 @@ def test_a_rerun_changes_nothing_and_a_plain_playbook_run_sends_the_notices_too(
     ours = [n for n in records(env, "notice") if n["run_id"] == newest["run_id"]]
     assert [n["body"]["notice"] for n in ours] == ["upcoming"] * 3 + ["completed"] * 3
     assert subprocess.run(["milepost", "ledger", "verify"], env=env).returncode == 0
+
+
+def test_a_cycle_with_nothing_to_do_costs_each_host_few_results_and_module_runs(first_cycle):
+    """The probe decides: a no-op cycle is at most 12 task results per host in the ledger,
+    at most 6 of them a module run on the host; the probe before and after is recorded."""
+    env = first_cycle.env
+    noop = subprocess.run(
+        ["milepost", "maintain", "-i", str(first_cycle.inventory)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert noop.returncode == 0, noop.stdout[-3000:]
+    run_id = ledger_json(env, "runs")[0]["run_id"]
+    results = [
+        r for r in records(env, "task_result") if r["run_id"] == run_id and r["host"] != "localhost"
+    ]
+    per_host = Counter(r["host"] for r in results)
+    on_host = Counter(r["host"] for r in results if r["body"].get("runs_on") == "host")
+    assert len(per_host) == 6 and max(per_host.values()) <= 12, per_host
+    assert max(on_host.values()) <= 6, on_host
+    assert not any(r["body"]["status"] == "changed" for r in results)
+    skipped = {r["body"]["task"] for r in results if r["body"]["status"] == "skipped"}
+    assert "os_patch : PATCH | Apply the operating-system updates the host needs" in skipped
+    assert "app_update : PATCH | Bring the RUC packages to their pinned versions" in skipped
+    probes = [r for r in records(env, "host_probe") if r["run_id"] == run_id]
+    assert Counter(p["host"] for p in probes) == {host: 2 for host in per_host}
+    before = probes[0]["body"]
+    assert before["os_upgrades"] == [] and before["pins_pending"] == []
+    assert before["dpkg"]["audit"] == [] and all(s["healthy"] for s in before["services"].values())
 
 
 def test_check_mode_on_a_converged_fleet_reports_no_change(lab_hosts, tmp_path):

@@ -10,7 +10,8 @@ the end of every cycle. Change them like any control, and record why:
 import pytest
 
 
-@pytest.fixture(autouse=True)
+# Module scope, as testinfra's `host`: once per host, not once per check.
+@pytest.fixture(autouse=True, scope="module")
 def host_keys_checked(host) -> None:
     """Every check connects as Ansible does: the inventory's known_hosts, host key checking
     on (StrictHostKeyChecking=yes); options that switch it off make the check an error."""
@@ -19,7 +20,7 @@ def host_keys_checked(host) -> None:
     check_host_keys(host.backend)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def pins(host) -> dict[str, str]:
     """The pinned RUC packages of this host (app_update_versions) that it has installed."""
     wanted = host.ansible.get_variables().get("app_update_versions") or {}

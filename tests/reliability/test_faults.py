@@ -159,7 +159,7 @@ def test_a_held_dpkg_lock_fails_that_host_in_preflight_and_changes_nothing_on_it
         holder.kill()
         holder.wait()
     assert proc.returncode != 0
-    assert f"dpkg is locked on {held['name']}" in proc.stdout
+    assert f"{held['name']}: dpkg is locked after waiting 6 s" in proc.stdout
     assert "python3" in proc.stdout  # the holder is named
     after = versions()
     assert after[held["name"]] == before[held["name"]]

@@ -743,8 +743,9 @@ def test_windows_and_blackouts(window: Any, blackouts: Any, group: str, now: dat
 def test_window_check_module_decides(
     window: Any, blackouts: Any, group: str, now: datetime, override: bool, reason: str
 ) -> None:
-    """plugins/modules/milepost_window_check.py's decision on hostile module input."""
-    module = load_module("milepost_window_check")
+    """The milepost_window_check action's decision (milepost.windows) on hostile input."""
+    from milepost.windows import decide
+
     params = {
         "window": window,
         "blackouts": blackouts,
@@ -752,7 +753,7 @@ def test_window_check_module_decides(
         "override": override,
         "override_reason": reason,
     }
-    outcome = judged("window check", module.decide, params, now)
+    outcome = judged("window check", decide, params, now)
     if outcome is not None:
         failed, result = outcome
         assert isinstance(failed, bool) and isinstance(result["reason"], str)

@@ -155,3 +155,77 @@ def test_stale_reason() -> None:
     assert mhl.stale_reason(live, NOW, set()) is None
     assert mhl.stale_reason(live, NOW + timedelta(minutes=10), set()).startswith("expired")
     assert mhl.stale_reason({"run_id": "run-a"}, NOW, set()) == "the lock has no valid expires_at"
+
+
+# --- repair_dpkg: dpkg made ready under the lock ------------------------------------------
+
+
+def test_newest_archive_is_the_most_recent_deb_of_the_package(tmp_path: Path) -> None:
+    import os
+
+    older = tmp_path / "ruc-x_1.0_all.deb"
+    newer = tmp_path / "ruc-x_1.1_all.deb"
+    other = tmp_path / "ruc-xy_9.0_all.deb"
+    for path, when in ((older, 100), (newer, 200), (other, 300)):
+        path.write_text("")
+        os.utime(path, (when, when))
+    assert mhl.newest_archive(str(tmp_path), "ruc-x") == str(newer)
+    assert mhl.newest_archive(str(tmp_path), "ruc-z") is None
+    assert mhl.newest_archive(str(tmp_path / "missing"), "ruc-x") is None
+
+
+class _Module:
+    """Records the commands the repair runs and answers them from a script."""
+
+    def __init__(self, answers: dict[str, list[tuple[int, str, str]]], check_mode=False):
+        self.answers = answers
+        self.check_mode = check_mode
+        self.ran: list[list[str]] = []
+
+    def run_command(self, argv, **_kwargs):
+        self.ran.append(list(argv))
+        queue = self.answers.get(argv[0] + " " + argv[1], [(0, "", "")])
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    def fail_json(self, **kwargs):
+        raise AssertionError(kwargs["msg"])
+
+
+PARAMS = {"dpkg_lock_paths": ["/var/lib/dpkg/lock"], "dpkg_lock_timeout": 0}
+
+
+def test_dpkg_ready_changes_nothing_when_dpkg_is_clean() -> None:
+    module = _Module({})
+    assert mhl.dpkg_ready(module, PARAMS) == {"dpkg_audit": [], "dpkg_repaired": False}
+    assert [argv[0] for argv in module.ran] == ["lslocks", "dpkg"]
+
+
+def test_dpkg_ready_fails_naming_the_holder_of_a_dpkg_lock() -> None:
+    module = _Module({"lslocks --noheadings": [(0, "812 apt-get /var/lib/dpkg/lock\n", "")]})
+    with pytest.raises(AssertionError, match=r"^dpkg is locked after waiting 0 s, held by apt-get"):
+        mhl.dpkg_ready(module, PARAMS)
+
+
+def test_dpkg_ready_repairs_an_interrupted_run_and_reinstalls_half_installed() -> None:
+    module = _Module(
+        {
+            "dpkg --audit": [
+                (1, "The following packages are only half configured\n", ""),
+                (0, "", ""),
+            ],
+            "dpkg --configure": [(1, "", "error")],
+            "dpkg-query -W": [(0, "iHR\truc-x\t1.0\nii\tbash\t5.2\n", "")],
+        }
+    )
+    done = mhl.dpkg_ready(module, PARAMS)
+    assert done["dpkg_repaired"] is True and done["changed"] is True
+    assert done["dpkg_audit"] == ["The following packages are only half configured"]
+    reinstall = [argv for argv in module.ran if argv[:2] == ["apt-get", "install"]]
+    assert reinstall and reinstall[0][-1] == "ruc-x"
+    assert sum(argv[:2] == ["dpkg", "--configure"] for argv in module.ran) == 2
+
+
+def test_dpkg_ready_repairs_nothing_in_check_mode() -> None:
+    module = _Module({"dpkg --audit": [(1, "half configured\n", "")]}, check_mode=True)
+    assert mhl.dpkg_ready(module, PARAMS)["dpkg_repaired"] is False
+    assert not any(argv[:2] == ["dpkg", "--configure"] for argv in module.ran)

@@ -8,7 +8,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from milepost.errors import UserError
-from milepost.windows import Blackout, Window, parse_blackouts, parse_window, window_state
+from milepost.windows import (
+    Blackout,
+    Window,
+    decide,
+    parse_blackouts,
+    parse_now,
+    parse_window,
+    window_result,
+    window_state,
+)
 
 LA = ZoneInfo("America/Los_Angeles")
 SUNDAY_1AM = {"cron": "0 1 * * 0", "duration_minutes": 240, "timezone": "America/Los_Angeles"}
@@ -208,24 +217,9 @@ def test_next_opening_across_fall_back_and_a_blackout() -> None:
     assert next_open.astimezone(UTC) == datetime(2024, 11, 3, 11, 0, tzinfo=UTC)  # 03:00 PST
 
 
-# --- plugins/modules/milepost_window_check.py (decision logic) ---------------------------
+# --- the milepost_window_check action's decision (milepost.windows.decide) -----------------
 
 
-def _window_check_module():  # type: ignore[no-untyped-def]
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "plugins/modules/milepost_window_check.py"
-    spec = importlib.util.spec_from_file_location("milepost_window_check", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mwc = _window_check_module()
 PARAMS = {
     "window": SUNDAY_1AM,
     "blackouts": [],
@@ -236,7 +230,7 @@ PARAMS = {
 
 
 def test_window_check_refuses_outside_with_the_next_opening() -> None:
-    failed, result = mwc.decide(PARAMS, mwc.parse_now("2025-06-04T12:00:00-07:00"))
+    failed, result = decide(PARAMS, parse_now("2025-06-04T12:00:00-07:00"))
     assert failed is True
     assert result["msg"] == (
         "outside the maintenance window of ruc_payment: next window opens 2025-06-08T01:00:00-07:00"
@@ -246,7 +240,7 @@ def test_window_check_refuses_outside_with_the_next_opening() -> None:
 
 def test_window_check_override_records_the_reason() -> None:
     params = {**PARAMS, "override": True, "override_reason": " CAB change 4711 "}
-    failed, result = mwc.decide(params, mwc.parse_now("2025-06-04T19:00:00Z"))
+    failed, result = decide(params, parse_now("2025-06-04T19:00:00Z"))
     assert failed is False
     assert result["overridden"] is True
     assert result["milepost_window_override"] == {
@@ -258,7 +252,47 @@ def test_window_check_override_records_the_reason() -> None:
 
 def test_window_check_override_needs_a_reason_and_no_window_passes() -> None:
     with pytest.raises(UserError, match="needs a non-empty reason"):
-        mwc.decide({**PARAMS, "override": True}, mwc.parse_now("2025-06-04T12:00:00"))
-    failed, result = mwc.decide({**PARAMS, "window": {}}, mwc.parse_now("2025-06-04T12:00:00"))
+        decide({**PARAMS, "override": True}, parse_now("2025-06-04T12:00:00"))
+    failed, result = decide({**PARAMS, "window": {}}, parse_now("2025-06-04T12:00:00"))
     assert (failed, result["open"], result["configured"]) == (False, True, False)
     assert "the window check passes" in result["reason"]
+
+
+# --- window_result: what the milepost_window_check and milepost_probe actions return --------
+
+
+def test_window_result_refuses_a_moved_clock_outside_the_lab() -> None:
+    args = {**PARAMS, "now": "2025-06-08T02:00:00-07:00"}
+    refused = window_result(args, "production")
+    assert refused["failed"] is True
+    assert refused["msg"].startswith("now (preflight_window_now) moves the maintenance window")
+    assert "milepost_environment is production" in refused["msg"]
+    assert "not set" in window_result(args, None)["msg"]
+    allowed = window_result(args, "lab")
+    assert allowed.get("failed") is None and allowed["open"] is True
+
+
+def test_window_result_fails_closed_windows_and_bad_input_in_one_line() -> None:
+    closed = window_result({**PARAMS, "now": "2025-06-04T12:00:00-07:00"}, "lab")
+    assert closed["failed"] is True and closed["msg"].startswith("outside the maintenance window")
+    for bad, message in (
+        ({"now": "yesterday"}, "is not an ISO 8601 date-time"),
+        ({"window": ["cron"]}, "window must be a mapping"),
+        ({"blackouts": "2025-01-01"}, "blackouts must be a list"),
+        ({"window": {"cron": "61 * * * *", "duration_minutes": 5, "timezone": "UTC"}}, "cron"),
+    ):
+        result = window_result({**PARAMS, **bad}, "lab")
+        assert result["failed"] is True and message in result["msg"], result
+        assert "\n" not in result["msg"]
+
+
+def test_window_result_reads_an_override_given_as_text() -> None:
+    args = {
+        **PARAMS,
+        "now": "2025-06-04T12:00:00-07:00",
+        "override": "true",
+        "override_reason": "CAB 4711",
+    }
+    result = window_result(args, "lab")
+    assert result.get("failed") is None and result["overridden"] is True
+    assert result["milepost_window_override"]["reason"] == "CAB 4711"
