@@ -144,75 +144,33 @@ error_lines:
   elements: str
 """
 
-import fnmatch  # noqa: E402 - Ansible modules put the docs first
-import os  # noqa: E402
+import os  # noqa: E402 - Ansible modules put the docs first
 import re  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.milepost_apt import apt, apt_pkg, require_apt  # noqa: E402
 
+# The plan's rules are shared with milepost_probe (plugins/module_utils/milepost_packages.py).
+from ansible.module_utils.milepost_packages import (  # noqa: E402, F401
+    excluded,
+    is_security_origin,
+    parse_dpkg_query,
+    select_upgrades,
+    upgrade_records,
+)
+
 PACKAGE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._-]*$")
 DPKG_ERROR_RE = re.compile(r"dpkg: error processing (?:package|archive) (\S+)")
 DNF_ERROR_RE = re.compile(r"^Error: .*?(?:package|Package) (\S+)", re.MULTILINE)
-SECURITY_SUITE_RE = re.compile(r"-security$")
 REBOOT_FILE = "/run/reboot-required"
 # Mapped files that say nothing about replaced code: anonymous and shared memory, caches.
 IGNORED_MAPPINGS = ("/dev/", "/memfd:", "/SYSV", "/tmp/", "/var/tmp/", "/run/", "/proc/")  # noqa: S108
 # Programs that only run other programs: the script they run says which service it is.
 INTERPRETER_RE = re.compile(r"/(python[0-9.]*|perl|ruby|node|bash|sh|dash|java)$")
 
-
 # ---------------------------------------------------------------------------
 # Pure logic (unit tested without a host)
 # ---------------------------------------------------------------------------
-
-
-def is_security_origin(origin):
-    """Whether an APT origin ({archive, codename, label}) is a security source."""
-    for field in ("archive", "codename"):
-        if SECURITY_SUITE_RE.search(origin.get(field) or ""):
-            return True
-    return (origin.get("label") or "").lower().endswith("security")
-
-
-def excluded(name, patterns):
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-
-
-def select_upgrades(records, scope, exclude, compare):
-    """Plan the upgrades: [{package, from_version, to_version, security}] sorted by name.
-
-    records: {name: {installed, candidate, held, versions: [{version, security}]}} for the
-    installed packages. With scope all the target is APT's candidate (it honours pinning);
-    with scope security, the newest security version newer than the installed one.
-    """
-    plan = []
-    for name in sorted(records):
-        record = records[name]
-        installed = record.get("installed")
-        if installed is None or record.get("held") or excluded(name, exclude):
-            continue
-        newer = [v for v in record.get("versions") or [] if compare(v["version"], installed) > 0]
-        if scope == "security":
-            newer = [v for v in newer if v.get("security")]
-            target = None
-            for version in newer:
-                if target is None or compare(version["version"], target["version"]) > 0:
-                    target = version
-        else:
-            candidate = record.get("candidate")
-            target = next((v for v in newer if v["version"] == candidate), None)
-        if target is not None:
-            plan.append(
-                {
-                    "package": name,
-                    "from_version": installed,
-                    "to_version": target["version"],
-                    "security": bool(target.get("security")),
-                }
-            )
-    return plan
-
 
 def diff_installed(before, after):
     """Every version change between two {name: version} maps of installed packages."""
@@ -223,18 +181,6 @@ def diff_installed(before, after):
                 {"package": name, "from_version": before.get(name), "to_version": after.get(name)}
             )
     return changes
-
-
-def parse_dpkg_query(text):
-    """{name: version} of fully installed packages from
-    dpkg-query -W -f '${Package}\\t${Version}\\t${db:Status-Status}\\n'."""
-    versions = {}
-    for line in text.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 3 and parts[2] == "installed":
-            versions[parts[0]] = parts[1]
-    return versions
-
 
 def apt_command(plan, lock_timeout):
     """The apt-get argv that applies the plan with exact versions."""
@@ -255,7 +201,6 @@ def apt_command(plan, lock_timeout):
     ]
     argv.extend("%s=%s" % (item["package"], item["to_version"]) for item in plan)
     return argv
-
 
 def parse_dnf_check_update(text):
     """[{name, arch, version, repo}] from `dnf -q check-update` output (exit code 100).
@@ -280,7 +225,6 @@ def parse_dnf_check_update(text):
         found.append({"name": name, "arch": arch, "version": version, "repo": repo})
     return found
 
-
 def parse_rpm_qa(text):
     """{name: [epoch:]version-release} from
     rpm -qa --qf '%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}-%{RELEASE}\\n'.
@@ -298,7 +242,6 @@ def parse_rpm_qa(text):
             versions[name] = "%s:%s" % (epoch, version_release)
     return versions
 
-
 def plan_dnf(updates, installed, exclude):
     """Plan from dnf's list of updates: [{package, from_version, to_version, arch, security}]."""
     plan = []
@@ -315,14 +258,12 @@ def plan_dnf(updates, installed, exclude):
         )
     return plan
 
-
 def dnf_list_command(scope, exclude):
     argv = ["dnf", "-q", "check-update"]
     if scope == "security":
         argv.append("--security")
     argv.extend("--exclude=%s" % pattern for pattern in exclude)
     return argv
-
 
 def dnf_upgrade_command(plan, scope):
     """The dnf argv that applies the plan with exact name-[epoch:]version-release.arch specs."""
@@ -333,7 +274,6 @@ def dnf_upgrade_command(plan, scope):
     argv.extend("%s-%s.%s" % (item["package"], item["to_version"], item["arch"]) for item in plan)
     return argv
 
-
 def dnf_reboot_required(rc):
     """`dnf needs-restarting -r`: exit 1 says a reboot is needed, 0 that it is not."""
     if rc == 1:
@@ -341,7 +281,6 @@ def dnf_reboot_required(rc):
     if rc == 0:
         return False
     return None
-
 
 def deleted_mappings(maps_text):
     """Files a process maps that were deleted or replaced since it started."""
@@ -357,7 +296,6 @@ def deleted_mappings(maps_text):
             found.append(path)
     return found
 
-
 def systemd_unit(cgroup_text):
     """The .service unit of a process from /proc/PID/cgroup, if it runs under systemd."""
     for line in cgroup_text.splitlines():
@@ -366,7 +304,6 @@ def systemd_unit(cgroup_text):
             if part.endswith(".service") and not part.startswith("user@"):
                 return part[: -len(".service")]
     return None
-
 
 def program_paths(exe, cmdline):
     """The files that say what a process is: its program, and the script an interpreter runs."""
@@ -380,7 +317,6 @@ def program_paths(exe, cmdline):
                 break
     return paths
 
-
 def service_files(package_files):
     """Service names from a package's file list: init scripts and systemd service units."""
     names = []
@@ -392,16 +328,13 @@ def service_files(package_files):
             names.append(base[: -len(".service")])
     return sorted(set(names))
 
-
 def tail_lines(text, count):
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     return lines[-count:] if count > 0 else []
 
-
 # ---------------------------------------------------------------------------
 # The host
 # ---------------------------------------------------------------------------
-
 
 def _read(path):
     try:
@@ -409,7 +342,6 @@ def _read(path):
             return handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-
 
 def processes_running_replaced_code(proc="/proc"):
     """[{pid, exe, cmdline, cgroup}] of processes that map deleted files."""
@@ -435,7 +367,6 @@ def processes_running_replaced_code(proc="/proc"):
             }
         )
     return found
-
 
 class Host:
     """Runs the package-manager commands of one host through the module."""
@@ -515,38 +446,6 @@ class Host:
         rc = self.run(["dnf", "needs-restarting", "-r"], check=False)[0]
         return bool(dnf_reboot_required(rc)), []
 
-
-def _apt_records(compare):
-    cache = apt.Cache()
-    records = {}
-    for package in cache:
-        installed = package.installed
-        if installed is None:
-            continue
-        versions = []
-        for version in package.versions:
-            if compare(version.version, installed.version) <= 0:
-                continue
-            origins = [
-                {"archive": o.archive, "codename": o.codename, "label": o.label}
-                for o in version.origins
-                if o.trusted
-            ]
-            if not origins:
-                continue  # never install from an untrusted source
-            versions.append(
-                {"version": version.version, "security": any(map(is_security_origin, origins))}
-            )
-        candidate = package.candidate
-        records[package.name] = {
-            "installed": installed.version,
-            "candidate": candidate.version if candidate is not None else None,
-            "held": package._pkg.selected_state == apt_pkg.SELSTATE_HOLD,  # noqa: SLF001
-            "versions": versions,
-        }
-    return records
-
-
 def _pick_manager(module, wanted):
     if wanted != "auto":
         return wanted
@@ -555,7 +454,6 @@ def _pick_manager(module, wanted):
     if module.get_bin_path("dnf"):
         return "dnf"
     module.fail_json(msg="Neither apt-get nor dnf is on this host: set package_manager")
-
 
 def main():
     module = AnsibleModule(
@@ -581,7 +479,7 @@ def main():
     if manager == "apt":
         require_apt(module)
         try:
-            records = _apt_records(apt_pkg.version_compare)
+            records = upgrade_records(apt.Cache(), apt_pkg, apt_pkg.version_compare)
         except Exception as exc:  # noqa: BLE001 - python3-apt raises plain SystemError/OSError
             module.fail_json(
                 msg="Could not open the APT cache: %s" % exc, milepost_package_changes=[]
@@ -634,7 +532,6 @@ def main():
     if reboot:
         result["milepost_reboot_required"] = {"packages": reboot_packages}
     module.exit_json(**result)
-
 
 if __name__ == "__main__":
     main()
