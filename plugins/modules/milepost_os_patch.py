@@ -172,6 +172,7 @@ INTERPRETER_RE = re.compile(r"/(python[0-9.]*|perl|ruby|node|bash|sh|dash|java)$
 # Pure logic (unit tested without a host)
 # ---------------------------------------------------------------------------
 
+
 def diff_installed(before, after):
     """Every version change between two {name: version} maps of installed packages."""
     changes = []
@@ -181,6 +182,7 @@ def diff_installed(before, after):
                 {"package": name, "from_version": before.get(name), "to_version": after.get(name)}
             )
     return changes
+
 
 def apt_command(plan, lock_timeout):
     """The apt-get argv that applies the plan with exact versions."""
@@ -201,6 +203,7 @@ def apt_command(plan, lock_timeout):
     ]
     argv.extend("%s=%s" % (item["package"], item["to_version"]) for item in plan)
     return argv
+
 
 def parse_dnf_check_update(text):
     """[{name, arch, version, repo}] from `dnf -q check-update` output (exit code 100).
@@ -225,6 +228,7 @@ def parse_dnf_check_update(text):
         found.append({"name": name, "arch": arch, "version": version, "repo": repo})
     return found
 
+
 def parse_rpm_qa(text):
     """{name: [epoch:]version-release} from
     rpm -qa --qf '%{NAME}\\t%{EPOCHNUM}\\t%{VERSION}-%{RELEASE}\\n'.
@@ -242,6 +246,7 @@ def parse_rpm_qa(text):
             versions[name] = "%s:%s" % (epoch, version_release)
     return versions
 
+
 def plan_dnf(updates, installed, exclude):
     """Plan from dnf's list of updates: [{package, from_version, to_version, arch, security}]."""
     plan = []
@@ -258,12 +263,14 @@ def plan_dnf(updates, installed, exclude):
         )
     return plan
 
+
 def dnf_list_command(scope, exclude):
     argv = ["dnf", "-q", "check-update"]
     if scope == "security":
         argv.append("--security")
     argv.extend("--exclude=%s" % pattern for pattern in exclude)
     return argv
+
 
 def dnf_upgrade_command(plan, scope):
     """The dnf argv that applies the plan with exact name-[epoch:]version-release.arch specs."""
@@ -274,6 +281,7 @@ def dnf_upgrade_command(plan, scope):
     argv.extend("%s-%s.%s" % (item["package"], item["to_version"], item["arch"]) for item in plan)
     return argv
 
+
 def dnf_reboot_required(rc):
     """`dnf needs-restarting -r`: exit 1 says a reboot is needed, 0 that it is not."""
     if rc == 1:
@@ -281,6 +289,7 @@ def dnf_reboot_required(rc):
     if rc == 0:
         return False
     return None
+
 
 def deleted_mappings(maps_text):
     """Files a process maps that were deleted or replaced since it started."""
@@ -296,6 +305,7 @@ def deleted_mappings(maps_text):
             found.append(path)
     return found
 
+
 def systemd_unit(cgroup_text):
     """The .service unit of a process from /proc/PID/cgroup, if it runs under systemd."""
     for line in cgroup_text.splitlines():
@@ -304,6 +314,7 @@ def systemd_unit(cgroup_text):
             if part.endswith(".service") and not part.startswith("user@"):
                 return part[: -len(".service")]
     return None
+
 
 def program_paths(exe, cmdline):
     """The files that say what a process is: its program, and the script an interpreter runs."""
@@ -317,6 +328,7 @@ def program_paths(exe, cmdline):
                 break
     return paths
 
+
 def service_files(package_files):
     """Service names from a package's file list: init scripts and systemd service units."""
     names = []
@@ -328,13 +340,16 @@ def service_files(package_files):
             names.append(base[: -len(".service")])
     return sorted(set(names))
 
+
 def tail_lines(text, count):
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     return lines[-count:] if count > 0 else []
 
+
 # ---------------------------------------------------------------------------
 # The host
 # ---------------------------------------------------------------------------
+
 
 def _read(path):
     try:
@@ -342,6 +357,7 @@ def _read(path):
             return handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
+
 
 def processes_running_replaced_code(proc="/proc"):
     """[{pid, exe, cmdline, cgroup}] of processes that map deleted files."""
@@ -367,6 +383,7 @@ def processes_running_replaced_code(proc="/proc"):
             }
         )
     return found
+
 
 class Host:
     """Runs the package-manager commands of one host through the module."""
@@ -446,6 +463,7 @@ class Host:
         rc = self.run(["dnf", "needs-restarting", "-r"], check=False)[0]
         return bool(dnf_reboot_required(rc)), []
 
+
 def _pick_manager(module, wanted):
     if wanted != "auto":
         return wanted
@@ -454,6 +472,7 @@ def _pick_manager(module, wanted):
     if module.get_bin_path("dnf"):
         return "dnf"
     module.fail_json(msg="Neither apt-get nor dnf is on this host: set package_manager")
+
 
 def main():
     module = AnsibleModule(
@@ -532,6 +551,7 @@ def main():
     if reboot:
         result["milepost_reboot_required"] = {"packages": reboot_packages}
     module.exit_json(**result)
+
 
 if __name__ == "__main__":
     main()
