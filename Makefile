@@ -19,7 +19,7 @@ help:
 	@echo "make reliability   crashes, faults, races, tampering, hostile input, secrets (long)"
 	@echo "make lab | lab-down | lint | unit | ledger-tests | integration | molecule | bench"
 	@echo "     bench-ledger | bench-queries | bench-efficiency | bench-mitogen | bench-emergency"
-	@echo "     bench-drift | bench-tuning | bench-scale | bench-cycle (one benchmark each)"
+	@echo "     bench-drift | bench-tuning | bench-scale | bench-cycle | bench-cli (one each)"
 	@echo "     requirements | clean"
 
 deps:
@@ -99,7 +99,7 @@ test:
 # lab hosts, then 50 for the scale benchmark, then 6 and 20 for the cycle against a baseline.
 # Figures and how they were taken: bench/RESULTS.md.
 BENCHES = bench-ledger bench-queries bench-efficiency bench-mitogen bench-emergency \
-	bench-drift bench-tuning bench-scale bench-cycle
+	bench-drift bench-tuning bench-scale bench-cycle bench-cli
 .PHONY: bench bench-deps $(BENCHES)
 
 bench: $(BENCHES)
@@ -143,6 +143,10 @@ bench-scale: bench-deps
 # script brings the lab to 6, then 20 hosts itself.
 bench-cycle: bench-deps
 	python bench/cycle.py
+
+# CLI start-up against its targets (no lab): bench/cli_startup.py.
+bench-cli: venv
+	python bench/cli_startup.py
 
 requirements:
 	$(BIN)/pip install -q pip-tools

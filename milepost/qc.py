@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,8 @@ HOST_KEY_OFF = re.compile(
 #: inventory's own StrictHostKeyChecking stays; without one, a host whose key is not in the
 #: known_hosts file fails instead of asking (no one answers a prompt during QC).
 STRICT_HOST_KEYS = "-o StrictHostKeyChecking=yes"
+#: Where QC keeps one SSH connection per host for the whole run (set by run_checks).
+CONTROL_DIR_VARIABLE = "MILEPOST_QC_CONTROL_DIR"
 SSH_ARG_VARIABLES = ("ANSIBLE_SSH_ARGS", "ANSIBLE_SSH_COMMON_ARGS", "ANSIBLE_SSH_EXTRA_ARGS")
 
 
@@ -153,6 +156,29 @@ def check_ssh_args(args: str, where: str) -> None:
             f"{where} holds {found.group(0)!r}: QC never connects with host key checking off;"
             " put the hosts' keys in the known_hosts file the inventory names"
             " (UserKnownHostsFile) instead"
+        )
+
+
+def multiplexed(args: str, control_dir: str | None) -> str:
+    """The ssh options of a QC connection, so that every check of a host shares one SSH
+    connection (its first check opens it, host key checked): ControlPath in
+    ``control_dir``. Options that name a ControlPath already are left alone."""
+    if not control_dir or "controlpath" in args.lower():
+        return args
+    extra = f"-o ControlPath={shlex.quote(control_dir + '/%C')}"
+    if "controlmaster" not in args.lower():
+        extra = f"-o ControlMaster=auto -o ControlPersist=60s {extra}"
+    return f"{args} {extra}".strip()
+
+
+def close_connections(control_dir: Path) -> None:
+    """Close the SSH connections QC kept open in ``control_dir``."""
+    for socket in sorted(control_dir.glob("*")):
+        subprocess.run(  # noqa: S603 - argv built here, no shell
+            ["ssh", "-O", "exit", "-o", f"ControlPath={socket}", "qc"],  # noqa: S607
+            capture_output=True,
+            timeout=30,
+            check=False,
         )
 
 
@@ -187,7 +213,8 @@ def check_host_keys(backend: Any) -> None:
         args = str(backend.ssh_extra_args or "")
         check_ssh_args(args, where)
         if STRICT_HOST_KEYS not in args:
-            backend.ssh_extra_args = f"{args} {STRICT_HOST_KEYS}".strip()
+            args = f"{args} {STRICT_HOST_KEYS}".strip()
+        backend.ssh_extra_args = multiplexed(args, os.environ.get(CONTROL_DIR_VARIABLE))
     elif name == "paramiko":
         raise UserError(
             f"{getattr(backend, 'hostname', '?')} uses ansible_connection paramiko, whose QC"
@@ -211,6 +238,9 @@ def run_checks(root: Path, sources: Sequence[Path], hosts: Sequence[str]) -> lis
             f"--ansible-inventory={','.join(str(s) for s in sources)}",
         ]
         env = qc_env(root, results, dict(os.environ))
+        control_dir = Path(tmp) / "cp"
+        control_dir.mkdir(mode=0o700)
+        env[CONTROL_DIR_VARIABLE] = str(control_dir)
         try:
             proc = subprocess.run(  # noqa: S603 - argv built here, no shell
                 argv,
@@ -223,6 +253,8 @@ def run_checks(root: Path, sources: Sequence[Path], hosts: Sequence[str]) -> lis
             )
         except subprocess.TimeoutExpired:
             raise MilepostError(f"QC did not finish within {TIMEOUT} s") from None
+        finally:
+            close_connections(control_dir)
         tail = " ".join((proc.stdout + proc.stderr).split())[-300:]
         if proc.returncode not in (0, 1) or not results.is_file():
             raise MilepostError(f"QC could not run (pytest exit {proc.returncode}): {tail}")

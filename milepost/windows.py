@@ -41,7 +41,6 @@ __all__ = [
     "parse_blackouts",
     "parse_now",
     "window_result",
-    "moved_clock_problem",
     "parse_window",
     "window_state",
 ]
@@ -398,25 +397,15 @@ def decide(params: Mapping[str, Any], now: datetime) -> tuple[bool, dict[str, An
     return True, result
 
 
-def moved_clock_problem(now: str, environment: Any) -> str | None:
-    """Why the window's clock may not be moved (``now``) here, or None when it may: only the
-    lab inventory may move it; anywhere else it would bypass the window (safety invariant 4)."""
-    if not now or str(environment or "") == "lab":
-        return None
-    return (
-        "now (preflight_window_now) moves the maintenance window's clock and is for tests"
-        f" against the lab inventory only (milepost_environment is {environment or 'not set'}):"
-        " remove it"
-    )
-
-
 def window_result(args: Mapping[str, Any], environment: Any) -> dict[str, Any]:
     """The result of a window check task (the milepost_window_check and milepost_probe
     actions) for its arguments ``window``, ``blackouts``, ``group``, ``now``, ``override``
     and ``override_reason``: ``failed`` with a one-line ``msg`` when the window is closed,
     malformed or its clock moved outside the lab."""
+    from milepost.lab_only import lab_only_problem
+
     now_text = str(args.get("now") or "").strip()
-    refused = moved_clock_problem(now_text, environment)
+    refused = lab_only_problem(environment, now=now_text)
     if refused:
         return {"failed": True, "msg": refused}
     try:

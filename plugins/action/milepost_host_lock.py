@@ -19,8 +19,7 @@ from ansible.plugins.action import ActionBase
 
 from milepost import play_cache
 from milepost.errors import MilepostError
-
-STANDARD_PATH = "/var/lib/milepost/maintenance.lock"
+from milepost.lab_only import STANDARD_LOCK_PATH, lab_only_problem
 
 
 class ActionModule(ActionBase):
@@ -30,16 +29,12 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
-        path = str(args.get("path") or STANDARD_PATH)
-        if path != STANDARD_PATH and str(task_vars.get("milepost_environment") or "") != "lab":
-            return {
-                **result,
-                "failed": True,
-                "msg": f"the lock file {path} (preflight_lock_path) is for tests against the lab"
-                " inventory only (milepost_environment is"
-                f" {task_vars.get('milepost_environment') or 'not set'}): remove it, every run"
-                f" uses {STANDARD_PATH}",
-            }
+        refused = lab_only_problem(
+            task_vars.get("milepost_environment"),
+            lock_path=args.get("path") or STANDARD_LOCK_PATH,
+        )
+        if refused:
+            return {**result, "failed": True, "msg": refused}
         if str(args.get("state") or "present") == "present":
             args.setdefault("controller", socket.gethostname())
             args.setdefault("pid", os.getppid())

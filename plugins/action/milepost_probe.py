@@ -2,7 +2,8 @@
 documentation: plugins/modules/milepost_probe.py).
 
 1. ``window_check`` (the arguments of milepost_window_check) is decided here, on the
-   controller, before the host is asked anything: a closed window fails the host untouched.
+   controller, before the host is asked anything: a closed window fails the host untouched,
+   and so does a test-only value (the window's clock, another lock file) outside the lab.
 2. The read-only probe module runs on the host.
 3. Its result is checked (milepost.probe.check): one the controller cannot read fails the
    host with one line, never counting as "nothing to do"; so does a filesystem with less
@@ -15,6 +16,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
+from milepost.lab_only import lab_only_problem
 from milepost.probe import check, free_space_problem
 from milepost.windows import window_result
 
@@ -30,6 +32,13 @@ class ActionModule(ActionBase):
         host = str(task_vars.get("inventory_hostname"))
         args = {k: v for k, v in self._task.args.items() if k not in CONTROLLER_ARGS}
         window_args = self._task.args.get("window_check")
+        refused = lab_only_problem(
+            task_vars.get("milepost_environment"),
+            now=(window_args or {}).get("now") if isinstance(window_args, dict) else None,
+            lock_path=args.get("lock_path"),
+        )
+        if refused:
+            return {**result, "failed": True, "msg": refused}
         if window_args is not None:
             if not isinstance(window_args, dict):
                 return {**result, "failed": True, "msg": "window_check must be a mapping"}

@@ -350,6 +350,10 @@ class CallbackModule(CallbackBase):
         scrub = self._redactor.scrub
         run_id = self._recorder.run_id
         summary = self._redactor.summary(res, status=status, no_log=bool(task.no_log))
+        gate = res.get("milepost_health_gate")
+        if isinstance(gate, dict) and gate.get("result") in ("rolled_back", "rollback_failed"):
+            # The health gate inside the module that made the change rolled it back.
+            self._rolled_back.add(host)
         if status in ("failed", "unreachable") and not ignored:
             # The first failure of each host, for the glitch a failed run opens.
             self._failures.setdefault(host, f"{scrub(task.get_name())}: {summary or status}")
@@ -368,7 +372,22 @@ class CallbackModule(CallbackBase):
                 check_mode=self._check_mode,
             )
         )
-        if task.no_log or status not in ("ok", "changed"):
+        if task.no_log:
+            return
+        if not self._check_mode:
+            # What a module changed, also when it failed afterwards (a health gate that
+            # rolled the change back fails the host and returns both changes).
+            for change in res.get("milepost_package_changes") or ():
+                self._recorder.put(
+                    package_change(
+                        run_id,
+                        host,
+                        str(change.get("package")),
+                        change.get("from_version"),
+                        change.get("to_version"),
+                    )
+                )
+        if status not in ("ok", "changed"):
             return
         warnings = res.get("warnings")
         if warnings and isinstance(warnings, list):
@@ -430,16 +449,6 @@ class CallbackModule(CallbackBase):
                         "operator": self.get_option("operator") or operator_name(),
                     },
                 )
-        for change in res.get("milepost_package_changes") or ():
-            self._recorder.put(
-                package_change(
-                    run_id,
-                    host,
-                    str(change.get("package")),
-                    change.get("from_version"),
-                    change.get("to_version"),
-                )
-            )
 
 
 def _plain_text(value):

@@ -83,6 +83,47 @@ options:
     description: How many of the last lines of apt-get's output to return on failure.
     type: int
     default: 20
+  scope:
+    description:
+      - The packages of O(packages) to bring to their version. Null (the default) means
+        every package of O(packages) when O(installed_only=false), else those already
+        installed. A name without a version in O(packages) is refused.
+    type: list
+    elements: str
+  installed_only:
+    description: Without O(scope), leave out the packages of O(packages) that are not installed.
+    type: bool
+    default: false
+  restart:
+    description:
+      - Restart the service named as each package whose version changed
+        (C(service NAME restart)).
+    type: bool
+    default: false
+  health_gate:
+    description:
+      - After the change, in the same module run, ask each package in scope installed now
+        for its health (C(DIR/PACKAGE health --wait SECONDS)). When one is unhealthy, or
+        the install or a restart failed, the changed packages go back to the versions
+        found before (removed when they were not installed), are asked again, and the
+        task fails with one line saying what failed, what was rolled back and whether
+        the host is restored. Returns RV(milepost_health_gate).
+    type: bool
+    default: false
+  health_command_dir:
+    description: Directory of the packages' commands (C(DIR/PACKAGE health)).
+    type: path
+    default: /usr/bin
+  health_wait_seconds:
+    description: How long each health check may wait for its service.
+    type: int
+    default: 20
+  plan_from_pins:
+    description:
+      - In check mode, plan the versions from the pins alone, not against the APT cache
+        (the cache cannot know a package source that check mode did not write yet).
+    type: bool
+    default: false
 requirements:
   - python3-apt on the managed host (the module re-runs itself under a system
     Python that has it when the discovered interpreter does not)
@@ -117,6 +158,19 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+previous_versions:
+  description: The version of each package in scope before the run (null when not installed).
+  returned: always
+  type: dict
+milepost_health_gate:
+  description:
+    - With O(health_gate) and a change - C(result) (passed, rolled_back,
+      rollback_failed), C(checked), C(unhealthy), C(reasons), C(rolled_back) (the
+      rollback's version changes) and, after a rollback, C(versions_now),
+      C(versions_expected), C(still_unhealthy), C(rollback_error). The
+      maintenance_ledger callback counts a host rolled back from it.
+  returned: with health_gate, when something changed or failed
+  type: dict
 planned_changes:
   description: In check mode, the changes that would happen (shaped as milepost_package_changes).
   returned: in check mode, when something would change
@@ -190,6 +244,7 @@ import re  # noqa: E402 - Ansible modules put the docs first
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.milepost_apt import apt, apt_pkg, require_apt  # noqa: E402
+from ansible.module_utils.milepost_health import gate, message, restart  # noqa: E402
 
 # Debian Policy 5.6.1: at least two characters, lowercase letters, digits, + - .,
 # starting with a letter or digit. An optional :arch qualifier is refused (not needed).
@@ -320,6 +375,30 @@ def downgrade_overrides(planned, allowed_downgrades, compare):
         and change["from_version"] is not None
         and compare(change["to_version"], change["from_version"]) < 0
     ]
+
+
+def in_scope(requested, scope, records, installed_only):
+    """(the requested packages in scope, problems): scope names without a version in the
+    request are problems; without scope, every requested package, or with installed_only
+    those installed."""
+    if scope is not None:
+        missing = sorted(set(scope) - set(requested))
+        problems = ["%s: no pinned version to install" % name for name in missing]
+        return dict((k, v) for k, v in requested.items() if k in scope), problems
+    if installed_only:
+        kept = dict((k, v) for k, v in requested.items() if (records.get(k) or {}).get("installed"))
+        return kept, []
+    return dict(requested), []
+
+
+def plan_from_pins(requested, records):
+    """The changes the pins alone say (check mode, the source not written yet)."""
+    return [
+        {"package": name, "from_version": (records.get(name) or {}).get("installed"),
+         "to_version": version}
+        for name, version in sorted(requested.items())
+        if (records.get(name) or {}).get("installed") != version
+    ]  # fmt: skip
 
 
 def plan_changes(requested, records):
@@ -482,6 +561,13 @@ def main():
             "security_floor": {"type": "dict", "default": {}},
             "lock_timeout": {"type": "int", "default": 60},
             "error_lines": {"type": "int", "default": 20},
+            "scope": {"type": "list", "elements": "str"},
+            "installed_only": {"type": "bool", "default": False},
+            "restart": {"type": "bool", "default": False},
+            "health_gate": {"type": "bool", "default": False},
+            "health_command_dir": {"type": "path", "default": "/usr/bin"},
+            "health_wait_seconds": {"type": "int", "default": 20},
+            "plan_from_pins": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -493,12 +579,26 @@ def main():
     # Every problem is collected first, so one message lists them all; nothing has
     # changed when the module fails here.
     requested, problems = validate_request(raw)
-    names = sorted(requested)
 
     try:
-        before_records = read_records(names)
+        before_records = read_records(sorted(requested))
     except Exception as exc:  # noqa: BLE001 - python3-apt raises plain SystemError/OSError
         module.fail_json(msg="Could not open the APT cache: %s" % exc, milepost_package_changes=[])
+    requested, missing = in_scope(
+        requested, module.params["scope"], before_records, module.params["installed_only"]
+    )
+    problems.extend(missing)
+    names = sorted(requested)
+    previous = installed_versions(before_records, names)
+    if module.check_mode and module.params["plan_from_pins"] and not problems:
+        planned = plan_from_pins(requested, before_records)
+        module.exit_json(
+            changed=bool(planned),
+            milepost_package_changes=[],
+            planned_changes=planned,
+            previous_versions=previous,
+            msg="planned from the pins alone: the package source is not written yet",
+        )
 
     allowed = set(module.params["allowed_downgrades"])
     problems.extend(
@@ -522,7 +622,11 @@ def main():
     before = installed_versions(before_records, names)
     if not to_install:
         module.exit_json(
-            changed=False, milepost_package_changes=[], versions=before, milepost_overrides=[]
+            changed=False,
+            milepost_package_changes=[],
+            versions=before,
+            previous_versions=previous,
+            milepost_overrides=[],
         )
     if module.check_mode:
         # Planned, not done: the ledger records milepost_package_changes as done changes.
@@ -531,6 +635,7 @@ def main():
             milepost_package_changes=[],
             planned_changes=planned,
             versions=dict(requested),
+            previous_versions=previous,
             milepost_overrides=overrides,
         )
 
@@ -553,28 +658,45 @@ def main():
     after = installed_versions(after_records, names)
     changes = diff_versions(before, after, names)
     changed = bool(changes) or rc == 0
+    result = {
+        "rc": rc,
+        "versions": after,
+        "previous_versions": previous,
+        "milepost_overrides": overrides,
+    }
 
+    failure = ""
     if rc != 0:
         tail = tail_lines(out + "\n" + err, module.params["error_lines"])
-        failed, message = describe_failures(
+        failed, failure = describe_failures(
             requested, before, after_records, failed_package_names(out + "\n" + err), tail
         )
-        module.fail_json(
-            msg=message,
-            rc=rc,
-            changed=bool(changes),
-            milepost_package_changes=changes,
-            failed_packages=failed,
-            error_lines=tail,
-            versions=after,
+        result.update(failed_packages=failed, error_lines=tail)
+    elif module.params["restart"]:
+        failure = "; ".join(
+            restart(module, [c["package"] for c in changes if c["to_version"]]).values()
         )
-    module.exit_json(
-        changed=changed,
-        rc=rc,
-        milepost_package_changes=changes,
-        versions=after,
-        milepost_overrides=overrides,
-    )
+    if module.params["health_gate"]:
+        report, rolled = gate(
+            module,
+            changes,
+            previous,
+            [name for name in names if after.get(name)],
+            module.params["health_command_dir"],
+            module.params["health_wait_seconds"],
+            failure,
+            lambda wanted: installed_versions(read_records(wanted), wanted),
+            module.params["lock_timeout"],
+        )
+        result["milepost_health_gate"] = report
+        changes = changes + rolled
+        if report["result"] != "passed":
+            failure = message(report)
+    if failure:
+        module.fail_json(
+            msg=failure, changed=bool(changes), milepost_package_changes=changes, **result
+        )
+    module.exit_json(changed=changed, milepost_package_changes=changes, **result)
 
 
 if __name__ == "__main__":

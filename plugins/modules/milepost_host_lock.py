@@ -491,6 +491,15 @@ def main():
     except (IOError, OSError) as exc:
         module.fail_json(msg="cannot use the lock file %s: %s" % (path, exc), path=path)
 
+    if result["action"] == "recovered":
+        # Shown on the run's output (and recorded: milepost_overrides, safety_override).
+        module.warn(
+            "took over the maintenance lock of run %s (%s)"
+            % (
+                result["recovered_from"].get("run_id", "?"),
+                result["recovered_from"].get("stale_because", "stale"),
+            )
+        )
     if result["action"] == "not_ours":
         module.warn(
             "maintenance lock %s is held by run %s, not %s; left alone"

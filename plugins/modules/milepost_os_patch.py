@@ -34,7 +34,13 @@ description:
     needs-restarting -r) on RHEL) as C(milepost_reboot_required), and which services run
     code that the upgrade replaced (processes mapping deleted files, attributed to their
     systemd unit or to the init script of the package that owns their program) as
-    C(services_to_restart). The module restarts and reboots nothing itself.
+    C(services_to_restart). It reboots nothing itself.
+  - With O(restart_services=true) it restarts those services (but O(restart_exclude)) in
+    the same module run, and with O(health_gate=true) (APT only) it then asks the RUC
+    services (installed packages matching O(health_packages)) for their health; when one
+    is unhealthy, or the upgrade or a restart failed, the changed packages go back to the
+    versions found before, are asked again, and the task fails with one line (the same
+    health gate as milepost_apt_pin's, RV(milepost_health_gate)).
 options:
   scope:
     description: Which updates to apply.
@@ -55,6 +61,32 @@ options:
     description: Seconds apt-get waits for the dpkg lock held by another process.
     type: int
     default: 60
+  restart_services:
+    description: Restart the services that run code the upgrade replaced (C(service NAME restart)).
+    type: bool
+    default: false
+  restart_exclude:
+    description: Services never restarted (for example C(ssh), the connection itself).
+    type: list
+    elements: str
+    default: []
+  health_gate:
+    description: After a change, health-check the RUC services and roll back on failure (APT).
+    type: bool
+    default: false
+  health_packages:
+    description: Shell-style patterns of the installed packages whose health is checked.
+    type: list
+    elements: str
+    default: ["ruc-*"]
+  health_command_dir:
+    description: Directory of their commands (C(DIR/PACKAGE health)).
+    type: path
+    default: /usr/bin
+  health_wait_seconds:
+    description: How long each health check may wait for its service.
+    type: int
+    default: 20
   error_lines:
     description: How many of the last lines of the package manager's output to return on failure.
     type: int
@@ -89,6 +121,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+services_restarted:
+  description: The services restarted (O(restart_services)).
+  returned: always
+  type: list
+  elements: str
+milepost_health_gate:
+  description: The health gate's report (see milepost_apt_pin), with O(health_gate) after a change.
+  returned: with health_gate, when something changed or failed
+  type: dict
 milepost_package_changes:
   description:
     - One entry per package whose installed version changed, sorted by name; the
@@ -149,6 +190,7 @@ import re  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.milepost_apt import apt, apt_pkg, require_apt  # noqa: E402
+from ansible.module_utils.milepost_health import gate, message, restart  # noqa: E402
 
 # The plan's rules are shared with milepost_probe (plugins/module_utils/milepost_packages.py).
 from ansible.module_utils.milepost_packages import (  # noqa: E402, F401
@@ -486,6 +528,12 @@ def main():
             },
             "lock_timeout": {"type": "int", "default": 60},
             "error_lines": {"type": "int", "default": 20},
+            "restart_services": {"type": "bool", "default": False},
+            "restart_exclude": {"type": "list", "elements": "str", "default": []},
+            "health_gate": {"type": "bool", "default": False},
+            "health_packages": {"type": "list", "elements": "str", "default": ["ruc-*"]},
+            "health_command_dir": {"type": "path", "default": "/usr/bin"},
+            "health_wait_seconds": {"type": "int", "default": 20},
         },
         supports_check_mode=True,
     )
@@ -522,6 +570,7 @@ def main():
         "planned_changes": plan,
         "milepost_package_changes": [],
     }
+    failure = ""
     if plan and not module.check_mode:
         rc, out, err = host.run(argv, check=False)
         after = host.installed()
@@ -531,14 +580,16 @@ def main():
             failed = DPKG_ERROR_RE.findall(text) + DNF_ERROR_RE.findall(text)
             tail = tail_lines(text, module.params["error_lines"])
             reason = [line for line in tail if "error" in line.lower()] or tail or ["no output"]
-            module.fail_json(
-                msg="%s failed (exit %d) after %d package changes: %s"
-                % (argv[0], rc, len(result["milepost_package_changes"]), reason[0]),
+            failure = "%s failed (exit %d) after %d package changes: %s" % (
+                argv[0],
+                rc,
+                len(result["milepost_package_changes"]),
+                reason[0],
+            )
+            result.update(
                 rc=rc,
-                changed=bool(result["milepost_package_changes"]),
                 failed_packages=sorted(set(name.split(":")[0] for name in failed)),
                 error_lines=tail,
-                **result,
             )
     reboot, reboot_packages = host.reboot_required()
     services, loose = host.restart_needs()
@@ -547,9 +598,40 @@ def main():
         reboot_required=reboot,
         services_to_restart=services,
         processes_to_restart=loose,
+        services_restarted=[],
     )
     if reboot:
         result["milepost_reboot_required"] = {"packages": reboot_packages}
+    if module.check_mode:
+        module.exit_json(**result)
+    if not failure and module.params["restart_services"]:
+        wanted = [name for name in services if name not in module.params["restart_exclude"]]
+        restart_failed = restart(module, wanted)
+        result["services_restarted"] = [name for name in wanted if name not in restart_failed]
+        failure = "; ".join(restart_failed.values())
+    changes = result["milepost_package_changes"]
+    if module.params["health_gate"] and (changes or failure):
+        if manager != "apt":
+            module.fail_json(msg="health_gate needs APT to roll back; " + (failure or "set it off"))
+        now = host.installed()
+        checked = [n for n in sorted(now) if excluded(n, module.params["health_packages"])]
+        report, rolled = gate(
+            module,
+            changes,
+            dict((c["package"], c["from_version"]) for c in changes),
+            checked,
+            module.params["health_command_dir"],
+            module.params["health_wait_seconds"],
+            failure,
+            lambda names: dict((n, host.installed().get(n)) for n in names),
+            module.params["lock_timeout"],
+        )
+        result["milepost_health_gate"] = report
+        result["milepost_package_changes"] = changes + rolled
+        if report["result"] != "passed":
+            failure = message(report)
+    if failure:
+        module.fail_json(msg=failure, **result)
     module.exit_json(**result)
 
 

@@ -293,8 +293,15 @@ def test_check_mode_on_fresh_hosts_plans_the_update_and_changes_nothing(fresh_la
     before = installed_versions()
     check = maintain(env, "--check")
     assert check.returncode == 0, check.stdout[-3000:]
-    assert "Plan the pinned versions from the pins alone" in check.stdout
     assert installed_versions() == before
+    # Planned from the pins (the cache does not know them yet), not refused as unknown.
+    planned = [
+        r
+        for r in records(env, "task_result")
+        if r["body"]["task"].startswith("app_update : PATCH | Install the pinned versions")
+    ]
+    assert {r["host"] for r in planned} == {h["name"] for h in fresh_lab}
+    assert {r["body"]["status"] for r in planned} == {"changed"}
     runs = ledger_json(env, "runs")
     assert runs[0]["check_mode"] is True
     changed = {host: counts["changed"] for host, counts in runs[0]["hosts"].items()}
@@ -411,7 +418,11 @@ def test_a_host_locked_by_another_run_is_refused_and_a_stale_lock_is_recovered(f
     write_lock(host, "20261124T000000Z-dead01", "2026-01-01T00:00:00Z")  # expired
     recovered = maintain(env, "--limit", host)
     assert recovered.returncode == 0, recovered.stdout[-3000:]
-    assert "20261124T000000Z-dead01" in recovered.stdout
+    # The takeover is shown (a warning of the lock task) and recorded.
+    shown = " ".join((recovered.stdout + recovered.stderr).split())
+    assert "took over the maintenance lock of run 20261124T000000Z-dead01" in shown
+    overrides = records(env, "safety_override")
+    assert [o["body"]["from_run"] for o in overrides] == ["20261124T000000Z-dead01"]
     gone = subprocess.run(
         [
             "docker",

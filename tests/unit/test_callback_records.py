@@ -83,3 +83,23 @@ def test_each_result_says_whether_a_module_ran_on_the_host():
     callback._record(_result("ansible.builtin.service", "restart", {}), "changed")
     ran = [r["body"].get("runs_on") for r in callback._recorder.records]
     assert ran == ["host", "controller", "controller", "controller", None, "host"]
+
+
+def test_a_failed_change_records_what_it_changed_and_its_rollback():
+    callback = _callback()
+    res = {
+        "failed": True,
+        "msg": "Health gate: rolled_back after a failed change (...)",
+        "milepost_package_changes": [
+            {"package": "ruc-payment-gateway", "from_version": "2.3.0", "to_version": "2.3.1"},
+            {"package": "ruc-payment-gateway", "from_version": "2.3.1", "to_version": "2.3.0"},
+        ],
+        "milepost_health_gate": {"result": "rolled_back"},
+    }
+    callback._record(_result("milepost_apt_pin", "PATCH | Install", res), "failed")
+    changes = [r["body"] for r in callback._recorder.records if r["kind"] == "package_change"]
+    assert [(c["from_version"], c["to_version"]) for c in changes] == [
+        ("2.3.0", "2.3.1"),
+        ("2.3.1", "2.3.0"),
+    ]
+    assert callback._rolled_back == {"pay-01"}

@@ -334,8 +334,25 @@ def test_qc_ssh_uses_the_inventory_known_hosts_with_strict_checking(tmp_path, mo
     command = _ssh_command(host)
     assert f"-o UserKnownHostsFile={known}" in command
     assert command.count("StrictHostKeyChecking=yes") == 1
+    assert "ControlPath" not in command  # outside `milepost qc run`: no shared connection
     # The inventory's options come first, so they win (OpenSSH takes the first value).
     assert command.index("UserKnownHostsFile") < command.index("StrictHostKeyChecking")
+
+
+def test_qc_keeps_one_connection_per_host_for_the_whole_run(tmp_path, monkeypatch):
+    """In `milepost qc run` every check of a host goes through one SSH connection, opened
+    (host key checked) by its first check, in the run's own directory."""
+    host = _testinfra_host(tmp_path, monkeypatch, "")
+    monkeypatch.setenv(qc.CONTROL_DIR_VARIABLE, str(tmp_path / "cp dir"))
+    qc.check_host_keys(host.backend)
+    qc.check_host_keys(host.backend)
+    command = _ssh_command(host)
+    assert command.count("-o ControlPath=") == 1
+    assert f"-o ControlPath='{tmp_path / 'cp dir'}/%C'" in command
+    assert "StrictHostKeyChecking=yes" in command
+    elsewhere = "-o ControlPath=/elsewhere/%C"
+    assert qc.multiplexed(elsewhere, "/tmp/cp") == elsewhere
+    assert qc.multiplexed("-o X=1", None) == "-o X=1"
 
 
 @pytest.mark.parametrize("args", ["-o StrictHostKeyChecking=no", "-o UserKnownHostsFile=/dev/null"])
@@ -356,4 +373,4 @@ def test_qc_refuses_paramiko_which_accepts_unknown_host_keys(tmp_path, monkeypat
 def test_the_qc_catalogue_checks_host_keys_for_every_host():
     conftest = Path(__file__).resolve().parents[1] / "qc" / "conftest.py"
     text = conftest.read_text()
-    assert "@pytest.fixture(autouse=True)" in text and "check_host_keys(host.backend)" in text
+    assert "@pytest.fixture(autouse=True" in text and "check_host_keys(host.backend)" in text

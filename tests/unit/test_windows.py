@@ -265,7 +265,7 @@ def test_window_result_refuses_a_moved_clock_outside_the_lab() -> None:
     args = {**PARAMS, "now": "2025-06-08T02:00:00-07:00"}
     refused = window_result(args, "production")
     assert refused["failed"] is True
-    assert refused["msg"].startswith("now (preflight_window_now) moves the maintenance window")
+    assert refused["msg"].startswith("preflight_window_now (the window's clock): test-only")
     assert "milepost_environment is production" in refused["msg"]
     assert "not set" in window_result(args, None)["msg"]
     allowed = window_result(args, "lab")
@@ -296,3 +296,16 @@ def test_window_result_reads_an_override_given_as_text() -> None:
     result = window_result(args, "lab")
     assert result.get("failed") is None and result["overridden"] is True
     assert result["milepost_window_override"]["reason"] == "CAB 4711"
+
+
+def test_the_lock_file_and_the_clock_are_for_tests_against_the_lab_only() -> None:
+    from milepost.lab_only import STANDARD_LOCK_PATH, lab_only_problem
+
+    assert lab_only_problem("production", lock_path=STANDARD_LOCK_PATH) is None
+    assert lab_only_problem("lab", now="2026-01-01", lock_path="/tmp/x.lock") is None
+    both = lab_only_problem(None, now="2026-01-01", lock_path="/tmp/x.lock")
+    assert both == (
+        "preflight_window_now (the window's clock) and preflight_lock_path (the lock file"
+        " /tmp/x.lock): test-only variables are for tests against the lab inventory only"
+        " (milepost_environment is not set); remove them from the extra vars and the inventory"
+    )
