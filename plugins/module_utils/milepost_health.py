@@ -31,7 +31,9 @@ def restart(module, services):
     {service: why it failed} for those that did not restart."""
     failed = {}
     for name in services:
-        rc, out, err = module.run_command(["service", name, "restart"], environ_update=ENV)
+        rc, out, err = module.run_command(
+            ["service", name, "restart"], environ_update=ENV, expand_user_and_vars=False
+        )
         if rc != 0:
             failed[name] = "restart of %s failed (exit %d): %s" % (
                 name,
@@ -46,7 +48,7 @@ def check_health(module, packages, command_dir, wait_seconds):
     unhealthy = {}
     for name in packages:
         argv = [os.path.join(command_dir, name), "health", "--wait", str(wait_seconds)]
-        rc, out, err = module.run_command(argv, environ_update=ENV)
+        rc, out, err = module.run_command(argv, environ_update=ENV, expand_user_and_vars=False)
         if rc != 0:
             unhealthy[name] = _first_line(err or out) or "unhealthy (exit %d)" % rc
     return unhealthy

@@ -257,6 +257,7 @@ def main():
                 "DPkg::Lock::Timeout=%d" % params["lock_timeout"],
             ],
             environ_update={"LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"},
+            expand_user_and_vars=False,
         )
         lines = [line for line in (err or out).splitlines() if line.strip()]
         if rc != 0 or any(line.startswith(("E:", "W: GPG error")) for line in lines):

@@ -315,13 +315,18 @@ def main():
     rc, out, err = module.run_command(
         ["dpkg-query", "-W", "-f", STATUS_FORMAT],
         environ_update=env,
+        expand_user_and_vars=False,
     )
     if rc != 0:
         module.fail_json(msg="dpkg-query failed (exit %d): %s" % (rc, (err or out).strip()[:200]))
     status = parse_status(out)
-    rc, audit, _ = module.run_command(["dpkg", "--audit"], environ_update=env)
+    rc, audit, _ = module.run_command(
+        ["dpkg", "--audit"], environ_update=env, expand_user_and_vars=False
+    )
     rc_locks, locks, _ = module.run_command(
-        ["lslocks", "--noheadings", "--raw", "--output", "PID,COMMAND,PATH"], environ_update=env
+        ["lslocks", "--noheadings", "--raw", "--output", "PID,COMMAND,PATH"],
+        environ_update=env,
+        expand_user_and_vars=False,
     )
     if rc_locks != 0:
         unreadable["dpkg_lock_holders"] = "lslocks failed"
@@ -354,7 +359,9 @@ def main():
             command = os.path.join(params["health_command_dir"], name)
             if not os.access(command, os.X_OK):
                 continue
-            rc, out, err = module.run_command([command, "health"], environ_update=env)
+            rc, out, err = module.run_command(
+                [command, "health"], environ_update=env, expand_user_and_vars=False
+            )
             first = ((err or out).strip().splitlines() or [""])[0]
             services[name] = {"healthy": rc == 0, "detail": first[:200]}
 
