@@ -97,6 +97,7 @@ import shutil
 import sqlite3
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -131,28 +132,11 @@ CYCLE_NAMES = {"noop": "no-op cycle", "updating": "updating cycle"}
 PLAYBOOK = "maintain.yml"
 CGROUP = Path("/sys/fs/cgroup")
 
-# Classifying a task result without runs_on (the baseline's): these actions run no module
-# on the host (as this checkout's maintenance_ledger callback classifies them) ...
-CONTROLLER_ACTIONS = frozenset(
-    {
-        "add_host",
-        "assert",
-        "debug",
-        "fail",
-        "group_by",
-        "import_role",
-        "import_tasks",
-        "include_role",
-        "include_tasks",
-        "include_vars",
-        "meta",
-        "set_fact",
-        "set_stats",
-        "validate_argument_spec",
-        "milepost_kill_switch",
-        "milepost_window_check",
-    }
-)
+# Classifying a task result without runs_on (the baseline's): the actions that run no module
+# on the host, as this checkout's maintenance_ledger callback classifies them ...
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "callback"))
+from maintenance_ledger import CONTROLLER_ACTIONS  # noqa: E402
+
 # ... nor do the baseline's tasks delegated to the controller on a RUC host's behalf
 # (delegate_to: localhost, which a result does not record), named as the baseline names
 # them (roles/preflight/tasks/main.yml, playbooks/tasks/qc.yml at 8db1a2e); the others it

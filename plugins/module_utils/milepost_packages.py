@@ -14,10 +14,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import fnmatch
+import os
 import re
 
 GLOB_CHARACTERS = frozenset("*?[")
 SECURITY_SUITE_RE = re.compile(r"-security$")
+#: What says when APT last refreshed its cache: its stamp, else its lists directory.
+UPDATE_STAMP = "/var/lib/apt/periodic/update-success-stamp"
+LISTS_DIR = "/var/lib/apt/lists"
 #: dpkg-query -W -f: each package's status abbreviation, name and version.
 STATUS_FORMAT = "${db:Status-Abbrev}\t${Package}\t${Version}\n"
 
@@ -312,3 +316,13 @@ def lock_holders(lslocks_text, paths):
             if text not in holders:
                 holders.append(text)
     return sorted(holders)
+
+
+def cache_age(now, stamp=UPDATE_STAMP, lists=LISTS_DIR):
+    """Seconds since APT last refreshed its cache, or None when it never has."""
+    for path in (stamp, lists):
+        try:
+            return max(0, int(now - os.stat(path).st_mtime))
+        except OSError:
+            continue
+    return None

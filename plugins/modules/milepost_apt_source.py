@@ -112,10 +112,9 @@ import textwrap  # noqa: E402
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.milepost_packages import cache_age  # noqa: E402
 
 SOURCES_DIR = "/etc/apt/sources.list.d"
-UPDATE_STAMP = "/var/lib/apt/periodic/update-success-stamp"
-LISTS_DIR = "/var/lib/apt/lists"
 WORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$")
 URI_RE = re.compile(r"^[a-z][a-z0-9+.-]*://[^\s]+$")
 KEY_BEGIN = "-----BEGIN PGP PUBLIC KEY BLOCK-----"
@@ -174,16 +173,6 @@ def render(params):
         ("%s:%s\n" if value.startswith("\n") else "%s: %s\n") % (key, value)
         for key, value in fields
     )
-
-
-def cache_age(now, stamp=UPDATE_STAMP, lists=LISTS_DIR):
-    """Seconds since the last cache refresh, or None when APT has never refreshed it."""
-    for path in (stamp, lists):
-        try:
-            return max(0, int(now - os.stat(path).st_mtime))
-        except OSError:
-            continue
-    return None
 
 
 def needs_refresh(source_changed, age, valid_time):

@@ -203,6 +203,7 @@ from ansible.module_utils.milepost_apt import apt, apt_pkg, require_apt  # noqa:
 from ansible.module_utils.milepost_packages import (  # noqa: E402
     STATUS_FORMAT,
     build_report,
+    cache_age,
     half_installed,
     lock_holders,
     parse_status,
@@ -212,8 +213,6 @@ from ansible.module_utils.milepost_packages import (  # noqa: E402
 )
 
 REBOOT_FILE = "/run/reboot-required"
-UPDATE_STAMP = "/var/lib/apt/periodic/update-success-stamp"
-LISTS_DIR = "/var/lib/apt/lists"
 
 
 # ---------------------------------------------------------------------------
@@ -257,15 +256,6 @@ def matching(names, patterns):
 # ---------------------------------------------------------------------------
 # The host
 # ---------------------------------------------------------------------------
-
-
-def _age(now):
-    for path in (UPDATE_STAMP, LISTS_DIR):
-        try:
-            return max(0, int(now - os.stat(path).st_mtime))
-        except OSError:
-            continue
-    return None
 
 
 def _free_mb(path):
@@ -385,7 +375,7 @@ def main():
         "free_mb": free_mb,
         "reboot_required": os.path.exists(REBOOT_FILE),
         "lock": _lock_file(params["lock_path"]),
-        "apt_cache_age": _age(time.time()),
+        "apt_cache_age": cache_age(time.time()),
         "unreadable": unreadable,
         # What the plans above were made for: a role decides from them only when it asks
         # the same.

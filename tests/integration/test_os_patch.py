@@ -87,8 +87,9 @@ def test_check_mode_plans_the_upgrade_and_changes_nothing(fresh_lab, tmp_path):
     recorded = len(records(env, "package_change"))
     check = run(env, host["name"], "--check")
     assert check.returncode == 0, check.stdout[-3000:]
-    assert "os_patch : PATCH | Upgrade the packages, restart what runs replaced code" in check.stdout
-    upgrade = check.stdout.split("os_patch : PATCH | Upgrade the packages, restart what runs replaced code")[1]
+    task = "os_patch : PATCH | Upgrade the packages, restart what runs replaced code"
+    assert task in check.stdout
+    upgrade = check.stdout.split(task)[1]
     assert upgrade.split("TASK [")[0].strip().splitlines()[-1].startswith("changed:")
     assert versions(container) == before
     assert len(records(env, "package_change")) == recorded

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ansible.module_utils.milepost_packages import cache_age
 from conftest import load_module
 
 source = load_module("milepost_apt_source")
@@ -59,13 +60,13 @@ def test_problems_names_every_bad_argument() -> None:
 def test_cache_age_and_when_the_cache_is_refreshed(tmp_path: Path) -> None:
     stamp = tmp_path / "stamp"
     lists = tmp_path / "lists"
-    assert source.cache_age(1000, str(stamp), str(lists)) is None
+    assert cache_age(1000, str(stamp), str(lists)) is None
     lists.mkdir()
     os.utime(lists, (400, 400))
-    assert source.cache_age(1000, str(stamp), str(lists)) == 600
+    assert cache_age(1000, str(stamp), str(lists)) == 600
     stamp.write_text("")
     os.utime(stamp, (900, 900))
-    assert source.cache_age(1000, str(stamp), str(lists)) == 100
+    assert cache_age(1000, str(stamp), str(lists)) == 100
     assert source.needs_refresh(False, 100, 3600) is False
     assert source.needs_refresh(True, 100, 3600) is True
     assert source.needs_refresh(False, 4000, 3600) is True
