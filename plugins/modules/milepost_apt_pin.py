@@ -149,11 +149,11 @@ EXAMPLES = r"""
     packages:
       ruc-account-api: "1.5.0"
       ruc-payment-gateway: "2.4.0"
-  register: __app_update_pin
+  register: app_update_result
 
 - name: PATCH | Roll back to the recorded previous versions
   milepost_apt_pin:
-    packages: "{{ app_update_previous_versions }}"
+    packages: "{{ app_update_result.previous_versions }}"
     allow_downgrade: true
 """
 
