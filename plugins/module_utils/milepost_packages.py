@@ -318,11 +318,27 @@ def lock_holders(lslocks_text, paths):
     return sorted(holders)
 
 
-def cache_age(now, stamp=UPDATE_STAMP, lists=LISTS_DIR):
-    """Seconds since APT last refreshed its cache, or None when it never has."""
+def cache_refreshed_at(stamp=UPDATE_STAMP, lists=LISTS_DIR):
+    """When APT last refreshed its cache (a file time), or None when it never has: the
+    mtime of APT's update-success-stamp, else of its lists directory."""
     for path in (stamp, lists):
         try:
-            return max(0, int(now - os.stat(path).st_mtime))
+            return os.stat(path).st_mtime
         except OSError:
             continue
     return None
+
+
+def cache_age(now, stamp=UPDATE_STAMP, lists=LISTS_DIR):
+    """Seconds since APT last refreshed its cache, or None when it never has."""
+    refreshed = cache_refreshed_at(stamp, lists)
+    return None if refreshed is None else max(0, int(now - refreshed))
+
+
+def mark_refreshed(stamp=UPDATE_STAMP, lists=LISTS_DIR):
+    """After a successful apt-get update: set the time cache_refreshed_at reads to now
+    (apt leaves the lists directory untouched when no list changed)."""
+    for path in (stamp, lists):
+        if os.path.exists(path):
+            os.utime(path, None)
+            return

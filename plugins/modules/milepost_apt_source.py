@@ -18,9 +18,11 @@ description:
     C(apt-key), never C(/etc/apt/trusted.gpg.d)). The file is written exactly as
     M(ansible.builtin.deb822_repository) writes it, atomically, mode 0644, and only when
     its content differs.
-  - Then refreshes the APT cache (C(apt-get update)) at once when the source changed,
-    otherwise only when the cache is older than O(cache_valid_time) seconds (the age of
-    APT's C(update-success-stamp), else of its lists directory).
+  - Then refreshes the APT cache (C(apt-get update)) at once when the source changed or
+    was written after the cache's last refresh (a run stopped between the two), otherwise
+    only when the cache is older than O(cache_valid_time) seconds (the age of APT's
+    C(update-success-stamp), else of its lists directory, which the module sets to the
+    time of each refresh it makes).
   - O(signing_key) must be the ASCII-armored public key block itself; O(uris) at least one
     URI; names, suites and components plain words. Any problem fails with one message
     and the host untouched.
@@ -112,7 +114,11 @@ import textwrap  # noqa: E402
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.milepost_packages import cache_age  # noqa: E402
+from ansible.module_utils.milepost_packages import (  # noqa: E402
+    cache_age,
+    cache_refreshed_at,
+    mark_refreshed,
+)
 
 SOURCES_DIR = "/etc/apt/sources.list.d"
 WORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$")
@@ -175,8 +181,16 @@ def render(params):
     )
 
 
-def needs_refresh(source_changed, age, valid_time):
-    return source_changed or age is None or age > valid_time
+def needs_refresh(source_changed, age, valid_time, written_after_refresh=False):
+    return source_changed or written_after_refresh or age is None or age > valid_time
+
+
+def written_after(path, refreshed_at):
+    """Whether the file at path was written after the cache's last refresh."""
+    try:
+        return refreshed_at is not None and os.stat(path).st_mtime > refreshed_at
+    except OSError:
+        return False
 
 
 def _read(path):
@@ -217,6 +231,7 @@ def main():
     wanted = render(params)
     current = _read(dest)
     source_changed = current != wanted
+    refreshed_at = cache_refreshed_at()
     age = cache_age(time.time())
     result = {
         "dest": dest,
@@ -236,7 +251,8 @@ def main():
         module.exit_json(**result)
     if source_changed:
         _write(module, dest, wanted)
-    if needs_refresh(source_changed, age, params["cache_valid_time"]):
+    stale = written_after(dest, refreshed_at)
+    if needs_refresh(source_changed, age, params["cache_valid_time"], stale):
         rc, out, err = module.run_command(
             [
                 "apt-get",
@@ -255,6 +271,7 @@ def main():
                 % (rc, next((x for x in lines if x.startswith(("E:", "W:"))), "no output")),
                 **result,
             )
+        mark_refreshed()
         result["cache_updated"] = True
         result["changed"] = True
     module.exit_json(**result)

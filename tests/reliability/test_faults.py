@@ -209,17 +209,24 @@ def test_a_failing_postinst_is_rolled_back_and_leaves_dpkg_consistent(tmp_path, 
 
 def fill(host: dict, leave_mb: int) -> None:
     """Fill the host's apt archive filesystem (a tmpfs of its own in the lab) until only
-    ``leave_mb`` MiB are free, as a full disk would be."""
+    ``leave_mb`` MiB are free, as a full disk would be. A download running meanwhile takes
+    space between df and fallocate: then fallocate fails and the rest is filled again."""
     script = (
-        "set -eu; cd /var/cache/apt/archives; rm -f filler;"
-        " free=$(df --output=avail --block-size=4096 . | tail -n 1 | tr -d ' ');"
-        f" fallocate -l $(( free * 4096 - {leave_mb} * 1024 * 1024 )) filler"
+        "set -eu; cd /var/cache/apt/archives; rm -f filler*; n=0;"
+        " while :; do"
+        "  free=$(df --output=avail --block-size=4096 . | tail -n 1 | tr -d ' ');"
+        f"  want=$(( free * 4096 - {leave_mb} * 1024 * 1024 ));"
+        '  [ "$want" -gt 0 ] || exit 0;'
+        "  n=$((n + 1)); [ $n -le 20 ] || exit 1;"
+        '  fallocate -l "$want" filler$n 2>/dev/null || rm -f filler$n;'
+        " done"
     )
     docker("exec", f"milepost-lab-{host['name']}", "sh", "-c", script)
 
 
 def unfill(host: dict) -> None:
-    docker("exec", f"milepost-lab-{host['name']}", "rm", "-f", "/var/cache/apt/archives/filler")
+    script = "rm -f /var/cache/apt/archives/filler*"
+    docker("exec", f"milepost-lab-{host['name']}", "sh", "-c", script)
 
 
 def test_a_full_disk_fails_the_update_cleanly_and_preflight_refuses_it_until_freed(tmp_path, hosts):
@@ -235,8 +242,8 @@ def test_a_full_disk_fails_the_update_cleanly_and_preflight_refuses_it_until_fre
     before = versions()
     proc = start(env, maintain_argv("report-01,localhost"), tmp_path / "run.log")
     try:
-        # The lock is taken after the free-space check: fill the disk right after it.
-        while proc.poll() is None and not lock_taken(ledger, host["name"]):
+        # The probe checks the free space: fill the disk once its result is recorded.
+        while proc.poll() is None and not probed(ledger, host["name"]):
             time.sleep(0.05)
         fill(host, leave_mb=0)
         assert proc.wait(timeout=1200) != 0
@@ -262,12 +269,12 @@ def test_a_full_disk_fails_the_update_cleanly_and_preflight_refuses_it_until_fre
     tally("faults survived")
 
 
-def lock_taken(ledger: Path, host: str) -> bool:
+def probed(ledger: Path, host: str) -> bool:
     return bool(
         query(
             ledger,
             "SELECT 1 FROM ledger_records WHERE kind='task_result' AND host=?"
-            " AND body LIKE '%Take the maintenance lock%'",
+            " AND body LIKE '%Probe the host%'",
             host,
         )
     )

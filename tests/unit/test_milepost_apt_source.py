@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ansible.module_utils.milepost_packages import cache_age
+from ansible.module_utils.milepost_packages import cache_age, cache_refreshed_at, mark_refreshed
 from conftest import load_module
 
 source = load_module("milepost_apt_source")
@@ -71,3 +71,26 @@ def test_cache_age_and_when_the_cache_is_refreshed(tmp_path: Path) -> None:
     assert source.needs_refresh(True, 100, 3600) is True
     assert source.needs_refresh(False, 4000, 3600) is True
     assert source.needs_refresh(False, None, 3600) is True
+
+
+def test_a_source_written_after_the_last_refresh_is_refreshed_until_a_refresh_succeeds(
+    tmp_path: Path,
+) -> None:
+    """A run stopped between writing the source and apt-get update: the next run finds
+    the source unchanged and the cache young, and still refreshes, because the source is
+    newer than the cache. A refresh that changed no list still counts (mark_refreshed)."""
+    stamp, lists, dest = tmp_path / "stamp", tmp_path / "lists", tmp_path / "ruc.sources"
+    lists.mkdir()
+    os.utime(lists, (400, 400))
+    dest.write_text("Types: deb\n")
+    os.utime(dest, (500, 500))
+    refreshed = cache_refreshed_at(str(stamp), str(lists))
+    assert refreshed == 400
+    stale = source.written_after(str(dest), refreshed)
+    assert stale is True
+    assert source.needs_refresh(False, 10, 3600, stale) is True
+    mark_refreshed(str(stamp), str(lists))
+    refreshed = cache_refreshed_at(str(stamp), str(lists))
+    assert source.written_after(str(dest), refreshed) is False
+    assert source.written_after(str(tmp_path / "absent.sources"), refreshed) is False
+    assert source.written_after(str(dest), None) is False
