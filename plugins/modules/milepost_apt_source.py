@@ -19,10 +19,10 @@ description:
     M(ansible.builtin.deb822_repository) writes it, atomically, mode 0644, and only when
     its content differs.
   - Then refreshes the APT cache (C(apt-get update)) at once when the source changed or
-    was written after the cache's last refresh (a run stopped between the two), otherwise
-    only when the cache is older than O(cache_valid_time) seconds (the age of APT's
-    C(update-success-stamp), else of its lists directory, which the module sets to the
-    time of each refresh it makes).
+    the cache lacks a package list of this source (a run stopped between writing the
+    source and refreshing, lists removed), otherwise only when the cache is older than
+    O(cache_valid_time) seconds (the age of APT's C(update-success-stamp), else of its
+    lists directory, which the module sets to the time of each refresh it makes).
   - O(signing_key) must be the ASCII-armored public key block itself; O(uris) at least one
     URI; names, suites and components plain words. Any problem fails with one message
     and the host untouched.
@@ -105,6 +105,13 @@ cache_age:
   description: Seconds since the APT cache was last refreshed, before this run; null when unknown.
   returned: always
   type: int
+lists_missing:
+  description:
+    - The package lists of this source that the cache lacked (they force a refresh), when
+      the source did not change.
+  returned: when not in check mode
+  type: list
+  elements: str
 """
 
 import os  # noqa: E402 - Ansible modules put the docs first
@@ -114,11 +121,7 @@ import textwrap  # noqa: E402
 import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible.module_utils.milepost_packages import (  # noqa: E402
-    cache_age,
-    cache_refreshed_at,
-    mark_refreshed,
-)
+from ansible.module_utils.milepost_packages import cache_age, mark_refreshed  # noqa: E402
 
 SOURCES_DIR = "/etc/apt/sources.list.d"
 WORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]*$")
@@ -181,16 +184,30 @@ def render(params):
     )
 
 
-def needs_refresh(source_changed, age, valid_time, written_after_refresh=False):
-    return source_changed or written_after_refresh or age is None or age > valid_time
+def needs_refresh(source_changed, age, valid_time, lists_missing=False):
+    return source_changed or lists_missing or age is None or age > valid_time
 
 
-def written_after(path, refreshed_at):
-    """Whether the file at path was written after the cache's last refresh."""
-    try:
-        return refreshed_at is not None and os.stat(path).st_mtime > refreshed_at
-    except OSError:
-        return False
+INDEX_FORMAT = "$(SOURCESENTRY)\t$(FILENAME)"
+
+
+def missing_lists(indextargets_text, dest, exists=os.path.exists):
+    """The package lists of the source file dest that APT's cache does not hold, from
+    apt-get indextargets --no-release-info --format INDEX_FORMAT of its required
+    Packages targets (a list may be kept compressed: FILENAME plus a suffix)."""
+    missing = []
+    for line in indextargets_text.splitlines():
+        entry, _, filename = line.partition("\t")
+        if not entry.startswith(dest + ":") or not filename:
+            continue
+        folder, base = os.path.split(filename)
+        try:
+            names = os.listdir(folder) if exists(folder) else []
+        except OSError:
+            names = []
+        if not any(name == base or name.startswith(base + ".") for name in names):
+            missing.append(filename)
+    return missing
 
 
 def _read(path):
@@ -231,7 +248,6 @@ def main():
     wanted = render(params)
     current = _read(dest)
     source_changed = current != wanted
-    refreshed_at = cache_refreshed_at()
     age = cache_age(time.time())
     result = {
         "dest": dest,
@@ -251,8 +267,26 @@ def main():
         module.exit_json(**result)
     if source_changed:
         _write(module, dest, wanted)
-    stale = written_after(dest, refreshed_at)
-    if needs_refresh(source_changed, age, params["cache_valid_time"], stale):
+    missing = []
+    if not source_changed:
+        rc, out, err = module.run_command(
+            [
+                "apt-get",
+                "indextargets",
+                "--no-release-info",
+                "--format",
+                INDEX_FORMAT,
+                "Created-By: Packages",
+                "Optional: no",
+            ],
+            environ_update={"LC_ALL": "C"},
+            expand_user_and_vars=False,
+        )
+        if rc != 0:
+            module.fail_json(msg="apt-get indextargets failed (exit %d): %s" % (rc, err.strip()))
+        missing = missing_lists(out, dest)
+    result["lists_missing"] = missing
+    if needs_refresh(source_changed, age, params["cache_valid_time"], bool(missing)):
         rc, out, err = module.run_command(
             [
                 "apt-get",

@@ -73,24 +73,31 @@ def test_cache_age_and_when_the_cache_is_refreshed(tmp_path: Path) -> None:
     assert source.needs_refresh(False, None, 3600) is True
 
 
-def test_a_source_written_after_the_last_refresh_is_refreshed_until_a_refresh_succeeds(
-    tmp_path: Path,
-) -> None:
-    """A run stopped between writing the source and apt-get update: the next run finds
-    the source unchanged and the cache young, and still refreshes, because the source is
-    newer than the cache. A refresh that changed no list still counts (mark_refreshed)."""
-    stamp, lists, dest = tmp_path / "stamp", tmp_path / "lists", tmp_path / "ruc.sources"
+def test_a_source_whose_package_lists_are_missing_is_refreshed(tmp_path: Path) -> None:
+    """A run stopped between writing the source and apt-get update, or lists removed: the
+    next run finds the source unchanged and the cache young, and still refreshes, because
+    a package list of this source is missing. Lists of other sources do not count; a list
+    kept compressed does. A refresh that changed no list still counts (mark_refreshed)."""
+    lists = tmp_path / "lists"
     lists.mkdir()
+    dest = "/etc/apt/sources.list.d/milepost-ruc.sources"
+    ours = lists / "127.0.0.1:8780_dists_bookworm_main_binary-amd64_Packages"
+    other = lists / "deb.debian.org_dists_bookworm_main_binary-amd64_Packages"
+    text = (
+        f"{dest}:1\t{ours}\n"
+        f"/etc/apt/sources.list.d/debian.sources:1\t{other}\n"
+        f"{dest}:2\t{ours}-security\n"
+    )
+    assert source.missing_lists(text, dest) == [str(ours), f"{ours}-security"]
+    ours.write_text("")
+    Path(f"{ours}-security.lz4").write_text("")
+    assert source.missing_lists(text, dest) == []
+    assert source.missing_lists(f"{dest}:1\t{tmp_path}/absent/x_Packages\n", dest) == [
+        f"{tmp_path}/absent/x_Packages"
+    ]
+    assert source.needs_refresh(False, 10, 3600, True) is True
+    assert source.needs_refresh(False, 10, 3600, False) is False
     os.utime(lists, (400, 400))
-    dest.write_text("Types: deb\n")
-    os.utime(dest, (500, 500))
-    refreshed = cache_refreshed_at(str(stamp), str(lists))
-    assert refreshed == 400
-    stale = source.written_after(str(dest), refreshed)
-    assert stale is True
-    assert source.needs_refresh(False, 10, 3600, stale) is True
-    mark_refreshed(str(stamp), str(lists))
-    refreshed = cache_refreshed_at(str(stamp), str(lists))
-    assert source.written_after(str(dest), refreshed) is False
-    assert source.written_after(str(tmp_path / "absent.sources"), refreshed) is False
-    assert source.written_after(str(dest), None) is False
+    assert cache_refreshed_at(str(tmp_path / "stamp"), str(lists)) == 400
+    mark_refreshed(str(tmp_path / "stamp"), str(lists))
+    assert cache_refreshed_at(str(tmp_path / "stamp"), str(lists)) > 400
