@@ -10,7 +10,7 @@ export PATH := $(BIN):$(PATH)
 HOSTS ?= 6
 SCENARIOS := $(notdir $(wildcard molecule/*))
 
-.PHONY: help deps venv postgres lab lab-down demo test lint unit ledger-tests integration molecule \
+.PHONY: help deps venv setup postgres lab lab-down demo test lint unit ledger-tests integration molecule \
 	reliability reliability-fast requirements clean
 
 help:
@@ -79,20 +79,13 @@ reliability: lab postgres
 reliability-fast: lab postgres
 	pytest -q tests/reliability
 
-# Each stage in turn, then each stage's time (also when one fails, up to that stage).
-TEST_STAGES := lint unit ledger-tests integration reliability-fast molecule
+# What every test stage needs: the apt packages, the venv, PostgreSQL.
+setup: venv postgres
+
+# lint, unit and ledger-tests beside lab and molecule (two lanes), then integration and
+# reliability-fast on the lab fleet; each stage's time at the end: scripts/test-stages.
 test:
-	@times=(); status=0; total_start=$$(date +%s); \
-	for stage in $(TEST_STAGES); do \
-		start=$$(date +%s); \
-		$(MAKE) --no-print-directory $$stage || status=$$?; \
-		times+=("$$(printf '%-17s %5ds' "$$stage" $$(( $$(date +%s) - start )))"); \
-		[ $$status -eq 0 ] || break; \
-	done; \
-	echo "== make test: time per stage"; printf '%s\n' "$${times[@]}"; \
-	printf '%-17s %5ds\n' total $$(( $$(date +%s) - total_start )); \
-	[ $$status -eq 0 ] || echo "make test: stage $$stage failed"; \
-	exit $$status
+	@MAKE="$(MAKE)" scripts/test-stages
 
 # Benchmarks print ratios measured side by side; they are not tests. `make bench` runs every
 # one in turn (about 4 hours here before bench-cycle); each also has a target of its own. 20
