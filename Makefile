@@ -11,7 +11,7 @@ HOSTS ?= 6
 SCENARIOS := $(notdir $(wildcard molecule/*))
 
 .PHONY: help deps venv setup postgres lab lab-down demo test lint unit ledger-tests integration molecule \
-	reliability reliability-fast requirements clean
+	reliability reliability-fast reliability-fast-nolab reliability-fast-lab requirements clean
 
 help:
 	@echo "make demo   set up, bring the lab up, run playbooks/maintain.yml"
@@ -79,11 +79,20 @@ reliability: lab postgres
 reliability-fast: lab postgres
 	pytest -q tests/reliability
 
+# The same subset in two parts for `make test`: the trials that need no lab fleet (beside
+# molecule), then those marked `lab`.
+reliability-fast-nolab: postgres
+	pytest -q -m "not lab" tests/reliability
+
+reliability-fast-lab: lab postgres
+	pytest -q -m lab tests/reliability
+
 # What every test stage needs: the apt packages, the venv, PostgreSQL.
 setup: venv postgres
 
-# lint, unit and ledger-tests beside lab and molecule (two lanes), then integration and
-# reliability-fast on the lab fleet; each stage's time at the end: scripts/test-stages.
+# lint, unit, ledger-tests and the reliability trials without the lab beside lab and
+# molecule (two lanes), then integration and the reliability trials on the lab fleet; each
+# stage's time at the end: scripts/test-stages.
 test:
 	@MAKE="$(MAKE)" scripts/test-stages
 

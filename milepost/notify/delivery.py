@@ -92,7 +92,9 @@ def connection_reason(error: BaseException, server: str, timeout: float) -> tupl
     if isinstance(error, TimeoutError | socket.timeout):
         return f"no answer from {server} within {timeout:g} s", True
     if isinstance(error, socket.gaierror):
-        return f"{server} could not be found ({error.strerror})", True
+        # A name the DNS says does not exist will not exist a few seconds later; a resolver
+        # that could not answer (EAI_AGAIN) may answer then.
+        return f"{server} could not be found ({error.strerror})", error.errno != socket.EAI_NONAME
     if isinstance(error, OSError) and error.strerror:
         return f"{server}: {error.strerror}", True
     return f"{server}: {type(error).__name__}", True

@@ -30,8 +30,14 @@ class Opening:
     @property
     def key(self) -> str:
         """system@opening (ISO, to the minute, in the window's zone): what makes a notice
-        about this opening the same notice."""
-        when = self.opens.isoformat(timespec="minutes") if self.opens else AGREED
+        about this opening the same notice. Work starting now outside any window opens when
+        its run starts: to the second, so that each run is announced, even two in a minute."""
+        alone = self.starting_now and self.closes is None
+        when = (
+            self.opens.isoformat(timespec="seconds" if alone else "minutes")
+            if self.opens
+            else AGREED
+        )
         return f"{self.system}@{when}"
 
 

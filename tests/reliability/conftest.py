@@ -53,9 +53,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     width = max(map(len, LINES))
     write = terminalreporter.write_line
     write("")
-    write(f"Reliability ({mode}, seed {SEED}, exit status {int(exitstatus)})")
+    chosen = config.getoption("markexpr") or ""
+    part = f", tests marked {chosen!r}" if chosen else ""
+    write(f"Reliability ({mode}{part}, seed {SEED}, exit status {int(exitstatus)})")
     for line in LINES:
         write(f"  {line.ljust(width)}  {counts[line]:>7}")
     TALLY_FILE.parent.mkdir(parents=True, exist_ok=True)
-    table = {"mode": mode, "seed": SEED, "exit_status": int(exitstatus), **counts}
+    table = {
+        "mode": mode,
+        "markers": chosen,
+        "seed": SEED,
+        "exit_status": int(exitstatus),
+        **counts,
+    }
     TALLY_FILE.write_text(json.dumps(table, indent=2) + "\n")

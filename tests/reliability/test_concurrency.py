@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from lab_runs import emergency_argv, env_for, lab_hosts, milepost, reset_lab, runs, verify
 from proving import tally, trials
@@ -54,6 +55,7 @@ def most_at_once(watch: subprocess.Popen, host: dict) -> int:
     return max((int(n) for n in out.split()), default=0)
 
 
+@pytest.mark.lab
 def test_two_emergency_patches_at_once_exactly_one_proceeds(tmp_path, rng):
     host = next(h for h in lab_hosts() if h["group"] == "payment_gateway")
     real_runs = apt_seen = 0

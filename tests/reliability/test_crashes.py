@@ -48,6 +48,9 @@ from proving import tally, trials
 
 from milepost.ledger import Ledger
 
+# Every trial here runs on the lab fleet (scripts/lab up).
+pytestmark = pytest.mark.lab
+
 WRITER = Path(__file__).parent / "ledger_writer.py"
 WRITERS_PER_RUN = 2
 ADVISORY = "RUC-2026-0900"

@@ -36,6 +36,9 @@ from lab_runs import (
 )
 from proving import tally
 
+# Every trial here runs on the lab fleet (scripts/lab up).
+pytestmark = pytest.mark.lab
+
 LONG_RUN = ROOT / "tests" / "integration" / "playbooks" / "long_run.yml"
 
 

@@ -53,10 +53,14 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import yaml
 from lab_fleet import INVENTORY, ROOT, ansible_env, lab_status
 from notice_servers import PROXY_VARIABLES, smtp_server, webhook_server
 from proving import tally, trials
+
+# Every trial here runs on the lab fleet (scripts/lab up).
+pytestmark = pytest.mark.lab
 
 PLAYBOOKS = Path(__file__).parent / "playbooks"
 #: Characters that change under URL, JSON, HTML and MIME encodings, added to some canaries.

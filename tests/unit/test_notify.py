@@ -736,3 +736,37 @@ def test_a_notice_record_is_spooled_when_the_ledger_cannot_be_written(
     assert len(files) == 1
     spool.replay(ledger)
     assert notice_records(ledger)[0]["body"]["audience"] == "communications"
+
+
+def test_a_name_that_does_not_exist_is_not_tried_again_and_a_resolver_failure_is() -> None:
+    """EAI_NONAME: the DNS answered that the name does not exist, a retry a few seconds
+    later cannot find it; EAI_AGAIN: the resolver did not answer, a retry may."""
+    import socket
+
+    from milepost.notify.delivery import connection_reason
+
+    gone = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    busy = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    assert connection_reason(gone, "the mail server smtp.example:587", 10) == (
+        "the mail server smtp.example:587 could not be found (Name or service not known)",
+        False,
+    )
+    assert connection_reason(busy, "the mail server smtp.example:587", 10)[1] is True
+    assert connection_reason(ConnectionRefusedError(), "the mail server x", 10)[1] is True
+
+
+def test_each_run_outside_a_window_is_announced_even_two_in_one_minute(
+    ledger, inventory, smtp
+) -> None:
+    """Work starting now with no window open: its opening is its run's start, to the
+    second; a second run in the same minute is announced too. Inside a window the opening
+    is the window's, announced once (test_upcoming_from_the_cli_and_work_starting_now)."""
+    first = send_notice("upcoming", sources=[inventory], hosts=["acct-01"], now=True,
+                        at=datetime(2026, 12, 7, 3, 16, 16, tzinfo=UTC))  # fmt: skip
+    again = send_notice("upcoming", sources=[inventory], hosts=["acct-01"], now=True,
+                        at=datetime(2026, 12, 7, 3, 16, 57, tzinfo=UTC))  # fmt: skip
+    assert first.ok and again.ok
+    assert len(first.deliveries) == len(again.deliveries) > 0
+    keys = [r["body"]["about"]["windows"] for r in notice_records(ledger)]
+    assert ["account_management@2026-12-07T03:16:16+00:00"] in keys
+    assert ["account_management@2026-12-07T03:16:57+00:00"] in keys
