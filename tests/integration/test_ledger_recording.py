@@ -200,8 +200,16 @@ def test_a_ledger_outage_is_spooled_with_one_warning_and_replayed(lab_hosts, tmp
     ledger = tmp_path / "mount" / "ledger.sqlite"
     ledger.parent.write_text("not a directory")
     env = env_for(ledger, MILEPOST_STATE_DIR=str(tmp_path / "state"))
+    two = [h["name"] for h in lab_hosts[:2]]
     proc = subprocess.run(
-        ["ansible-playbook", "-i", str(INVENTORY), str(ROOT / "playbooks/maintain.yml")],
+        [
+            "ansible-playbook",
+            "-i",
+            str(INVENTORY),
+            str(ROOT / "playbooks/maintain.yml"),
+            "--limit",
+            ",".join([*two, "localhost"]),
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -218,5 +226,5 @@ def test_a_ledger_outage_is_spooled_with_one_warning_and_replayed(lab_hosts, tmp
     assert not list((tmp_path / "state" / "spool").glob("*.jsonl"))
     runs = json.loads(milepost(env, "ledger", "runs", "--json").stdout)
     assert [r["status"] for r in runs] == ["successful"]
-    assert sum(c["ok"] for c in runs[0]["hosts"].values()) > len(lab_hosts)
+    assert all(runs[0]["hosts"][name]["ok"] > 0 for name in two)
     assert milepost(env, "ledger", "verify").returncode == 0
