@@ -54,6 +54,7 @@ lint: venv
 	ruff check .
 	ruff format --check .
 	mypy
+	lint-imports --no-cache --no-logo
 	bandit -q -r milepost -c pyproject.toml
 	ansible-builder create -f execution-environment.yml --context .milepost/ee-context >/dev/null
 

@@ -7,7 +7,7 @@ medians, spreads, added wall time per run and per recorded result, and ours agai
 A whole run's controller CPU varies by seconds with the machine's load, more than the
 ledger's share of it, so the writer's own cost is then measured in-process as well: the
 same number of task results, handed over one at a time at the pace of the runs above,
-through milepost.recorder to SQLite and PostgreSQL, against the same loop without a
+through milepost.ansible.recorder to SQLite and PostgreSQL, against the same loop without a
 recorder (`--writer-only` runs just this part, without the lab; `--no-group-commit` writes
 each result in a transaction of its own, as the recorder did before it group-committed).
 
@@ -28,10 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from milepost import recorder
+from milepost.ansible import recorder
+from milepost.ansible.recorder import Recorder
 from milepost.ledger import new_run_id, task_result
 from milepost.ledger.config import local_postgres_url
-from milepost.recorder import Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

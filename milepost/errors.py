@@ -17,3 +17,10 @@ def printable(text: str) -> str:
     """``text`` as one line: every character that is not printable (newline, carriage
     return, NUL, bidi controls, ...) written as its escape, the rest left as it is."""
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+class Stopped(MilepostError):
+    """The work was stopped by a signal (Ctrl-C, SIGTERM): exit 128 + the signal. Said
+    without "error:", as an interruption is not a fault."""
+
+    exit_code = 130

@@ -19,9 +19,6 @@ from typing import Any
 
 from milepost.errors import UserError
 
-# milepost.inventory_check (and croniter, through milepost.windows) is imported by the two
-# checks that use its patterns: the `milepost` command imports this module for --help too.
-
 __all__ = [
     "MAX_INPUT",
     "check_advisory_id",
@@ -29,10 +26,8 @@ __all__ = [
     "check_mapping",
     "check_multiline",
     "check_limit",
-    "check_package_name",
     "check_text",
     "check_untemplated",
-    "check_version",
     "kind_of",
     "shown",
 ]
@@ -97,7 +92,7 @@ def _problem(value: str, *, lines: bool = False) -> str | None:
     return None
 
 
-def _safe(value: object, what: str, max_len: int) -> str:
+def safe_text(value: object, what: str, max_len: int) -> str:
     """``value`` if it is text of at most ``max_len`` characters with nothing hostile in it."""
     if not isinstance(value, str):
         raise UserError(f"{what} must be text, not {type(value).__name__} {shown(value)}")
@@ -119,7 +114,7 @@ def _safe(value: object, what: str, max_len: int) -> str:
 def check_text(value: str, what: str, *, max_len: int) -> str:
     """Free text of one line (a reason, a title), whitespace collapsed. UserError if empty,
     longer than ``max_len`` or holding a control, bidirectional or zero-width character."""
-    text = " ".join(_safe(value, what, max_len).split())
+    text = " ".join(safe_text(value, what, max_len).split())
     if not text:
         raise UserError(f"{what} is empty: give some text")
     return text
@@ -168,7 +163,7 @@ def check_multiline(value: str, what: str, *, max_len: int = MAX_INPUT) -> str:
 def check_advisory_id(value: str, what: str = "advisory id") -> str:
     """A CVE id (CVE-YYYY-NNNN, four or more digits) or a vendor id such as RUC-2026-001
     (an id starting CVE- must be a CVE id)."""
-    text = _safe(value, what, MAX_ADVISORY_ID)
+    text = safe_text(value, what, MAX_ADVISORY_ID)
     if text.startswith("-"):
         raise UserError(
             f"{what} {shown(text)} starts with '-': give an id like CVE-2025-12345 or RUC-2026-001"
@@ -186,36 +181,10 @@ def check_advisory_id(value: str, what: str = "advisory id") -> str:
     return text
 
 
-def check_package_name(value: str, what: str = "package name") -> str:
-    """A Debian package name (Debian Policy 5.6.1), e.g. ruc-payment-gateway."""
-    from milepost.inventory_check import PACKAGE_NAME
-
-    text = _safe(value, what, MAX_PACKAGE_NAME)
-    if not PACKAGE_NAME.fullmatch(text):
-        raise UserError(
-            f"{what} {shown(text)} is not a Debian package name: lower-case letters, digits"
-            " and + - . (e.g. ruc-payment-gateway)"
-        )
-    return text
-
-
-def check_version(value: str, what: str = "version") -> str:
-    """A Debian version (Debian Policy 5.6.12): [epoch:]upstream[-revision], e.g. 2.4.0-1."""
-    from milepost.inventory_check import DEBIAN_VERSION
-
-    text = _safe(value, what, MAX_VERSION)
-    if not DEBIAN_VERSION.fullmatch(text):
-        raise UserError(
-            f"{what} {shown(text)} is not a Debian version: it starts with a digit and holds"
-            " letters, digits and . + ~ : - (e.g. 2.4.0 or 1:2.4.0-1)"
-        )
-    return text
-
-
 def check_limit(value: str, what: str = "--limit") -> str:
     """An Ansible host pattern safe for --limit: names, groups, wildcards and : , ! & [ ];
     no regular expression (~), no limit file (@), nothing that looks like an option."""
-    text = _safe(value, what, MAX_LIMIT)
+    text = safe_text(value, what, MAX_LIMIT)
     hint = "give host or group names, e.g. 'pay-01:pay-02' or 'ruc:!report-*'"
     if not text:
         raise UserError(f"{what} is empty: {hint}")
@@ -235,7 +204,7 @@ def check_limit(value: str, what: str = "--limit") -> str:
 
 def check_date(value: str, what: str) -> date:
     """A calendar date written YYYY-MM-DD."""
-    text = _safe(value, what, 32)
+    text = safe_text(value, what, 32)
     if ISO_DATE.fullmatch(text):
         try:
             return date.fromisoformat(text)

@@ -5,6 +5,9 @@ from pathlib import Path
 
 from milepost.errors import UserError
 
+#: The checkout this package was loaded from (its roles, for what they declare).
+PACKAGE_CHECKOUT = Path(__file__).resolve().parent.parent
+
 
 def project_root() -> Path:
     """The checkout: $MILEPOST_ROOT, else the nearest directory above cwd holding ansible.cfg

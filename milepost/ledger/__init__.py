@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from milepost.ledger.archive import verify_archive
+    from milepost.ledger.book import Ledger
     from milepost.ledger.chain import GENESIS_HASH, VerifyResult
     from milepost.ledger.config import ledger_url, mask_url
     from milepost.ledger.runs import (
@@ -54,12 +55,12 @@ if TYPE_CHECKING:
         run_started,
         task_result,
     )
-    from milepost.ledger.store import TASK_STATUSES, Ledger, LedgerUnavailable
+    from milepost.ledger.store import TASK_STATUSES, LedgerUnavailable
 
 # The names above are loaded when first used, not when the package is imported: importing
 # any milepost.ledger.<module> runs this file first, and loading SQLAlchemy and
 # cryptography here would cost every `milepost` command, its --help too, a fifth of a
-# second or more (milepost.ledger.cli needs none of them to build its commands).
+# second or more (milepost.cli.ledger needs none of them to build its commands).
 _HOMES = {
     "verify_archive": "archive",
     "GENESIS_HASH": "chain",
@@ -76,7 +77,7 @@ _HOMES = {
     "run_started": "runs",
     "task_result": "runs",
     "TASK_STATUSES": "store",
-    "Ledger": "store",
+    "Ledger": "book",
     "LedgerUnavailable": "store",
 }
 

@@ -51,7 +51,7 @@ from milepost.ledger.schema import records as T
 from milepost.ledger.store import LedgerUnavailable, prepare, problem
 
 if TYPE_CHECKING:
-    from milepost.ledger.store import Ledger
+    from milepost.ledger.store import Store
 
 FORMAT = "milepost-ledger-archive/1"
 PROOF_KEY = "archive_proof"
@@ -67,7 +67,7 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def archive(ledger: Ledger, before: datetime, out: Path) -> int:
+def archive(ledger: Store, before: datetime, out: Path) -> int:
     """Move the records recorded before ``before`` (the chain's prefix up to the first
     record at or after it) to ``out``; return how many (0: nothing to archive, no file).
 
@@ -136,7 +136,7 @@ def archive(ledger: Ledger, before: datetime, out: Path) -> int:
     return count
 
 
-def _write_prefix(ledger: Ledger, fd: int, cutoff: str) -> tuple[int, dict[str, Any]]:
+def _write_prefix(ledger: Store, fd: int, cutoff: str) -> tuple[int, dict[str, Any]]:
     digest = hashlib.sha256()
     count = 0
     proof: dict[str, Any] = {}
@@ -192,7 +192,7 @@ def verify_archive(
     path: Path,
     checkpoint: Path | None = None,
     public_key: str | None = None,
-    ledger: Ledger | None = None,
+    ledger: Store | None = None,
 ) -> VerifyResult:
     """Check an archive file on its own: its proof line, the SHA-256 of its body, and every
     record's hash and link. With ``checkpoint``: the checkpointed record, if in this file,

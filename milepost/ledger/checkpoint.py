@@ -39,7 +39,7 @@ from milepost.ledger.names import PUBLIC_KEY_FILE as PUBLIC_KEY_FILE
 from milepost.paths import state_dir
 
 if TYPE_CHECKING:
-    from milepost.ledger.store import Ledger
+    from milepost.ledger.store import Store
 
 FORMAT = "milepost-ledger-checkpoint/1"
 KEY_FILE = "ledger-signing.key"
@@ -217,7 +217,7 @@ def write_public_key(key: Ed25519PrivateKey, key_path: Path) -> Path:
     return target
 
 
-def write_checkpoint(ledger: Ledger, out: Path, key_path: Path | None = None) -> dict[str, Any]:
+def write_checkpoint(ledger: Store, out: Path, key_path: Path | None = None) -> dict[str, Any]:
     """Verify the chain, sign its head and write the checkpoint file; return its content."""
     result = ledger.verify()
     if not result.ok:

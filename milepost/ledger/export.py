@@ -14,7 +14,7 @@ from milepost.ledger.chain import record_line
 from milepost.ledger.schema import records as T
 
 if TYPE_CHECKING:
-    from milepost.ledger.store import Ledger
+    from milepost.ledger.store import Store
 
 FORMATS = ("jsonl", "csv")
 FIELDS = ("seq", "kind", "run_id", "host", "recorded_at", "body", "prev_hash", "hash")
@@ -48,7 +48,7 @@ def csv_writer(out: IO[str]) -> CsvWriter:
     return CsvWriter(out)
 
 
-def _rows(ledger: Ledger) -> Iterator[tuple[int, str, str | None, str | None, str, str, str, str]]:
+def _rows(ledger: Store) -> Iterator[tuple[int, str, str | None, str | None, str, str, str, str]]:
     with ledger.read_transaction() as conn:
         result = conn.execute(
             select(*(T.c[name] for name in FIELDS))
@@ -62,7 +62,7 @@ def _rows(ledger: Ledger) -> Iterator[tuple[int, str, str | None, str | None, st
             result.close()
 
 
-def export(ledger: Ledger, fmt: str, out: IO[str]) -> int:
+def export(ledger: Store, fmt: str, out: IO[str]) -> int:
     """Write every record in seq order to ``out`` and return how many.
 
     jsonl: one JSON object per line {seq, kind, run_id, host, recorded_at, body (an

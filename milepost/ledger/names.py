@@ -1,5 +1,7 @@
-"""The ledger's fixed names: run kinds and statuses, task statuses, where a checkpoint's
-trusted public key is looked up.
+"""The ledger's fixed names: run kinds and statuses, task statuses, the words record bodies
+may use (advisory sources, drift modes, register types and links), where a checkpoint's
+trusted public key is looked up. The modules that write each kind and milepost.ledger.bodies,
+which checks what is read back, take them from here.
 
 Kept free of SQLAlchemy and cryptography so the `milepost` command can state them in its
 help without loading either (runs, store and checkpoint import them from here).
@@ -10,3 +12,19 @@ RUN_STATUSES = ("successful", "failed", "aborted")
 TASK_STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
 PUBLIC_KEY_FILE = "ledger-signing.pub"
 ENV_PUBLIC_KEY = "MILEPOST_CHECKPOINT_PUBLIC_KEY"
+
+#: Where an advisory came from (milepost.patching.advisories), and the most packages one names.
+ADVISORY_SOURCES = ("kev", "vendor", "manual")
+MAX_ADVISORY_PACKAGES = 200
+#: How a drift check ran (milepost.drift.findings).
+DRIFT_MODES = ("check", "converge")
+#: The registers' entry types (milepost.oversight.registers), their categories, and what an
+#: entry may link to.
+LESSON = "lesson"
+DESIRED_CHANGE = "desired-change"
+GLITCH = "glitch"
+#: A change to the quality-control catalogue (tests/qc) and why: the QC process's history.
+QC_PROCESS = "qc-process"
+NOTE_TYPES = (LESSON, DESIRED_CHANGE, GLITCH, QC_PROCESS)
+NOTE_CATEGORIES = ("policy", "technology", "communications")
+LINK_KINDS = ("runs", "glitches", "notes")

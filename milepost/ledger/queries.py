@@ -23,7 +23,7 @@ from milepost.errors import UserError
 from milepost.ledger.chain import format_time, load_body
 from milepost.ledger.runs import RUN_KINDS
 from milepost.ledger.schema import records as T
-from milepost.ledger.store import TASK_STATUSES, Ledger, add_status
+from milepost.ledger.store import TASK_STATUSES, Store, add_status
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Row
@@ -158,7 +158,7 @@ def _assemble(
                 body.setdefault("ended_at", recorded_at)
                 ends[run_id] = body
     missing = [rid for rid in ids if not isinstance(ends.get(rid, {}).get("hosts"), dict)]
-    counts = Ledger.host_counts(conn, missing) if missing else {}
+    counts = Store.host_counts(conn, missing) if missing else {}
     out = []
     for run_id, recorded_at, start in starts:
         end = ends.get(run_id)
@@ -189,7 +189,7 @@ def _runs(
 
 
 def runs(
-    ledger: Ledger,
+    ledger: Store,
     host: str | None = None,
     since: datetime | str | None = None,
     kind: str | None = None,
@@ -207,7 +207,7 @@ def runs(
         return _runs(conn, host, since, kind, limit)
 
 
-def run(ledger: Ledger, run_id: str) -> dict[str, Any]:
+def run(ledger: Store, run_id: str) -> dict[str, Any]:
     """One run: the runs() fields plus start and end bodies, task_results (in order) and
     records (every other record of the run). UserError for an unknown run id."""
     with ledger.read_transaction() as conn:
@@ -243,7 +243,7 @@ def run(ledger: Ledger, run_id: str) -> dict[str, Any]:
     return detail
 
 
-def host(ledger: Ledger, name: str, limit: int = 20) -> dict[str, Any]:
+def host(ledger: Store, name: str, limit: int = 20) -> dict[str, Any]:
     """A host: its ``limit`` most recent runs, its current packages (the newest
     package_facts record with later package_change records applied), and its recent
     package changes. UserError if the ledger has no record for the host."""

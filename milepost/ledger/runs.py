@@ -7,7 +7,7 @@ controller (hostname), git_commit, limit, check_mode, started_at, pid, pid_start
 process start time from /proc/<pid>/stat, so a reused pid is not taken for the writer).
 
 run_ended body: status (successful|failed|aborted), ended_at, reason, hosts
-({host: {ok, changed, failed, unreachable, skipped}}, added by Ledger.append if absent).
+({host: {ok, changed, failed, unreachable, skipped}}, added by Store.append if absent).
 
 task_result body (written by the callback): status (ok|changed|failed|unreachable|skipped),
 task, duration (seconds), summary (redacted), plus whatever else the callback keeps.
@@ -35,7 +35,7 @@ from milepost.ledger.store import TASK_STATUSES, prepare
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from milepost.ledger.store import Ledger
+    from milepost.ledger.store import Store
 
 STALE_REASON = "writer process gone"
 
@@ -215,7 +215,7 @@ def writer_gone(body: Mapping[str, Any], hostname: str | None = None) -> bool:
     return not process_alive(pid, started if isinstance(started, int) else None)
 
 
-def close_stale_runs(ledger: Ledger) -> list[str]:
+def close_stale_runs(ledger: Store) -> list[str]:
     """Append run_ended (aborted, "writer process gone") for every open run whose writer
     process on this controller is gone or was replaced; return their run ids.
 

@@ -41,7 +41,7 @@ from milepost.ledger.store import LedgerUnavailable, Prepared, prepare, problem
 from milepost.paths import state_dir
 
 if TYPE_CHECKING:
-    from milepost.ledger.store import Ledger
+    from milepost.ledger.store import Store
 
 HEADER_KEY = "milepost_spool"
 MARKER_KIND = "spool_replayed"
@@ -123,20 +123,20 @@ def spool(records: Sequence[Mapping[str, Any]], reason: str, directory: Path | N
 
 
 def append_or_spool(
-    records: Sequence[Mapping[str, Any]], what: str, ledger: Ledger | None = None
+    records: Sequence[Mapping[str, Any]], what: str, ledger: Store | None = None
 ) -> bool:
     """Append ``records`` to ``ledger`` (default: the configured one, opened here). When
     the ledger cannot be written, spool them (nothing is lost: `milepost ledger replay` or
     the next run writes them in) and warn once on stderr, naming ``what`` ("the QC
     results"); if even the spool fails, warn that they were not recorded. True when they
     went into the ledger."""
-    from milepost.ledger.store import Ledger as LedgerStore
+    from milepost.ledger.store import Store  # noqa: F811
 
     try:
         if ledger is not None:
             ledger.append(records)
         else:
-            with LedgerStore.open() as opened:
+            with Store.open() as opened:
                 opened.append(records)
         return True
     except (MilepostError, OSError) as exc:
@@ -181,7 +181,7 @@ def _writer_finished(header: Mapping[str, Any]) -> bool:
     return not process_alive(pid, started if isinstance(started, int) else None)
 
 
-def replay(ledger: Ledger, directory: Path | None = None, only_finished: bool = False) -> int:
+def replay(ledger: Store, directory: Path | None = None, only_finished: bool = False) -> int:
     """Append every spooled record to the ledger, oldest file first; return how many.
 
     ``only_finished``: skip files whose writer process is still running (it replays its

@@ -12,10 +12,9 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import IO, Any, TypeGuard
+from typing import Any, Self, TypeGuard
 
 from sqlalchemy import (
     Engine,
@@ -189,10 +188,12 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-class Ledger:
-    """The maintenance ledger at one database URL.
+class Store:
+    """The maintenance ledger's records at one database URL: writing, reading in
+    transactions, verifying the chain. milepost.ledger.book.Ledger adds what is done with
+    them (queries, checkpoints, export, archive, housekeeping).
 
-    Construct with ``Ledger.open(url)`` (creates or upgrades the schema). All methods may be
+    Construct with ``Store.open(url)`` (creates or upgrades the schema). All methods may be
     called from any thread; a child process after fork() gets fresh connections.
     """
 
@@ -221,7 +222,7 @@ class Ledger:
     # ----------------------------------------------------------------- opening
 
     @classmethod
-    def open(cls, url: str | None = None) -> Ledger:
+    def open(cls, url: str | None = None) -> Self:
         """The ledger at ``url`` (default: ledger_url()), its schema created or upgraded.
 
         UserError (one line naming the URL) for a corrupt or foreign SQLite file, an
@@ -232,7 +233,7 @@ class Ledger:
         ledger.upgrade()
         return ledger
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -558,69 +559,3 @@ class Ledger:
         if point is not None and outcome.ok:
             outcome = signed.compare(outcome, point, hash_at_point, anchors)
         return outcome
-
-    def checkpoint(self, out: Path, key_path: Path | None = None) -> dict[str, Any]:
-        """Verify the chain, then write a signed head {seq, count, head_hash, created_at,
-        public_key, signature} to ``out`` (atomically) for publishing outside the database.
-        The Ed25519 key is <state_dir>/ledger-signing.key (made on first use, 0600) unless
-        ``key_path`` is given."""
-        from milepost.ledger import checkpoint as signed
-
-        return signed.write_checkpoint(self, out, key_path)
-
-    # ----------------------------------------------------------- other work
-
-    def recover(self, spool_directory: Path | None = None) -> tuple[int, list[str]]:
-        """Housekeeping before any other work: replay spool files whose writer process has
-        finished (so a killed run's spooled records land before its run is closed), then
-        close_stale_runs(). Returns (records replayed, run ids closed as aborted).
-
-        LedgerUnavailable if the ledger cannot be written; UserError for a damaged spool
-        file (it is left in place)."""
-        from milepost.ledger import spool
-
-        replayed = spool.replay(self, spool_directory, only_finished=True)
-        return replayed, self.close_stale_runs()
-
-    def close_stale_runs(self) -> list[str]:
-        """Close every open run whose writer process (on this controller) is gone."""
-        from milepost.ledger import runs
-
-        return runs.close_stale_runs(self)
-
-    def runs(
-        self,
-        host: str | None = None,
-        since: datetime | str | None = None,
-        kind: str | None = None,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Runs, newest first (see milepost.ledger.queries.runs)."""
-        from milepost.ledger import queries
-
-        return queries.runs(self, host=host, since=since, kind=kind, limit=limit)
-
-    def run(self, run_id: str) -> dict[str, Any]:
-        """One run with its task results (see milepost.ledger.queries.run)."""
-        from milepost.ledger import queries
-
-        return queries.run(self, run_id)
-
-    def host(self, name: str, limit: int = 20) -> dict[str, Any]:
-        """A host's recent runs and package versions (see milepost.ledger.queries.host)."""
-        from milepost.ledger import queries
-
-        return queries.host(self, name, limit=limit)
-
-    def export(self, fmt: str, out: IO[str]) -> int:
-        """Write every record (jsonl or csv) to ``out``; return how many."""
-        from milepost.ledger import export
-
-        return export.export(self, fmt, out)
-
-    def archive(self, before: datetime, out: Path) -> int:
-        """Move the chain's prefix recorded before ``before`` to an archive file (see
-        milepost.ledger.archive.archive); return how many records moved."""
-        from milepost.ledger import archive
-
-        return archive.archive(self, before, out)

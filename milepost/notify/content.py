@@ -17,14 +17,14 @@ from zoneinfo import ZoneInfo
 
 from milepost.errors import UserError
 from milepost.input_checks import check_text, shown
+from milepost.inventory.systems import System, systems_of_hosts
+from milepost.ledger.bodies import usable_run
 from milepost.notify.upcoming import Opening, current_window, openings
-from milepost.record_checks import usable_run
-from milepost.systems import System, systems_of_hosts
 
 if TYPE_CHECKING:
-    from milepost.ledger.store import Ledger
+    from milepost.ledger.book import Ledger
     from milepost.notify.inventory import NotifySetup
-    from milepost.registers import Note
+    from milepost.oversight.registers import Note
 
 __all__ = [
     "Content",
@@ -378,7 +378,7 @@ def _change_words(changes: Iterable[tuple[str, Any, Any]]) -> str:
 def _open_glitches(
     ledger: Ledger, run_id: str, setup: NotifySetup, plain: _Plain
 ) -> list[dict[str, Any]]:
-    from milepost.registers import GLITCH, notes
+    from milepost.oversight.registers import GLITCH, notes
 
     found = []
     for note in notes(ledger, type=GLITCH):
@@ -493,8 +493,8 @@ def emergency(ledger: Ledger, setup: NotifySetup, run_id: str, *, now: datetime)
     """A notice of an emergency patch: at its start (an emergency_patch record and no
     emergency_result yet) what is affected; at its end the outcome per system. UserError
     for a run that is not an emergency patch."""
-    from milepost.advisories import load_advisories
     from milepost.ledger.queries import run
+    from milepost.patching.advisories import load_advisories
 
     run_id = check_run_id(run_id)
     detail = usable_run(run(ledger, run_id))
@@ -550,7 +550,7 @@ def emergency(ledger: Ledger, setup: NotifySetup, run_id: str, *, now: datetime)
 def glitch(ledger: Ledger, setup: NotifySetup, note_id: str, *, now: datetime) -> Content:
     """A notice about a glitch of the registers: what, since when, which systems, what is
     being done. UserError for an id that is not a glitch."""
-    from milepost.registers import GLITCH, notes
+    from milepost.oversight.registers import GLITCH, notes
 
     wanted = check_text(note_id, "--note", max_len=80)
     if not GLITCH_ID.fullmatch(wanted):

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from milepost.ansible.redaction import Redactor
 from milepost.notify.config import RetryPolicy
-from milepost.redaction import Redactor
 
 __all__ = [
     "MAX_REASON",

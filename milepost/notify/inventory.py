@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from milepost.notify.config import NOTIFY_VAR, NotifyConfig, parse_notify_config
-from milepost.systems import (
+from milepost.inventory.systems import (
     BLACKOUTS_VAR,
     PROGRAM_VAR,
     SYSTEMS_VAR,
@@ -21,8 +20,15 @@ from milepost.systems import (
     program_name,
     system_window,
 )
-from milepost.vendors import HOST_VENDOR_VAR, INTERFACES_VAR, VENDORS_VAR, Vendor, parse_vendors
-from milepost.windows import Blackout, Window
+from milepost.inventory.vendors import (
+    HOST_VENDOR_VAR,
+    INTERFACES_VAR,
+    VENDORS_VAR,
+    Vendor,
+    parse_vendors,
+)
+from milepost.inventory.windows import Blackout, Window
+from milepost.notify.config import NOTIFY_VAR, NotifyConfig, parse_notify_config
 
 __all__ = ["NotifySetup", "load_setup"]
 
@@ -60,15 +66,15 @@ def _secret_values(value: Any, key: str = "") -> Iterator[str]:
 
 def _vault_values(sources: Sequence[Path]) -> list[str]:
     """The controller's vault values: variables encrypted with ansible-vault (inline or in
-    an encrypted file, milepost.vault_values) and variables named vault_* (templated). A
+    an encrypted file, milepost.ansible.vault_values) and variables named vault_* (templated). A
     value that cannot be decrypted is left out (then it cannot reach a notice either)."""
-    from milepost.inventory_check import (
+    from milepost.ansible.vault_values import vault_values
+    from milepost.inventory.checks import (
         _init_plugins,
         _loader,
         _quiet_ansible,
         _use_project_config,
     )
-    from milepost.vault_values import vault_values
 
     _use_project_config()
     found: list[str] = []
@@ -113,7 +119,7 @@ def _leaves(value: Any) -> Iterator[Any]:
 def load_setup(sources: Sequence[Path] | None = None) -> NotifySetup | None:
     """The inventory's notice settings, systems, vendors and windows; None when
     milepost_notify is not set. UserError (one line) for bad data."""
-    from milepost.inventory_check import default_inventory, inventory_groups, inventory_variables
+    from milepost.inventory.checks import default_inventory, inventory_groups, inventory_variables
     from milepost.paths import project_root
 
     paths = list(sources) if sources else default_inventory()

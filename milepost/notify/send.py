@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from milepost.ansible.redaction import Redactor
 from milepost.errors import MilepostError, UserError
 from milepost.input_checks import shown
+from milepost.ledger.bodies import usable
 from milepost.ledger.spool import append_or_spool
 from milepost.notify import content
 from milepost.notify.config import (
@@ -35,11 +37,9 @@ from milepost.notify.inventory import NotifySetup, load_setup
 from milepost.notify.templates import Rendered, clean_line, render
 from milepost.notify.upcoming import Opening
 from milepost.operator import operator_name
-from milepost.record_checks import usable
-from milepost.redaction import Redactor
 
 if TYPE_CHECKING:
-    from milepost.ledger.store import Ledger
+    from milepost.ledger.book import Ledger
 
 __all__ = [
     "KIND",

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
+from milepost.ansible.redaction import Redactor
 from milepost.notify.config import SmtpConfig
 from milepost.notify.delivery import Attempted, Undelivered, connection_reason, deliver
-from milepost.redaction import Redactor
 
 __all__ = ["INSECURE_NOTE", "build_message", "send_mail"]
 

@@ -1,4 +1,4 @@
-"""When maintenance windows open and close (pure logic over milepost.windows)."""
+"""When maintenance windows open and close (pure logic over milepost.inventory.windows)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 
-from milepost.windows import Blackout, Window, window_state
+from milepost.inventory.windows import Blackout, Window, window_state
 
 __all__ = ["Opening", "current_window", "openings"]
 

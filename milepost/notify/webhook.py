@@ -14,9 +14,9 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+from milepost.ansible.redaction import Redactor
 from milepost.notify.config import RetryPolicy, plain_http_elsewhere, webhook_origin
 from milepost.notify.delivery import Attempted, Undelivered, connection_reason, deliver
-from milepost.redaction import Redactor
 
 __all__ = ["INSECURE_NOTE", "post_notice"]
 

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from milepost.ledger.bodies import usable
 from milepost.ledger.schema import records as T
-from milepost.qc import RESULT_KIND
-from milepost.record_checks import usable
+from milepost.quality.qc import RESULT_KIND
 
 if TYPE_CHECKING:
-    from milepost.ledger.store import Ledger
-    from milepost.scorecard import Period
+    from milepost.ledger.book import Ledger
+    from milepost.oversight.scorecard import Period
 
 __all__ = [
     "INTERFACE_KIND",
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 INTERFACE_KIND = "interface_check"
-#: Interface check statuses that count as up (as milepost.scorecard counts them).
+#: Interface check statuses that count as up (as milepost.oversight.scorecard counts them).
 INTERFACE_UP = ("ok", "warning")
 QC_BAD = ("failed", "error")
 STREAM = 1000

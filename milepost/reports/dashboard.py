@@ -24,7 +24,7 @@ from milepost.reports.charts import BarChart, percent_chart
 from milepost.reports.status import DEFAULT_MONTHS, build_status, check_months, status_data
 
 if TYPE_CHECKING:
-    from milepost.ledger.store import Ledger
+    from milepost.ledger.book import Ledger
 
 __all__ = ["INDEX", "STATUS_JSON", "TEMPLATE", "render_dashboard", "write_dashboard"]
 
@@ -117,21 +117,21 @@ def write_dashboard(
     as every ledger command opens it: runs whose writer is gone are closed first). Returns
     the path of index.html. UserError (one line) for bad input."""
     from milepost.ledger.checkpoint import write_atomic
-    from milepost.ledger.cli import _open
+    from milepost.ledger.housekeeping import open_ledger
     from milepost.ledger.store import problem
 
     check_months(months)
     if _is_file(out_dir):
         _out_dir(out_dir)  # refuse a file before any slow work
     if sources:
-        from milepost.inventory_check import source_problem
+        from milepost.inventory.checks import source_problem
 
         for source in sources:
             unusable = source_problem(source)
             if unusable:
                 raise UserError(unusable)
     opened = ledger is None
-    book = _open() if ledger is None else ledger
+    book = open_ledger() if ledger is None else ledger
     try:
         status = build_status(book, sources, months, now)
     except SQLAlchemyError as bad:

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from milepost.ledger.bodies import usable
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
-from milepost.record_checks import usable
 from milepost.reports.plain import plain_date, plain_time
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from milepost.ledger.store import Ledger
+    from milepost.ledger.book import Ledger
 
 __all__ = [
     "MAINTENANCE_KINDS",

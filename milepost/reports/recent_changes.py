@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from milepost.ledger.bodies import usable
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
-from milepost.record_checks import usable
 from milepost.reports.plain import count, parse_time, plain_date
 
 if TYPE_CHECKING:
-    from milepost.ledger.store import Ledger
-    from milepost.systems import System
+    from milepost.inventory.systems import System
+    from milepost.ledger.book import Ledger
 
 __all__ = ["RUC_PREFIX", "ChangeRow", "recent_changes"]
 

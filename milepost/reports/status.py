@@ -11,12 +11,12 @@ A system's status, the first rule that matches:
 2. "Problem reported": an open glitch naming one of its hosts (or the system), or the
    newest quality-control result of one of its hosts failed;
 3. "Security update overdue": one of its hosts is exposed to an advisory past its due
-   date (milepost.exposure, with the inventory's patch policy and the exceptions);
+   date (milepost.patching.exposure, with the inventory's patch policy and the exceptions);
 4. "Working normally": the ledger holds records about its hosts;
 5. "Not yet checked": it holds none.
 
 Every free text taken from a record (glitch titles, failure messages) is scrubbed of
-secrets (milepost.redaction) before the model is handed out.
+secrets (milepost.ansible.redaction) before the model is handed out.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from milepost.ansible.redaction import Redactor
 from milepost.errors import UserError
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
-from milepost.redaction import Redactor
 from milepost.reports.maintenance import LastMaintenance
 from milepost.reports.plain import (
     DEFAULT_MONTHS,
@@ -46,13 +46,13 @@ from milepost.reports.plain import (
 from milepost.reports.recent_changes import ChangeRow
 
 if TYPE_CHECKING:
-    from milepost.exposure import Exposure
-    from milepost.ledger.store import Ledger
-    from milepost.registers import Note
-    from milepost.scorecard import Period
-    from milepost.systems import System
-    from milepost.vendors import Vendor
-    from milepost.windows import Blackout, Window
+    from milepost.inventory.systems import System
+    from milepost.inventory.vendors import Vendor
+    from milepost.inventory.windows import Blackout, Window
+    from milepost.ledger.book import Ledger
+    from milepost.oversight.registers import Note
+    from milepost.oversight.scorecard import Period
+    from milepost.patching.exposure import Exposure
 
 __all__ = [
     "DEFAULT_MONTHS",
@@ -192,7 +192,7 @@ class DashboardStatus:
     patch_compliance: list[MonthPoint] = field(default_factory=list)
     availability: list[MonthPoint] = field(default_factory=list)
     #: Warnings about ledger records left out because they could not be used
-    #: (milepost.record_checks), at most MAX_SKIPPED_SHOWN of them; skipped_count: all.
+    #: (milepost.ledger.bodies), at most MAX_SKIPPED_SHOWN of them; skipped_count: all.
     skipped_records: list[str] = field(default_factory=list)
     skipped_count: int = 0
 
@@ -210,7 +210,7 @@ def check_months(months: int) -> int:
 
 
 def _periods(today: date, months: int) -> list[Period]:
-    from milepost.scorecard import parse_period
+    from milepost.oversight.scorecard import parse_period
 
     labels = []
     year, month = today.year, today.month
@@ -266,8 +266,8 @@ class _Inventory:
 
 
 def _read_inventory(sources: Sequence[Path] | None) -> _Inventory:
-    from milepost.inventory_check import default_inventory, inventory_variables
-    from milepost.systems import (
+    from milepost.inventory.checks import default_inventory, inventory_variables
+    from milepost.inventory.systems import (
         BLACKOUTS_VAR,
         PROGRAM_VAR,
         WINDOW_VAR,
@@ -275,7 +275,7 @@ def _read_inventory(sources: Sequence[Path] | None) -> _Inventory:
         program_name,
         system_window,
     )
-    from milepost.vendors import INTERFACES_VAR, load_vendors, vendor_of_host
+    from milepost.inventory.vendors import INTERFACES_VAR, load_vendors, vendor_of_host
 
     paths = list(sources) if sources else default_inventory()
     systems = load_systems(paths)
@@ -300,7 +300,7 @@ def _read_inventory(sources: Sequence[Path] | None) -> _Inventory:
 
 
 def _next_window(window: Window | None, blackouts: Sequence[Blackout], now: datetime) -> NextWindow:
-    from milepost.windows import window_state
+    from milepost.inventory.windows import window_state
 
     if window is None:
         return NextWindow("No window set")
@@ -340,7 +340,7 @@ def _integrity(ledger: Ledger) -> Integrity:
 
 def _glitch_systems(note: Note, systems: Mapping[str, System]) -> list[str]:
     """Keys of the systems a glitch names: by its hosts, or by key or name."""
-    from milepost.systems import systems_of_hosts
+    from milepost.inventory.systems import systems_of_hosts
 
     keys = [s.key for s in systems_of_hosts(systems, note.hosts)]
     named = {text.strip().lower() for text in note.affected_systems}
@@ -391,8 +391,8 @@ def _glitches(
 def _exposure_summary(
     items: Sequence[Exposure], advisories: int, systems: Mapping[str, System]
 ) -> ExposureSummary:
-    from milepost.exposure import open_hosts
-    from milepost.systems import systems_of_hosts
+    from milepost.inventory.systems import systems_of_hosts
+    from milepost.patching.exposure import open_hosts
 
     exposed = open_hosts(items)
     overdue = sorted({e.host for e in items if e.overdue})
@@ -512,7 +512,7 @@ def build_status(
     names) and ``ledger``, as of ``now`` (default: now, UTC). UserError (one line) for bad
     inventory data or a bad ``months``. Ledger records that could not be used are left
     out and listed in ``skipped_records``."""
-    from milepost.record_checks import collecting
+    from milepost.ledger.bodies import collecting
 
     with collecting() as skipped:
         status = _build_status(ledger, sources, months, now)
@@ -527,14 +527,14 @@ def _build_status(
     months: int,
     now: datetime | None,
 ) -> DashboardStatus:
-    from milepost import patch_policy
-    from milepost.advisories import load_advisories
-    from milepost.exposure import exposures
-    from milepost.registers import GLITCH, notes
+    from milepost.oversight.registers import GLITCH, notes
+    from milepost.oversight.scorecard import PatchCompliance, _judge, scorecards
+    from milepost.patching import policy as patch_policy
+    from milepost.patching.advisories import load_advisories
+    from milepost.patching.exposure import exposures
     from milepost.reports.checks import availability_by_month, latest_qc
     from milepost.reports.maintenance import last_maintenance, system_runs
     from milepost.reports.recent_changes import recent_changes
-    from milepost.scorecard import PatchCompliance, _judge, scorecards
 
     months = check_months(months)
     moment = (now or datetime.now(UTC)).astimezone(UTC)

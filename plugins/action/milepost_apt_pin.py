@@ -17,7 +17,7 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 from milepost.errors import MilepostError
-from milepost.safety import security_floor
+from milepost.patching.safety import security_floor
 
 PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 

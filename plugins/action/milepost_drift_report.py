@@ -16,7 +16,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from milepost.redaction import DEFAULT_PATTERNS, Redactor
+from milepost.ansible.redaction import DEFAULT_PATTERNS, Redactor
 
 MODES = ("check", "converge")
 #: Longest diff kept per resource; the rest is cut with a note.

@@ -4,7 +4,7 @@
 Fills what only the controller knows, without a process per host: ``controller`` (this
 machine's name), ``pid`` (the ansible-playbook process, the parent of Ansible's worker) and
 ``stale_run_ids`` (the runs the ledger records as ended, read once per play:
-milepost.play_cache). A lock file other than the standard one is for tests: it is refused
+milepost.patching.play_cache). A lock file other than the standard one is for tests: it is refused
 unless the host's milepost_environment is lab, since it would bypass the lock (safety
 invariant 4, docs/SAFETY.md).
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from milepost import play_cache
+from milepost.patching import play_cache
 from milepost.errors import MilepostError
-from milepost.lab_only import STANDARD_LOCK_PATH, lab_only_problem
+from milepost.inventory.lab_only import STANDARD_LOCK_PATH, lab_only_problem
 
 
 class ActionModule(ActionBase):

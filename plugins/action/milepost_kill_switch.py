@@ -14,9 +14,9 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from milepost.batches import batch_of
+from milepost.inventory.batches import batch_of
 from milepost.errors import MilepostError
-from milepost.kill_switch import from_file, from_ledger
+from milepost.patching.kill_switch import from_file, from_ledger
 
 
 class ActionModule(ActionBase):

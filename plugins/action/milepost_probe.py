@@ -5,7 +5,7 @@ documentation: plugins/modules/milepost_probe.py).
    controller, before the host is asked anything: a closed window fails the host untouched,
    and so does a test-only value (the window's clock, another lock file) outside the lab.
 2. The read-only probe module runs on the host.
-3. Its result is checked (milepost.probe.check): one the controller cannot read fails the
+3. Its result is checked (milepost.patching.probe.check): one the controller cannot read fails the
    host with one line, never counting as "nothing to do"; so does a filesystem with less
    than ``min_free_mb`` MiB free.
 """
@@ -16,9 +16,9 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from milepost.lab_only import lab_only_problem
-from milepost.probe import check, free_space_problem
-from milepost.windows import window_result
+from milepost.inventory.lab_only import lab_only_problem
+from milepost.patching.probe import check, free_space_problem
+from milepost.inventory.windows import window_result
 
 CONTROLLER_ARGS = ("window_check", "min_free_mb")
 

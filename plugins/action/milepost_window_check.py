@@ -1,5 +1,5 @@
 """Action plugin milepost_window_check: is now inside the maintenance window of a host's
-group? Decided in the controller's Ansible process (milepost.windows.window_result): no
+group? Decided in the controller's Ansible process (milepost.inventory.windows.window_result): no
 module runs, on the host or on the controller. Documentation:
 plugins/modules/milepost_window_check.py.
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from milepost.windows import window_result
+from milepost.inventory.windows import window_result
 
 ARGS = ("window", "blackouts", "group", "now", "override", "override_reason")
 

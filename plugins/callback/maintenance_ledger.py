@@ -2,7 +2,7 @@
 """Records every run, task result and package change in the Milepost maintenance ledger.
 
 A thin adapter: each Ansible event becomes a plain dict at once and goes to
-milepost.recorder, which writes from its own thread; nothing here touches the database.
+milepost.ansible.recorder, which writes from its own thread; nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ description:
   - Ansible's implicit check of a role's arguments (before each entry into a role with
     meta/argument_specs.yml) is recorded only when it fails.
   - As each play starts it reads, once, what the plugins of every host need from the
-    ledger (milepost.play_cache - ended runs, advisories, exceptions).
+    ledger (milepost.patching.play_cache - ended runs, advisories, exceptions).
   - A run that ends failed opens a glitch (a C(glitch) record naming the hosts that
     failed, were unreachable or were rolled back by the health gate), except a
     remediation run, whose command opens its own. In hypercare (O(phase)), a run whose
@@ -114,12 +114,13 @@ from ansible.utils.vars import load_extra_vars
 
 try:
     from milepost.ledger import package_change, package_facts, task_result
-    from milepost import notify, play_cache
+    from milepost import notify
+    from milepost.patching import play_cache
     from milepost.operator import operator_name
-    from milepost.recorder import Recorder, git_commit
-    from milepost.registers import run_glitch_record
-    from milepost.redaction import DEFAULT_PATTERNS, Redactor
-    from milepost.vault_values import vault_values
+    from milepost.ansible.recorder import Recorder, git_commit
+    from milepost.oversight.registers import run_glitch_record
+    from milepost.ansible.redaction import DEFAULT_PATTERNS, Redactor
+    from milepost.ansible.vault_values import vault_values
 
     HAS_MILEPOST = True
 except ImportError:

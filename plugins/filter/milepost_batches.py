@@ -11,7 +11,7 @@ description:
   - Groups C(all), C(ungrouped) and C(ruc) are not redundancy groups.
   - Play the hosts in the order of the flattened result with C(serial) set to the batch
     sizes (see playbooks/maintain.yml).
-  - Runs on the controller; needs the milepost package (milepost.batches).
+  - Runs on the controller; needs the milepost package (milepost.inventory.batches).
 positional: _input, hostvars
 options:
   _input:
@@ -45,7 +45,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 try:
-    from milepost.batches import plan
+    from milepost.inventory.batches import plan
     from milepost.errors import MilepostError
 except ImportError:  # pragma: no cover - the package is installed with the playbooks
     plan = None

@@ -12,7 +12,7 @@ description:
     ordering (python-debian).
   - A package whose fixed version is null is returned as exposed (no fix is known); the
     emergency patch refuses such advisories before any host is touched.
-  - Runs on the controller; needs the milepost package (milepost.exposure).
+  - Runs on the controller; needs the milepost package (milepost.patching.exposure).
 positional: _input, packages
 options:
   _input:
@@ -42,7 +42,7 @@ from ansible.errors import AnsibleFilterError
 
 def milepost_exposed(fixed_versions, packages):
     try:
-        from milepost.exposure import exposed_packages
+        from milepost.patching.exposure import exposed_packages
     except ImportError as exc:
         raise AnsibleFilterError(f"milepost_exposed needs the milepost package: {exc}") from exc
     if not isinstance(fixed_versions, dict) or not isinstance(packages, dict):

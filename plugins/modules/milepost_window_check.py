@@ -27,7 +27,7 @@ description:
     dates still apply, read in UTC.
   - >-
     B(Controller only.) An action: it decides in the controller's Ansible process with
-    C(milepost.windows), runs no module and never connects to the host (the action
+    C(milepost.inventory.windows), runs no module and never connects to the host (the action
     plugin is plugins/action/milepost_window_check.py; this file documents it).
   - O(now) moves the clock for tests and is refused unless the host's
     C(milepost_environment) is C(lab) (safety invariant 4, docs/SAFETY.md).

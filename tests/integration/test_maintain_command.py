@@ -1,5 +1,5 @@
 """`milepost maintain` against the lab: the inventory is checked, the cycle runs through
-milepost.runner, and the run is in the ledger."""
+milepost.ansible.runner, and the run is in the ledger."""
 
 import json
 import re

@@ -49,11 +49,11 @@ def append_worker(url: str, worker: int, batches: int, size: int) -> None:
 
 def controller_worker(url: str, state: str, playbook: str, inventory: str, root: str) -> None:
     """One controller: its own process, state directory and private data dir (a fresh one
-    per run, milepost.runner), running ``playbook`` into the ledger at ``url``."""
+    per run, milepost.ansible.runner), running ``playbook`` into the ledger at ``url``."""
     import sys
     from pathlib import Path
 
-    from milepost.runner import run_playbook
+    from milepost.ansible.runner import run_playbook
 
     result = run_playbook(
         Path(playbook),

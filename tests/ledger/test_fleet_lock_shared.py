@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from milepost.fleet_lock import FleetLock, Refused
+from milepost.patching.fleet_lock import FleetLock, Refused
 
 HOLD = textwrap.dedent(
     """
     import sys, time
-    from milepost.fleet_lock import FleetLock
+    from milepost.patching.fleet_lock import FleetLock
     lock = FleetLock(sys.argv[1])
     lock.acquire({"run_id": sys.argv[2], "advisory_id": "RUC-2026-0101", "operator": "alice"})
     print("held", flush=True)

@@ -1,4 +1,4 @@
-"""`milepost ledger ...` through milepost.cli.main, and bad input: one line, exit 2."""
+"""`milepost ledger ...` through milepost.cli.main.main, and bad input: one line, exit 2."""
 
 import json
 import sqlite3
@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from ledger_helpers import plain_records, sample_run
 
-from milepost.cli import main
+from milepost.cli.main import main
 from milepost.errors import UserError
 from milepost.ledger import Ledger, run_started
 

@@ -1,6 +1,6 @@
 """Several controllers record into one ledger at once: four processes, each with its own
 state directory and its own ansible-runner private data directory, run a real playbook
-(20 tasks, local connection) through milepost.runner; the ledger holds each run whole and
+(20 tasks, local connection) through milepost.ansible.runner; the ledger holds each run whole and
 stays one valid chain."""
 
 from __future__ import annotations

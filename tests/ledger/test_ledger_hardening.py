@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from ledger_helpers import plain_records
 
-from milepost.cli import main
+from milepost.cli.main import main
 from milepost.errors import UserError
 from milepost.ledger import Ledger
 from milepost.ledger.archive import verify_archive

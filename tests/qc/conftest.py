@@ -15,7 +15,7 @@ import pytest
 def host_keys_checked(host) -> None:
     """Every check connects as Ansible does: the inventory's known_hosts, host key checking
     on (StrictHostKeyChecking=yes); options that switch it off make the check an error."""
-    from milepost.qc import check_host_keys
+    from milepost.quality.qc import check_host_keys
 
     check_host_keys(host.backend)
 

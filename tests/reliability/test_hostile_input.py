@@ -3,7 +3,7 @@ and what Hypothesis makes of it, and must either accept the input or refuse it w
 UserError of one line (exit 2 on the command line). Any other exception is a bug.
 
 - The `milepost` command: every subcommand (found from the Typer app), in process through
-  milepost.cli.main with playbooks, QC, the lab and the network stubbed out, and a sample
+  milepost.cli.main.main with playbooks, QC, the lab and the network stubbed out, and a sample
   as real processes.
 - The data parsers: advisory files (YAML, CSV), the KEV catalog (JSON), vendors, windows,
   systems, notices, the patch policy, the inventory checks, the interface check's and the
@@ -158,20 +158,20 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         mp.chdir(root / "cwd")
         # Ansible patches socket.getaddrinfo when first imported (and checks its patch):
         # import it, on the checkout's ansible.cfg, before the network is stubbed.
-        from milepost.inventory_check import default_inventory
+        from milepost.inventory.checks import default_inventory
 
         default_inventory()
+        import milepost.ansible.runner
+        import milepost.inventory.package_index
         import milepost.lab.fleet
         import milepost.notify.delivery
-        import milepost.package_index
-        import milepost.qc
-        import milepost.runner
+        import milepost.quality.qc
 
-        mp.setattr(milepost.runner, "run_playbook", _no_playbook)
-        mp.setattr(milepost.qc, "run_checks", _no_playbook)
+        mp.setattr(milepost.ansible.runner, "run_playbook", _no_playbook)
+        mp.setattr(milepost.quality.qc, "run_checks", _no_playbook)
         for name in ("up", "down", "reset", "status"):
             mp.setattr(milepost.lab.fleet, name, _no_playbook)
-        mp.setattr(milepost.package_index, "read_index", _no_index)
+        mp.setattr(milepost.inventory.package_index, "read_index", _no_index)
         mp.setattr(milepost.notify.delivery, "pause", lambda *a, **k: None)
         mp.setattr(socket.socket, "connect", _no_network)
         mp.setattr(socket.socket, "connect_ex", _no_network)
@@ -206,9 +206,7 @@ class Leaf:
 
 def command_tree() -> list[Leaf]:
     """Every leaf command of `milepost`, with its parameters, read from the Typer app."""
-    import typer.main
-
-    from milepost.cli import app
+    from milepost.cli.main import full_command
 
     found: list[Leaf] = []
 
@@ -233,7 +231,7 @@ def command_tree() -> list[Leaf]:
             )
         found.append(Leaf(path, tuple(params)))
 
-    walk(typer.main.get_command(app), ())
+    walk(full_command(), ())
     return found
 
 
@@ -398,10 +396,10 @@ class Outcome:
 
 
 def invoke(sandbox: Sandbox, argv: Sequence[str]) -> Outcome:
-    """Run `milepost argv` in this process as its console script does (milepost.cli.main)
+    """Run `milepost argv` in this process as its console script does (milepost.cli.main.main)
     and check the outcome: no exception escapes, no traceback is printed, the exit code is
     documented, an error is one line, and no canary was touched."""
-    from milepost.cli import main
+    from milepost.cli.main import main
 
     args = [sandbox.arm(a) for a in argv]
     what = f"milepost {shortened(args, 300)}"
@@ -647,16 +645,18 @@ def mutated(draw: st.DrawFn, valid: Any, values: st.SearchStrategy[Any] = VALUES
 
 
 def test_input_checks_take_any_text(sandbox: Sandbox) -> None:
-    """Every check of milepost.input_checks with every corpus string and odd non-strings."""
+    """Every check of milepost.input_checks and milepost.inventory.debian with every corpus
+    string and odd non-strings."""
     from milepost import input_checks as ic
+    from milepost.inventory import debian
 
     checks: list[Callable[[Any], Any]] = [
         lambda v: ic.check_text(v, "text", max_len=300),
         lambda v: ic.check_untemplated(v, "reason", max_len=300),
         lambda v: ic.check_multiline(v, "body"),
         ic.check_advisory_id,
-        ic.check_package_name,
-        ic.check_version,
+        debian.check_package_name,
+        debian.check_version,
         ic.check_limit,
         lambda v: ic.check_date(v, "date"),
         lambda v: ic.check_mapping(v, "somewhere", ["a", "b"]),
@@ -720,7 +720,7 @@ def test_input_checks_take_any_text(sandbox: Sandbox) -> None:
 @example(window=WINDOW, blackouts=[], group="g", now=datetime(9999, 12, 31, 23, 0, tzinfo=UTC))
 @example(window=WINDOW, blackouts=[], group="g", now=datetime(1, 1, 1, 0, 1, tzinfo=UTC))
 def test_windows_and_blackouts(window: Any, blackouts: Any, group: str, now: datetime) -> None:
-    from milepost.windows import parse_blackouts, parse_window, window_state
+    from milepost.inventory.windows import parse_blackouts, parse_window, window_state
 
     parsed = judged("window", parse_window, window, group) if window is not None else None
     days = judged("blackouts", parse_blackouts, blackouts, group)
@@ -743,8 +743,8 @@ def test_windows_and_blackouts(window: Any, blackouts: Any, group: str, now: dat
 def test_window_check_module_decides(
     window: Any, blackouts: Any, group: str, now: datetime, override: bool, reason: str
 ) -> None:
-    """The milepost_window_check action's decision (milepost.windows) on hostile input."""
-    from milepost.windows import decide
+    """The milepost_window_check action's decision (milepost.inventory.windows) on hostile input."""
+    from milepost.inventory.windows import decide
 
     params = {
         "window": window,
@@ -768,7 +768,7 @@ def test_window_check_module_decides(
     owners={**HOST_VENDORS, "pay-east-01.ruc.example.gov": "relay_file_exchange\nx"},
 )
 def test_vendors(vendors: Any, interfaces: Any, owners: Any) -> None:
-    from milepost.vendors import parse_vendors
+    from milepost.inventory.vendors import parse_vendors
 
     host_vendors = {str(k): str(v) for k, v in owners.items()} if isinstance(owners, dict) else {}
     judged(
@@ -785,7 +785,7 @@ def test_vendors(vendors: Any, interfaces: Any, owners: Any) -> None:
 @fuzz(150, 3000)
 @given(systems=mutated(SYSTEMS), program=VALUES)
 def test_systems(systems: Any, program: Any) -> None:
-    from milepost.systems import parse_systems, program_name
+    from milepost.inventory.systems import parse_systems, program_name
 
     judged(
         "milepost_systems", parse_systems, systems, groups=EXAMPLE_GROUPS, host_vendors=HOST_VENDORS
@@ -840,7 +840,7 @@ def test_notify_config(notify: Any) -> None:
 def test_patch_policy(
     policy: Any, host_policy: Any, products: Any, published: date, where: str
 ) -> None:
-    from milepost.patch_policy import SEVERITIES, parse_kev_products, parse_policy
+    from milepost.patching.policy import SEVERITIES, parse_kev_products, parse_policy
 
     base = judged("milepost_patch_policy", parse_policy, policy, where)
     if base is not None:
@@ -897,7 +897,7 @@ def test_inventory_checks(
     pins: Any, interfaces: Any, options: Any, window: Any, baseline: Any
 ) -> None:
     """The checks milepost maintain makes of inventory values, each problem one line."""
-    from milepost import inventory_check as ic
+    from milepost.inventory import checks as ic
 
     problems_one_line("app_update_versions", list(ic._package_problems(pins)))
     problems_one_line("milepost_interfaces", list(ic._interface_problems(interfaces)))
@@ -1040,7 +1040,7 @@ def test_vendor_advisory_files(
 ) -> None:
     """milepost advisory import of a vendor's YAML or CSV file: imported, or refused in
     one line naming the file and the entry."""
-    from milepost.advisories import CSV_COLUMNS, import_vendor
+    from milepost.patching.advisories import CSV_COLUMNS, import_vendor
 
     path = sandbox.root / ("advisories.csv" if kind == "csv" else "advisories.yml")
     if kind == "dump":
@@ -1076,8 +1076,8 @@ def test_kev_catalog(
     sandbox: Sandbox, ledger: Any, catalog: Any, entry: Any, template: str, raw: str, raw_kind: bool
 ) -> None:
     """milepost advisory import of CISA's KEV catalog (JSON)."""
-    from milepost.advisories import import_kev
-    from milepost.patch_policy import parse_kev_products
+    from milepost.patching.advisories import import_kev
+    from milepost.patching.policy import parse_kev_products
 
     path = sandbox.root / "kev.json"
     if raw_kind:
@@ -1093,7 +1093,7 @@ def test_kev_catalog(
 
 
 def test_advisories_added_by_hand_take_the_corpus(sandbox: Sandbox, ledger: Any, rng: Any) -> None:
-    from milepost.advisories import add_advisory
+    from milepost.patching.advisories import add_advisory
 
     values = hostile.everything(sandbox.canary)
     fields = ("advisory_id", "package", "fixed", "severity", "published", "due_date", "title")
@@ -1604,7 +1604,7 @@ def test_milepost_maintain_refuses_a_malformed_or_missing_inventory(tmp_path: Pa
 
 
 def test_timedelta_overflow_is_refused_everywhere_a_duration_is_read(sandbox: Sandbox) -> None:
-    """Durations and dates of the drift and change commands (milepost/drift_cli.py)."""
+    """Durations and dates of the drift and change commands (milepost/cli/drift.py)."""
     for argv in (
         ["drift", "report", "--since", "99999999999d"],
         ["drift", "report", "--since", "0001-01-01T00:00:00+14:00"],
@@ -1643,7 +1643,7 @@ def test_timedelta_overflow_is_refused_everywhere_a_duration_is_read(sandbox: Sa
 
 def test_undecodable_arguments_are_refused_before_any_command(sandbox: Sandbox) -> None:
     """Bytes that are not UTF-8 reach Python as lone surrogates, which SQLite, files and
-    messages cannot take: milepost.cli.main refuses them for every command (ledger too)."""
+    messages cannot take: milepost.cli.main.main refuses them for every command (ledger too)."""
     for argv in (
         ["ledger", "show", "\udc80"],
         ["note", "show", "a\udcff"],

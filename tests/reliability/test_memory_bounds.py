@@ -7,7 +7,7 @@
   RLIMIT_AS (2 GiB): exit 2, one line, no traceback, no MemoryError. (PyYAML itself builds
   an aliased node once and shares it, so yaml.safe_load of the bomb is small; Ansible
   copies and templates what it read, which took minutes and 2 GiB before milepost refused
-  such inventories itself: milepost.inventory_check.MAX_ALIAS_EXPANSION.)
+  such inventories itself: milepost.inventory.checks.MAX_ALIAS_EXPANSION.)
 - A task that prints 100 MiB (stdout, and stderr of a failing task) in an ansible-playbook
   run recorded by the maintenance_ledger callback: the run is recorded, the ledger
   verifies, the task's stored record stays small, and the run's peak RSS with the ledger
@@ -358,10 +358,10 @@ def test_100_mib_of_output_is_recorded_in_bounded_memory(tmp_path: Path, module:
 
 
 def test_a_failure_summary_of_100_mib_of_stderr_stays_small() -> None:
-    """The ledger's one-line summary of a failed task (milepost.redaction) reads the last
+    """The ledger's one-line summary of a failed task (milepost.ansible.redaction) reads the last
     line of stderr without splitting 100 MiB into lines: its own peak stays near one copy
     of the text, and the summary is 500 characters."""
-    from milepost.redaction import MAX_SUMMARY, Redactor
+    from milepost.ansible.redaction import MAX_SUMMARY, Redactor
 
     redactor = Redactor()
     redactor.add_secrets(["hunter2-password"])

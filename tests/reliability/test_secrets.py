@@ -2,7 +2,7 @@
 correct playbook carries secrets; then not one of them (nor its base64, URL, JSON or HTML
 form) may be found in the ledger database, its exports, its CLI output, the dashboard,
 the notices (a real SMTP server requiring STARTTLS and a login, a real webhook receiver),
-the artifacts of a run through milepost.runner, or the runs' output and log files.
+the artifacts of a run through milepost.ansible.runner, or the runs' output and log files.
 
 Runs (the lab hosts: two of them, read-only tasks; localhost with connection local):
 
@@ -13,7 +13,7 @@ Runs (the lab hosts: two of them, read-only tasks; localhost with connection loc
   vault file, task vars with !vault; every task that holds a secret has no_log: true
   (results, loop items, a failing task, registered results, set_fact, module args, an
   environment). Its stdout/stderr and its ANSIBLE_LOG_PATH file are checked.
-- B: the same playbook through milepost.runner.run_checked (ANSIBLE_VERBOSITY=4, --diff)
+- B: the same playbook through milepost.ansible.runner.run_checked (ANSIBLE_VERBOSITY=4, --diff)
   on the two lab hosts, with its own canaries: extra vars through ansible-runner, the
   become password as a vault variable, ANSIBLE_VAULT_PASSWORD_FILE. Its private data dir
   is inspected when the run ends, before it is removed; its terminal output and its
@@ -27,11 +27,11 @@ Runs (the lab hosts: two of them, read-only tasks; localhost with connection loc
   vault_legacy_token) are beyond that promise: where they appear is printed, not counted.
 
 Not counted either, and printed, in Ansible's own display (the runs' stdout/stderr,
-ANSIBLE_LOG_PATH, the terminal output of the run through milepost.runner), two things
+ANSIBLE_LOG_PATH, the terminal output of the run through milepost.ansible.runner), two things
 ansible-core itself shows whatever the playbook does: the value of a no_log task's
 `environment`, in its "EXEC" lines at -vvv (ansible/ansible#24181; Ansible's advice is not
 to pass secrets through the environment), and the command line's -e values, which the
-default stdout callback prints at -vvvv (through milepost.runner every extra var is on
+default stdout callback prints at -vvvv (through milepost.ansible.runner every extra var is on
 the command line). Both are counted wherever Milepost itself writes.
 
 tally("secrets leaked") counts (canary, place) pairs found; the test fails if any.
@@ -444,7 +444,7 @@ milepost_notify:
 
 def notify_inventory(path: Path, smtp, webhook_url: str, smtp_password: str) -> Path:
     """The lab inventory (a copy) with milepost_notify and the SMTP password, a vault_*
-    variable in plaintext: milepost's own inventory reader (milepost.inventory_check) gives
+    variable in plaintext: milepost's own inventory reader (milepost.inventory.checks) gives
     Ansible no vault secret, so a vault-encrypted file in the inventory makes every
     milepost command that reads it (maintain, notify, report) fail, even with
     ANSIBLE_VAULT_PASSWORD_FILE set. The runs' inventory vault files are in a second
@@ -510,8 +510,8 @@ class Stages:
 def test_canary_secrets_never_reach_milepost_outputs_runner_artifacts_or_logs(
     tmp_path, rng, monkeypatch, capfd
 ):
-    from milepost import runner
-    from milepost.cli import main
+    from milepost.ansible import runner
+    from milepost.cli.main import main
     from milepost.ledger.export import FORMATS
 
     stages = Stages()
@@ -588,7 +588,7 @@ def test_canary_secrets_never_reach_milepost_outputs_runner_artifacts_or_logs(
         (run_a,) = run_ids(ledger)
         stages.done("run A")
 
-        # ---- run B: milepost.runner.run_checked (ansible-runner), -vvvv, --diff
+        # ---- run B: milepost.ansible.runner.run_checked (ansible-runner), -vvvv, --diff
         b = playbook_files(
             work / "B", "B", canaries, vault_password, password_file,
             careless=False, inventory_vaults=False, become_in_vault=True, via_runner=True,

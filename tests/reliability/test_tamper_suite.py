@@ -416,7 +416,7 @@ def test_plain_verify_cannot_see_truncation_or_a_full_rehash_a_checkpoint_can(
 
 def milepost_cli(*args: str, url: str, state: Path) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).with_name("milepost")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "milepost.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "milepost.cli.main"]
     env = dict(os.environ, MILEPOST_LEDGER_URL=url, MILEPOST_STATE_DIR=str(state))
     return subprocess.run(
         [*command, *args], env=env, capture_output=True, text=True, timeout=300, check=False

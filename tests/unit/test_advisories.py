@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from inventories import write_inventory
 
-from milepost.advisories import (
+from milepost.cli.main import main
+from milepost.errors import UserError
+from milepost.ledger import Ledger
+from milepost.patching.advisories import (
     ImportSummary,
     add_advisory,
     get_advisory,
@@ -16,10 +19,7 @@ from milepost.advisories import (
     import_vendor,
     load_advisories,
 )
-from milepost.cli import main
-from milepost.errors import UserError
-from milepost.ledger import Ledger
-from milepost.patch_policy import KevProduct
+from milepost.patching.policy import KevProduct
 
 # The real catalog lives beside the checkout (../shared/data/kev/), not in the repository.
 KEV = (

@@ -2,8 +2,8 @@
 
 import pytest
 
-from milepost.batches import batch_of, plan
 from milepost.errors import UserError
+from milepost.inventory.batches import batch_of, plan
 
 GROUPS = {
     "pay-01": ["ruc", "payment_gateway"],

@@ -10,7 +10,7 @@ sys.path.insert(0, str(ROOT / "plugins" / "callback"))
 
 import maintenance_ledger  # noqa: E402
 
-from milepost.redaction import DEFAULT_PATTERNS, Redactor  # noqa: E402
+from milepost.ansible.redaction import DEFAULT_PATTERNS, Redactor  # noqa: E402
 
 
 class _Recorder:

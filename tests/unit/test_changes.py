@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from change_records import closed, opened
 
-from milepost.changes import changes, close_change, covering, open_change
+from milepost.drift.changes import changes, close_change, covering, open_change
 from milepost.errors import UserError
 from milepost.ledger import Ledger
 

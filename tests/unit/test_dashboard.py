@@ -22,12 +22,12 @@ from inventories import (
 )
 from typer.testing import CliRunner
 
-from milepost.advisories import add_advisory
+from milepost.cli.report import report_app
 from milepost.ledger import package_change, package_facts
 from milepost.ledger.chain import format_time
 from milepost.ledger.runs import run_ended, run_started, task_result
-from milepost.registers import open_glitch, run_glitch_record, update_note
-from milepost.report_cli import report_app
+from milepost.oversight.registers import open_glitch, run_glitch_record, update_note
+from milepost.patching.advisories import add_advisory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from browser import DashboardDom, chromium, words  # noqa: E402

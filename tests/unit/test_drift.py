@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from change_records import closed, opened
 
-from milepost.drift import findings, glitch_record, open_findings, report
+from milepost.drift.findings import findings, glitch_record, open_findings, report
 from milepost.errors import UserError
 
 T0 = datetime(2025, 3, 3, tzinfo=UTC)  # a Monday: ISO week 2025-W10

@@ -1,4 +1,4 @@
-"""`milepost drift report` and `milepost change ...` through milepost.cli.main: tables,
+"""`milepost drift report` and `milepost change ...` through milepost.cli.main.main: tables,
 JSON, and bad input as one line on stderr with exit 2. No lab hosts needed."""
 
 import json
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from milepost.cli import main
+from milepost.cli.main import main
 from milepost.ledger import Ledger
 
 INVENTORY = """\

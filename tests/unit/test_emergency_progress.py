@@ -5,8 +5,8 @@ import io
 import pytest
 from rich.console import Console
 
-from milepost import emergency
 from milepost.ledger import Ledger, package_change, task_result
+from milepost.patching import emergency
 
 RUN = "20261201T000000Z-00c0ffee"
 

@@ -40,7 +40,7 @@ def test_ansible_builder_creates_a_build_context_with_the_milepost_package(tmp_p
     containerfile = (context / "Dockerfile").read_text()
     assert "ansible-core==" + pinned("ansible-core") in containerfile
     assert (context / "_build" / "milepost" / "pyproject.toml").is_file()
-    assert (context / "_build" / "milepost" / "milepost" / "cli.py").is_file()
+    assert (context / "_build" / "milepost" / "milepost" / "cli" / "main.py").is_file()
     assert "pip install --no-deps --no-build-isolation /opt/milepost" in containerfile
     # ansible-runner's own callback path would hide the project's ledger callback.
     assert "ENV ANSIBLE_CALLBACK_PLUGINS=/runner/project/plugins/callback" in containerfile

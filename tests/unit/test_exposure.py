@@ -7,13 +7,13 @@ from datetime import date, timedelta
 import pytest
 from inventories import write_inventory
 
-from milepost import patch_policy
-from milepost.advisories import add_advisory
-from milepost.cli import main
+from milepost.cli.main import main
 from milepost.errors import UserError
-from milepost.exposure import EXCEPTION_KIND, exposed_packages, exposures, is_fixed, today
-from milepost.fleet_lock import FleetLock
 from milepost.ledger import Ledger, package_change, package_facts
+from milepost.patching import policy as patch_policy
+from milepost.patching.advisories import add_advisory
+from milepost.patching.exposure import EXCEPTION_KIND, exposed_packages, exposures, is_fixed, today
+from milepost.patching.fleet_lock import FleetLock
 
 POLICY = """\
 milepost_patch_policy:

@@ -21,11 +21,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from test_notify import RUN, add_run, cli, notice_records, notify_inventory, notify_yaml
 
-from milepost import qc
+from milepost.ansible.redaction import Redactor
 from milepost.errors import UserError
 from milepost.notify.config import RetryPolicy, SmtpConfig, parse_notify_config
 from milepost.notify.webhook import post_notice
-from milepost.redaction import Redactor
+from milepost.quality import qc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from interface_servers import free_port  # noqa: E402
@@ -252,7 +252,7 @@ def test_a_plain_http_webhook_is_exit_2_or_with_the_switch_recorded_insecure(
 
 def test_register_csv_goes_through_the_one_csv_writer(ledger, monkeypatch):
     import milepost.ledger.export as ledger_export
-    from milepost.registers import add_note, export, notes
+    from milepost.oversight.registers import add_note, export, notes
 
     for start in ("=", "+", "-", "@"):
         add_note(

@@ -10,11 +10,10 @@ from milepost.input_checks import (
     check_advisory_id,
     check_date,
     check_limit,
-    check_package_name,
     check_text,
-    check_version,
     shown,
 )
+from milepost.inventory.debian import check_package_name, check_version
 
 CHECKS = [
     lambda v: check_text(v, "--title", max_len=300),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from milepost.errors import UserError
-from milepost.inventory_check import check_inventory, inventory_problems
+from milepost.inventory.checks import check_inventory, inventory_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,7 +86,7 @@ def maintain(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         "MILEPOST_STATE_DIR": str(tmp_path / "state"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "milepost.cli", "maintain", *args],
+        [sys.executable, "-m", "milepost.cli.main", "maintain", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -299,7 +299,7 @@ def test_the_help_documents_the_exit_codes(tmp_path):
 
 def write_repository(tmp_path: Path) -> str:
     """A file: repository offering ruc-payment-gateway 2.3.0 and 2.4.0 and ruc-reporting."""
-    from milepost.package_index import controller_arch
+    from milepost.inventory.package_index import controller_arch
 
     index = tmp_path / "repo" / "dists" / "bookworm" / "main" / f"binary-{controller_arch()}"
     index.mkdir(parents=True)
@@ -392,7 +392,7 @@ def test_a_valid_baseline_passes_even_where_it_needs_facts(tmp_path):
 def test_the_lab_baselines_pass(group_vars):
     import yaml
 
-    from milepost.inventory_check import _baseline_problems
+    from milepost.inventory.checks import _baseline_problems
 
     lab = yaml.safe_load(group_vars.read_text()) or {}
     baseline = {k: v for k, v in lab.items() if k.startswith("baseline_")}
@@ -523,7 +523,7 @@ def test_baseline_variables_from_extra_vars_are_checked(tmp_path):
 
 
 def test_drift_check_refuses_a_bad_baseline_before_any_host(tmp_path, monkeypatch, capsys):
-    from milepost.cli import main
+    from milepost.cli.main import main
 
     monkeypatch.setenv("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
     monkeypatch.setenv("MILEPOST_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
@@ -551,7 +551,7 @@ def test_drift_check_refuses_a_bad_baseline_before_any_host(tmp_path, monkeypatc
 
 
 def test_the_phase_is_read_from_the_inventory_and_checked(tmp_path):
-    from milepost.inventory_check import inventory_phase
+    from milepost.inventory.checks import inventory_phase
 
     def inventory(name: str, all_vars: str | None) -> Path:
         # A directory per case: Ansible caches the group_vars files it found per path.
@@ -581,7 +581,7 @@ def encrypt(path: Path, password: str) -> None:
 def problems_in_a_fresh_process(inventory: Path, **env: str) -> subprocess.CompletedProcess:
     """inventory_problems in a new process: Ansible reads its vault settings once."""
     code = (
-        "from pathlib import Path; from milepost.inventory_check import inventory_problems;"
+        "from pathlib import Path; from milepost.inventory.checks import inventory_problems;"
         f" problems, hosts = inventory_problems([Path({str(inventory)!r})]);"
         " print('\\n'.join(problems) or 'hosts: ' + ' '.join(hosts))"
     )

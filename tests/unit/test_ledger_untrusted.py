@@ -20,22 +20,22 @@ import pytest
 from test_dashboard import build_ledger
 from test_dashboard import inventory as dashboard_inventory  # noqa: F401  (a fixture)
 
-from milepost import patch_policy
-from milepost.advisories import load_advisories
-from milepost.changes import changes
-from milepost.drift import findings
-from milepost.emergency import ansible_packages
+from milepost.drift.changes import changes
+from milepost.drift.findings import findings
 from milepost.errors import UserError
-from milepost.exposure import exposures, installed_packages, load_exceptions
+from milepost.ledger.bodies import collecting, usable_run
 from milepost.ledger.chain import canonical_record, chain_hash, utc_now
 from milepost.ledger.runs import run_started, task_result
 from milepost.ledger.schema import records as T
 from milepost.notify.send import _already_told
-from milepost.record_checks import collecting, usable_run
-from milepost.registers import notes
+from milepost.oversight.questions import questions
+from milepost.oversight.registers import notes
+from milepost.oversight.scorecard import parse_period, scorecards
+from milepost.patching import policy as patch_policy
+from milepost.patching.advisories import load_advisories
+from milepost.patching.emergency import ansible_packages
+from milepost.patching.exposure import exposures, installed_packages, load_exceptions
 from milepost.reports.status import _read_inventory, build_status
-from milepost.scorecard import parse_period, scorecards
-from milepost.vendor_questions import questions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from browser import chromium, words  # noqa: E402

@@ -1,12 +1,12 @@
 """The probe of a host: plugins/modules/milepost_probe.py's pure logic and the controller's
-reading of its result (milepost.probe)."""
+reading of its result (milepost.patching.probe)."""
 
 from __future__ import annotations
 
 import pytest
 from conftest import load_module
 
-from milepost.probe import check, free_space_problem
+from milepost.patching.probe import check, free_space_problem
 
 probe = load_module("milepost_probe")
 STATUS = probe.parse_status(

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from inventories import PAYMENTS_WINDOW, RUC_HOSTS, ruc_vendors, vendors_yaml, write_inventory
 
-from milepost.advisories import add_advisory
-from milepost.cli import main
+from milepost.cli.main import main
 from milepost.ledger import package_change, run_ended, run_started, task_result
 from milepost.notify import load_notify_config, notify_completed, notify_emergency, send_notice
 from milepost.notify.config import parse_notify_config
-from milepost.registers import open_glitch, run_glitch_record, update_note
+from milepost.oversight.registers import open_glitch, run_glitch_record, update_note
+from milepost.patching.advisories import add_advisory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from interface_servers import free_port  # noqa: E402
@@ -695,7 +695,7 @@ def test_values_of_a_vault_encrypted_file_are_masked(tmp_path, smtp):
     password_file = tmp_path / "vault-pass"
     password_file.write_text("notice vault\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "milepost.cli", "notify", "upcoming", "--now", "--system",
+        [sys.executable, "-m", "milepost.cli.main", "notify", "upcoming", "--now", "--system",
          "payment_gateway", "--dry-run", "-i", str(inventory)],
         capture_output=True,
         text=True,

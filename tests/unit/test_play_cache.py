@@ -1,4 +1,4 @@
-"""milepost.play_cache: the ledger is read once per play for the plugins of every host
+"""milepost.patching.play_cache: the ledger is read once per play for the plugins of every host
 (ended runs for the host lock, advisories and exceptions for the security floor), and a
 ledger that cannot be read fails closed."""
 
@@ -8,11 +8,11 @@ from datetime import date
 
 import pytest
 
-from milepost import play_cache
-from milepost.cli import main
+from milepost.cli.main import main
 from milepost.errors import UserError
 from milepost.ledger.runs import run_ended, run_started
-from milepost.safety import security_floor
+from milepost.patching import play_cache
+from milepost.patching.safety import security_floor
 
 
 @pytest.fixture(autouse=True)

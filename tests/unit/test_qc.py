@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from milepost.cli import main
-from milepost.qc import _parse, failures
+from milepost.cli.main import main
+from milepost.quality.qc import _parse, failures
 
 
 def test_results_are_read_redacted_and_cut(tmp_path):
@@ -59,7 +59,7 @@ def test_bad_input_is_refused_before_any_host(tmp_path, monkeypatch, capsys, arg
 def test_a_catalogue_change_is_recorded_with_its_reason_and_digest(tmp_path, monkeypatch, capsys):
     from milepost.ledger import Ledger
     from milepost.paths import project_root
-    from milepost.qc import catalogue_digest, catalogue_warning
+    from milepost.quality.qc import catalogue_digest, catalogue_warning
 
     monkeypatch.setenv("MILEPOST_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))

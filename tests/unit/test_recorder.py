@@ -2,8 +2,8 @@
 
 import json
 
+from milepost.ansible.recorder import QUEUE_SIZE, Recorder
 from milepost.ledger import Ledger, spool, task_result
-from milepost.recorder import QUEUE_SIZE, Recorder
 
 
 def test_a_run_is_written_in_order_and_verifies(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-from milepost.redaction import MASK, Redactor
+from milepost.ansible.redaction import MASK, Redactor
 
 
 def test_known_secret_values_are_masked_wherever_they_appear():

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from milepost.cli import app, main
-from milepost.drift import glitch_record
+from milepost.cli.main import main
+from milepost.drift.findings import glitch_record
 from milepost.errors import UserError
 from milepost.input_checks import check_multiline
 from milepost.ledger import Ledger, package_facts
-from milepost.registers import (
+from milepost.oversight.registers import (
     CSV_FIELDS,
     add_note,
     export,
@@ -20,10 +20,6 @@ from milepost.registers import (
     open_glitch,
     update_note,
 )
-from milepost.registers_cli import note_app
-
-if not any(group.name == "note" for group in app.registered_groups):
-    app.add_typer(note_app, name="note")
 
 RUN = "20260102T030405Z-1a2b3c4d"
 

@@ -1,4 +1,4 @@
-"""milepost.runner: playbooks run through ansible-runner are recorded in the ledger, leave
+"""milepost.ansible.runner: playbooks run through ansible-runner are recorded in the ledger, leave
 nothing on disk, and a Ctrl-C or SIGTERM closes the run as aborted."""
 
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from milepost import runner
+from milepost.ansible import runner
 
 ROOT = Path(__file__).resolve().parents[2]
 CANARY_EXTRA = "CanaryExtra-5d1f0b7a"
@@ -64,7 +64,7 @@ def ledger_env(tmp_path: Path) -> dict[str, str]:
 
 def ledger_runs(tmp_path: Path) -> list[dict]:
     proc = subprocess.run(
-        [sys.executable, "-m", "milepost.cli", "ledger", "runs", "--json"],
+        [sys.executable, "-m", "milepost.cli.main", "ledger", "runs", "--json"],
         capture_output=True,
         text=True,
         env={**os.environ, **ledger_env(tmp_path)},
@@ -186,7 +186,7 @@ def wait_for(predicate, timeout: float = 60.0) -> None:
 SCRIPT = """\
 import sys
 from pathlib import Path
-from milepost.runner import run_playbook
+from milepost.ansible.runner import run_playbook
 
 result = run_playbook(
     Path(sys.argv[1]), inventory=[Path(sys.argv[2])], extravars={"nap": "120"}, quiet=True
@@ -230,7 +230,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from milepost.runner import run_playbook, signals_held
+from milepost.ansible.runner import run_playbook, signals_held
 
 with signals_held() as interrupts:
     os.kill(os.getpid(), signal.SIGTERM)  # as if it came while the caller recorded its start
@@ -299,7 +299,7 @@ def test_sigterm_of_milepost_maintain_closes_the_run_as_aborted(tmp_path):
         )
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "milepost.cli", "maintain", "-i", str(inventory), "--check"],
+        [sys.executable, "-m", "milepost.cli.main", "maintain", "-i", str(inventory), "--check"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,11 +6,11 @@ import json
 import pytest
 from inventories import PATCH_POLICY, PAYMENTS_API, RUC_VENDORS, write_inventory
 
-from milepost.advisories import add_advisory
-from milepost.cli import main
+from milepost.cli.main import main
+from milepost.inventory.vendors import load_vendors
 from milepost.ledger import package_change, package_facts
-from milepost.vendor_questions import answer, ask
-from milepost.vendors import load_vendors
+from milepost.oversight.questions import answer, ask
+from milepost.patching.advisories import add_advisory
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from milepost.errors import UserError
-from milepost.systems import (
+from milepost.inventory.systems import (
     GENERIC_IMPACT,
     load_systems,
     parse_systems,

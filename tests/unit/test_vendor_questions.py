@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from inventories import vendors_yaml, write_inventory
 
-from milepost.cli import app, main
+from milepost.cli.main import main
 from milepost.errors import UserError
 from milepost.input_checks import check_multiline
+from milepost.inventory.vendors import parse_vendors
 from milepost.ledger import Ledger
 from milepost.ledger.chain import format_time
-from milepost.vendor_cli import vendor_app
-from milepost.vendor_questions import (
+from milepost.oversight.questions import (
     ANSWERED,
     ASKED,
     MAX_BODY,
@@ -22,10 +22,6 @@ from milepost.vendor_questions import (
     ask,
     questions,
 )
-from milepost.vendors import parse_vendors
-
-if "vendor" not in {group.name for group in app.registered_groups}:
-    app.add_typer(vendor_app, name="vendor")
 
 HOSTS = """\
 all:

@@ -9,14 +9,10 @@ import pytest
 import yaml
 from inventories import PAYMENTS_API, ruc_vendors, vendors_yaml, write_inventory
 
-from milepost.cli import app, main
+from milepost.cli.main import main
 from milepost.errors import UserError
+from milepost.inventory.vendors import ROLES, load_vendors, parse_vendors, vendor_of_host
 from milepost.lab import topology
-from milepost.vendor_cli import vendor_app
-from milepost.vendors import ROLES, load_vendors, parse_vendors, vendor_of_host
-
-if "vendor" not in {group.name for group in app.registered_groups}:
-    app.add_typer(vendor_app, name="vendor")
 
 ROOT = Path(__file__).resolve().parents[2]
 

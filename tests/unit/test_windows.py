@@ -1,4 +1,4 @@
-"""Unit tests for milepost.windows: parsing, open/closed, next opening, blackouts, DST."""
+"""Unit tests for milepost.inventory.windows: parsing, open/closed, next opening, blackouts, DST."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from milepost.errors import UserError
-from milepost.windows import (
+from milepost.inventory.windows import (
     Blackout,
     Window,
     decide,
@@ -217,7 +217,7 @@ def test_next_opening_across_fall_back_and_a_blackout() -> None:
     assert next_open.astimezone(UTC) == datetime(2024, 11, 3, 11, 0, tzinfo=UTC)  # 03:00 PST
 
 
-# --- the milepost_window_check action's decision (milepost.windows.decide) -----------------
+# --- the milepost_window_check action's decision (milepost.inventory.windows.decide) ---
 
 
 PARAMS = {
@@ -299,7 +299,7 @@ def test_window_result_reads_an_override_given_as_text() -> None:
 
 
 def test_the_lock_file_and_the_clock_are_for_tests_against_the_lab_only() -> None:
-    from milepost.lab_only import STANDARD_LOCK_PATH, lab_only_problem
+    from milepost.inventory.lab_only import STANDARD_LOCK_PATH, lab_only_problem
 
     assert lab_only_problem("production", lock_path=STANDARD_LOCK_PATH) is None
     assert lab_only_problem("lab", now="2026-01-01", lock_path="/tmp/x.lock") is None
