@@ -12,7 +12,7 @@ on its own: the timed runs read an empty, existing ledger. Milepost's modules ar
 to bytecode first, as an installed Milepost's are: with PYTHONDONTWRITEBYTECODE set (as
 in some shells here) every run would otherwise compile each module changed since.
 
-Not a test: it asserts nothing (tests/unit/test_cli_startup.py checks what each command
+Not a test: it asserts nothing (tests/unit/cli/test_main.py checks what each command
 imports). Usage:
 
     .venv/bin/python bench/cli_startup.py [--rounds 5]

@@ -10,16 +10,14 @@ A ledger that is configured but cannot be read fails the host (fail closed).
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
 from ansible.plugins.action import ActionBase
 
 from milepost.errors import MilepostError
+from milepost.inventory.debian import PACKAGE_NAME
 from milepost.patching.safety import security_floor
-
-PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 
 
 def allowed_downgrades(value: Any) -> list[str]:

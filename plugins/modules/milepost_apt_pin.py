@@ -245,12 +245,11 @@ import re  # noqa: E402 - Ansible modules put the docs first
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.milepost_apt import apt, apt_pkg, require_apt  # noqa: E402
 from ansible.module_utils.milepost_health import gate, message, restart  # noqa: E402
+from ansible.module_utils.milepost_debian import DEBIAN_VERSION_RE, PACKAGE_NAME_RE  # noqa: E402
 
 # Debian Policy 5.6.1: at least two characters, lowercase letters, digits, + - .,
 # starting with a letter or digit. An optional :arch qualifier is refused (not needed).
-PACKAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 # Debian Policy 5.6.12: [epoch:]upstream[-revision]; upstream starts with a digit.
-VERSION_RE = re.compile(r"^(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$")
 DPKG_ERROR_RE = re.compile(r"dpkg: error processing (?:package|archive) (\S+)")
 INSTALLED_STATE = "installed"
 
@@ -280,7 +279,7 @@ def validate_request(packages):
             problems.append("%s: version %r is not a Debian version" % (name, version))
             continue
         version = str(version)
-        if not VERSION_RE.fullmatch(version):
+        if not DEBIAN_VERSION_RE.fullmatch(version):
             problems.append("%s: version %r is not a Debian version" % (name, version))
             continue
         valid[name] = version

@@ -149,6 +149,7 @@ import fnmatch  # noqa: E402 - Ansible modules put the docs first
 import re  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.milepost_debian import PACKAGE_NAME_RE  # noqa: E402
 
 STATUS_FORMAT = (
     "${db:Status-Abbrev}\t${Package}\t${Version}\t${Priority}\t${Essential}\t${Depends}"
@@ -157,9 +158,8 @@ STATUS_FORMAT = (
 FIELDS = 10
 # Current states (second letter of db:Status-Abbrev) of a package that is not installed.
 NOT_INSTALLED = ("n", "c")
-# Debian Policy 5.6.1: package names; dpkg architecture names. Used with fullmatch: with
+# dpkg architecture names (package names: module_utils/milepost_debian). Used with fullmatch: with
 # match, "$" also matches before a final newline.
-PACKAGE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 ARCH_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # apt-get -s: "Purg NAME[:ARCH] [VERSION]" and "Remv NAME[:ARCH] [VERSION]".
 SIMULATED_REMOVAL_RE = re.compile(r"^(?:Purg|Remv) (\S+)", re.MULTILINE)

@@ -17,7 +17,7 @@ refused or fail closed, with the hosts untouched and the ledger saying why.
 5. Controls where every path passes: a kill switch set from another controller's state
    directory, sharing the ledger, stops a plain ansible-playbook run before its batch.
 (6 and 7, ledger data as untrusted input and the hardening, are tested without the lab:
-tests/unit/test_ledger_untrusted.py, tests/unit/test_hardening.py.)
+tests/unit/ledger/test_bodies.py, tests/unit/test_hardening.py.)
 """
 
 import json

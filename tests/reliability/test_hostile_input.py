@@ -45,6 +45,7 @@ from hypothesis import strategies as st
 from proving import ROOT, SEED, tally, trials
 
 from milepost.errors import MilepostError, UserError
+from milepost.inventory import debian
 
 EXAMPLE = ROOT / "inventory" / "example"
 EXAMPLE_VARS = EXAMPLE / "group_vars"
@@ -648,7 +649,6 @@ def test_input_checks_take_any_text(sandbox: Sandbox) -> None:
     """Every check of milepost.input_checks and milepost.inventory.debian with every corpus
     string and odd non-strings."""
     from milepost import input_checks as ic
-    from milepost.inventory import debian
 
     checks: list[Callable[[Any], Any]] = [
         lambda v: ic.check_text(v, "text", max_len=300),
@@ -1170,8 +1170,8 @@ def run_for_real(sandbox: Sandbox, argv: list[str]) -> None:
     sandbox.assert_no_injection(f"{argv[0]} {shortened(argv[1:])}")
 
 
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
-VERSION_RE = re.compile(r"(?:[0-9]+:)?[0-9][A-Za-z0-9.+~:-]*")
+NAME_RE = debian.PACKAGE_NAME
+VERSION_RE = debian.DEBIAN_VERSION
 
 
 def test_apt_pin_builds_safe_commands(sandbox: Sandbox, rng: Any) -> None:

@@ -1,11 +1,25 @@
-"""Unit tests load plugins/modules/*.py straight from their files. Ansible finds the
+"""Unit tests, one folder per capability of the milepost package (and plugins/ for the
+Ansible plugins). Test modules have unique names and import each other's scenarios by name
+(from test_notify import ...), whatever order pytest collects them in, so every folder is
+put on sys.path here.
+
+Unit tests load plugins/modules/*.py straight from their files. Ansible finds the
 project's module_utils (plugins/module_utils, named in ansible.cfg) only when it packages a
 module for a host, so here they are put under ansible.module_utils by hand."""
 
+import sys
 from pathlib import Path
 
 import ansible.module_utils
 import pytest
+
+for _folder in sorted(Path(__file__).resolve().parent.iterdir()):
+    if (
+        _folder.is_dir()
+        and not _folder.name.startswith((".", "_"))
+        and str(_folder) not in sys.path
+    ):
+        sys.path.append(str(_folder))
 
 MODULE_UTILS = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
 if str(MODULE_UTILS) not in ansible.module_utils.__path__:
@@ -18,7 +32,6 @@ MODULES = Path(__file__).resolve().parents[2] / "plugins" / "modules"
 def load_module(name: str):
     """Import plugins/modules/<name>.py as the module <name> (modules are not a package)."""
     import importlib.util
-    import sys
 
     spec = importlib.util.spec_from_file_location(name, MODULES / f"{name}.py")
     assert spec is not None and spec.loader is not None

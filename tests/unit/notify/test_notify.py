@@ -19,11 +19,11 @@ from milepost.notify.config import parse_notify_config
 from milepost.oversight.registers import open_glitch, run_glitch_record, update_note
 from milepost.patching.advisories import add_advisory
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from interface_servers import free_port  # noqa: E402
 from notice_servers import PROXY_VARIABLES, smtp_server, webhook_server  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RUN = "20261201T100000Z-aa11bb22"
 EMERGENCY_RUN = "20261202T100000Z-cc33dd44"
 SMTP_CANARY = "CANARY-smtp-5f2c9a71"

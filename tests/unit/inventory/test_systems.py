@@ -63,7 +63,7 @@ def test_bad_systems_data_is_one_line_naming_the_field(value, message):
 
 
 def test_the_lab_inventory_describes_every_lab_group(tmp_path: Path):
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     words = yaml.safe_load((root / "inventory/lab/group_vars/all/systems.yml").read_text())
     groups = [
         "account_management",

@@ -14,7 +14,7 @@ from milepost.errors import UserError
 from milepost.inventory.vendors import ROLES, load_vendors, parse_vendors, vendor_of_host
 from milepost.lab import topology
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 INTERFACES = yaml.safe_load(PAYMENTS_API)
 VENDORS = ruc_vendors()

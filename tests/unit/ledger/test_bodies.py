@@ -37,10 +37,10 @@ from milepost.patching.emergency import ansible_packages
 from milepost.patching.exposure import exposures, installed_packages, load_exceptions
 from milepost.reports.status import _read_inventory, build_status
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from browser import chromium, words  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MILEPOST = ROOT / ".venv" / "bin" / "milepost"
 TEMPLATE = "{{ lookup('pipe','id') }}"
 HUGE = "9" * 200_000

@@ -29,10 +29,10 @@ from milepost.ledger.runs import run_ended, run_started, task_result
 from milepost.oversight.registers import open_glitch, run_glitch_record, update_note
 from milepost.patching.advisories import add_advisory
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from browser import DashboardDom, chromium, words  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CANARY = "CANARY-7f3a9c"
 
 # Three more systems beside the RUC inventory's two, all run by Odometrix.

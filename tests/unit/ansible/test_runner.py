@@ -14,7 +14,7 @@ import pytest
 
 from milepost.ansible import runner
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CANARY_EXTRA = "CanaryExtra-5d1f0b7a"
 CANARY_ENV = "CanaryEnv-93c2e8d4"
 

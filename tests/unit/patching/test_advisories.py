@@ -23,7 +23,7 @@ from milepost.patching.policy import KevProduct
 
 # The real catalog lives beside the checkout (../shared/data/kev/), not in the repository.
 KEV = (
-    Path(__file__).resolve().parents[3] / "shared" / "data" / "kev"
+    Path(__file__).resolve().parents[4] / "shared" / "data" / "kev"
     / "known_exploited_vulnerabilities.json"
 )  # fmt: skip
 needs_kev = pytest.mark.skipif(

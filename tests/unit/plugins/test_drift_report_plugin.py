@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ACTION = Path(__file__).resolve().parents[2] / "plugins" / "action" / "milepost_drift_report.py"
+ACTION = Path(__file__).resolve().parents[3] / "plugins" / "action" / "milepost_drift_report.py"
 
 
 def _load():

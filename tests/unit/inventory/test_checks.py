@@ -12,7 +12,7 @@ import pytest
 from milepost.errors import UserError
 from milepost.inventory.checks import check_inventory, inventory_problems
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 VALID_HOSTS = """\
 all:

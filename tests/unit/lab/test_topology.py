@@ -87,7 +87,7 @@ def test_no_mirror_is_a_user_error(tmp_path: Path):
 def test_lab_group_vars_pin_each_group_to_its_latest_good_release():
     from milepost.lab.ruc_packages import CATALOG
 
-    root = Path(__file__).resolve().parents[2] / "inventory" / "lab" / "group_vars"
+    root = Path(__file__).resolve().parents[3] / "inventory" / "lab" / "group_vars"
     for package in CATALOG:
         pinned = yaml.safe_load((root / f"{package.group}.yml").read_text())
         assert pinned["app_update_versions"] == {package.name: package.latest.version}

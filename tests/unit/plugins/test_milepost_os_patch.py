@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import load_module
 
-MODULES = Path(__file__).resolve().parents[2] / "plugins" / "modules"
+MODULES = Path(__file__).resolve().parents[3] / "plugins" / "modules"
 
 
 osp = load_module("milepost_os_patch")
