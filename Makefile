@@ -11,7 +11,8 @@ HOSTS ?= 6
 SCENARIOS := $(notdir $(wildcard molecule/*))
 
 .PHONY: help deps venv setup postgres lab lab-down demo test lint unit ledger-tests integration molecule \
-	reliability reliability-fast reliability-fast-nolab reliability-fast-lab requirements clean
+	reliability reliability-fast reliability-fast-nolab reliability-fast-lab requirements \
+	cli-reference clean
 
 help:
 	@echo "make demo   set up, bring the lab up, run playbooks/maintain.yml"
@@ -20,7 +21,7 @@ help:
 	@echo "make lab | lab-down | lint | unit | ledger-tests | integration | molecule | bench"
 	@echo "     bench-ledger | bench-queries | bench-efficiency | bench-mitogen | bench-emergency"
 	@echo "     bench-drift | bench-tuning | bench-scale | bench-cycle | bench-cli (one each)"
-	@echo "     requirements | clean"
+	@echo "     requirements | cli-reference (docs/cli.md from the command) | clean"
 
 deps:
 	@scripts/install-deps
@@ -150,6 +151,10 @@ bench-cycle: bench-deps
 # CLI start-up against its targets (no lab): bench/cli_startup.py.
 bench-cli: venv
 	python bench/cli_startup.py
+
+# docs/cli.md, the CLI reference, from the command's own definition (a unit test compares).
+cli-reference: venv
+	python -m milepost.cli.reference > docs/cli.md
 
 requirements:
 	$(BIN)/pip install -q pip-tools

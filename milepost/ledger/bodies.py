@@ -270,6 +270,7 @@ def _task_result(body: Mapping[str, Any]) -> None:
     for key in ("task", "role", "summary"):
         _text(body, key, limit=MAX_TEXT)
     _flag(body, "ignored")
+    _flag(body, "rollback")
 
 
 def _drift_check(body: Mapping[str, Any]) -> None:

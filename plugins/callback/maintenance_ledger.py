@@ -98,14 +98,9 @@ options:
         key: secret_patterns
 """
 
-import json
 import os
-import re
-import shlex
 import time
 from pathlib import Path
-
-import yaml
 
 from ansible import constants as C
 from ansible import context
@@ -113,14 +108,14 @@ from ansible.plugins.callback import CallbackBase
 from ansible.utils.vars import load_extra_vars
 
 try:
-    from milepost.ledger import package_change, package_facts, task_result
     from milepost import notify
-    from milepost.patching import play_cache
-    from milepost.operator import operator_name
+    from milepost.ansible import records
     from milepost.ansible.recorder import Recorder, git_commit
-    from milepost.oversight.registers import run_glitch_record
     from milepost.ansible.redaction import DEFAULT_PATTERNS, Redactor
     from milepost.ansible.vault_values import vault_values
+    from milepost.operator import operator_name
+    from milepost.oversight.run_glitches import run_glitch
+    from milepost.patching import play_cache
 
     HAS_MILEPOST = True
 except ImportError:
@@ -131,16 +126,10 @@ ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("MILEPOST_ROOT", str(ROOT))
 
 
-# Longest extra var value kept in run_started.
-MAX_EXTRA_VAR = 500
 # Extra vars whose values run_started keeps: Milepost's own (its roles' prefixes too).
 OWN_PREFIXES = ("milepost_", "emergency_patch_") + tuple(
     f"{role.name}_" for role in sorted((ROOT / "roles").glob("*")) if role.is_dir()
 )
-NOT_RECORDED = "(value not recorded)"
-
-# health_gate's task that rolls a failed change back.
-ROLLBACK_TASK = "Roll every changed package back to its previous version"
 
 
 def _task_status(result, default):
@@ -169,6 +158,7 @@ class CallbackModule(CallbackBase):
         self._vaults = False
         self._roles_seen = set()
         self._notices = False
+        self._operator = None
 
     # ---------------------------------------------------------------- run
 
@@ -180,10 +170,11 @@ class CallbackModule(CallbackBase):
             )
             return
         self.set_options()
+        self._operator = self.get_option("operator") or None
         args = context.CLIARGS
         self._check_mode = bool(args.get("check"))
         self._redactor = Redactor([*DEFAULT_PATTERNS, *(self.get_option("secret_patterns") or [])])
-        self._redactor.add_secrets(_secret_extra_vars(args.get("extra_vars") or ()))
+        self._redactor.add_secrets(records.secret_extra_vars(args.get("extra_vars") or ()))
         self._vaults = _vault_secrets_given()
         self._recorder = Recorder(self.get_option("ledger_url"), self._display.warning)
         playbook_path = Path(playbook._file_name).resolve()
@@ -203,24 +194,12 @@ class CallbackModule(CallbackBase):
         )
 
     def _extra_vars(self, playbook):
-        """Every extra var of the run by name (no silent bypass). The value of Milepost's own
-        variables (milepost_*, emergency_patch_*, a role's <role>_*), which steer what a run
-        does, is kept, scrubbed and cut short; a secret name or a vault value is masked;
-        any other variable's value is not recorded (it may be anything, a secret too)."""
+        """Every extra var of the run by name; see records.extra_var_values."""
         try:
             given = load_extra_vars(playbook._loader)
         except Exception as exc:  # noqa: BLE001 - ansible-playbook reports a bad -e itself
             return {"(unreadable)": self._redactor.scrub(str(exc))[:200]}
-        found = {}
-        for name, value in given.items():
-            name = str(name)
-            if SECRET_NAME.search(name) or _is_vault(value):
-                found[name] = "********"
-            elif name.startswith(OWN_PREFIXES):
-                found[name] = self._redactor.scrub(_plain_text(value))[:MAX_EXTRA_VAR]
-            else:
-                found[name] = NOT_RECORDED
-        return found
+        return records.extra_var_values(given, OWN_PREFIXES, self._redactor.scrub)
 
     def v2_playbook_on_play_start(self, play):
         self._play = play
@@ -270,13 +249,18 @@ class CallbackModule(CallbackBase):
             for host in stats.processed
             if stats.summarize(host)["failures"] or stats.summarize(host)["unreachable"]
         )
-        if failed and self.get_option("run_kind") != "remediation":
-            self._recorder.put(self._glitch(failed))
-        elif self._warnings and self.get_option("phase") == "hypercare":
-            hosts = sorted(self._warnings)
-            text = "\n".join(f"{host}: {self._warnings[host]}" for host in hosts)
-            title = f"{self._playbook_name} run gave warnings on {', '.join(hosts)} (hypercare)"
-            self._recorder.put(run_glitch_record(self._recorder.run_id, title, hosts, text=text))
+        glitch = run_glitch(
+            self._recorder.run_id,
+            self._playbook_name,
+            run_kind=self.get_option("run_kind"),
+            phase=self.get_option("phase"),
+            failed=failed,
+            rolled_back=sorted(self._rolled_back),
+            failures=self._failures,
+            warnings=self._warnings,
+        )
+        if glitch is not None:
+            self._recorder.put(glitch)
         self._recorder.finish("failed" if failed else "successful")
         if self._notices:
             # After the run is closed: the notice is read from the ledger.
@@ -290,15 +274,6 @@ class CallbackModule(CallbackBase):
             host.get_name() for host in play.get_variable_manager()._inventory.get_hosts(play.hosts)
         ]
         notify.notify_upcoming_now(self._recorder.run_id, hosts, _inventory_sources())
-
-    def _glitch(self, failed):
-        rolled = sorted(self._rolled_back)
-        what = "failed" + (f", {', '.join(rolled)} rolled back" if rolled else "")
-        title = f"{self._playbook_name} run failed on {', '.join(failed)} ({what})"
-        text = "\n".join(
-            f"{host}: {self._failures[host]}" for host in failed if host in self._failures
-        )
-        return run_glitch_record(self._recorder.run_id, title, failed, text=text or None)
 
     def v2_playbook_on_task_start(self, task, is_conditional=False):
         # SIGTERM becomes a KeyboardInterrupt in the main thread, but Ansible can lose it
@@ -327,18 +302,12 @@ class CallbackModule(CallbackBase):
     def v2_runner_on_skipped(self, result):
         self._record(result, "skipped")
 
-    def _put(self, kind, host, body):
-        """A record of this run of its own kind (from a result key with a meaning)."""
-        self._recorder.put(
-            {"kind": kind, "run_id": self._recorder.run_id, "host": host, "body": body}
-        )
-
     def _record(self, result, status, ignored=False):
         if self._recorder is None:
             return
         host = result._host.get_name()
         task = result._task
-        if task.action in ARGUMENT_CHECK_ACTIONS and status == "ok":
+        if task.action in records.ARGUMENT_CHECK_ACTIONS and status == "ok":
             # Ansible's own check of a role's arguments, before every entry into a role:
             # no module runs and its success says nothing; its failure is recorded.
             return
@@ -349,216 +318,44 @@ class CallbackModule(CallbackBase):
             # What is stored next is free text from the result: know every vault value first.
             self._learn_host_vaults(result._host, task)
         scrub = self._redactor.scrub
-        run_id = self._recorder.run_id
+        name = scrub(task.get_name())
         summary = self._redactor.summary(res, status=status, no_log=bool(task.no_log))
-        gate = res.get("milepost_health_gate")
-        if isinstance(gate, dict) and gate.get("result") in ("rolled_back", "rollback_failed"):
-            # The health gate inside the module that made the change rolled it back.
+        if records.rolled_back(res, status):
             self._rolled_back.add(host)
         if status in ("failed", "unreachable") and not ignored:
             # The first failure of each host, for the glitch a failed run opens.
-            self._failures.setdefault(host, f"{scrub(task.get_name())}: {summary or status}")
+            self._failures.setdefault(host, f"{name}: {summary or status}")
+        warnings = None if task.no_log else res.get("warnings")
+        if status in ("ok", "changed") and warnings and isinstance(warnings, list):
+            self._warnings.setdefault(host, f"{name}: {scrub(str(warnings[0]))}")
         self._recorder.put(
-            task_result(
-                run_id,
+            records.task_record(
+                self._recorder.run_id,
                 host,
-                scrub(task.get_name()),
+                name,
                 status,
+                res,
                 duration=duration,
                 summary=summary,
                 action=task.action,
                 role=task._role.get_name() if task._role else "",
-                runs_on=_runs_on(task, status),
+                runs_on=records.runs_on(str(task.action), str(task.delegate_to or ""), status),
                 ignored=ignored,
                 check_mode=self._check_mode,
             )
         )
         if task.no_log:
             return
-        if not self._check_mode:
-            # What a module changed, also when it failed afterwards (a health gate that
-            # rolled the change back fails the host and returns both changes).
-            for change in res.get("milepost_package_changes") or ():
-                self._recorder.put(
-                    package_change(
-                        run_id,
-                        host,
-                        str(change.get("package")),
-                        change.get("from_version"),
-                        change.get("to_version"),
-                    )
-                )
-        if status not in ("ok", "changed"):
-            return
-        warnings = res.get("warnings")
-        if warnings and isinstance(warnings, list):
-            self._warnings.setdefault(host, f"{scrub(task.get_name())}: {scrub(str(warnings[0]))}")
-        if status == "changed" and task.get_name().endswith(ROLLBACK_TASK):
-            self._rolled_back.add(host)
-        packages = (res.get("ansible_facts") or {}).get("packages")
-        if isinstance(packages, dict):
-            versions = {name: found[0].get("version") for name, found in packages.items() if found}
-            self._recorder.put(package_facts(run_id, host, versions))
-        override = res.get("milepost_window_override")
-        if isinstance(override, dict):
-            self._put(
-                "window_override", host, {key: scrub(str(value)) for key, value in override.items()}
-            )
-        reboot = res.get("milepost_reboot_required")
-        if isinstance(reboot, dict):
-            self._put(
-                "reboot_required",
-                host,
-                {"packages": [scrub(str(p)) for p in reboot.get("packages") or ()]},
-            )
-        for item in res.get("milepost_interface_results") or ():
-            if isinstance(item, dict):
-                self._put(
-                    "interface_check",
-                    None,
-                    {
-                        **item,
-                        "messages": [scrub(str(m)) for m in item.get("messages") or ()],
-                    },
-                )
-        probe = (res.get("ansible_facts") or {}).get("milepost_probe")
-        if isinstance(probe, dict):
-            self._put("host_probe", host, _scrubbed(probe, scrub))
-        drift = res.get("milepost_drift")
-        if isinstance(drift, dict):
-            self._put("drift_check", host, _scrubbed(drift, scrub))
-        batch = res.get("milepost_batch")
-        if isinstance(batch, dict):
-            self._put(
-                "batch_started",
-                None,
-                {
-                    "play": scrub(str(batch.get("play") or "")),
-                    "number": batch.get("number"),
-                    "hosts": [str(h) for h in batch.get("hosts") or ()],
-                },
-            )
-        if self._check_mode:
-            return
-        for override in res.get("milepost_overrides") or ():
-            if isinstance(override, dict):
-                self._put(
-                    "safety_override",
-                    host,
-                    {
-                        **{str(k): scrub(str(v)) for k, v in override.items()},
-                        "operator": self.get_option("operator") or operator_name(),
-                    },
-                )
-
-
-def _plain_text(value):
-    """An extra var's value as text: JSON for structures, str for the rest."""
-    if isinstance(value, (dict, list)):
-        try:
-            return json.dumps(value, sort_keys=True, default=str)
-        except (TypeError, ValueError):
-            return str(value)
-    return str(value)
-
-
-def _is_vault(value):
-    return type(value).__name__ in ("AnsibleVaultEncryptedUnicode", "EncryptedString") or (
-        isinstance(value, str) and value.startswith("$ANSIBLE_VAULT;")
-    )
-
-
-def _scrubbed(value, scrub):
-    """A copy of plain data with every string scrubbed of secrets."""
-    if isinstance(value, dict):
-        return {str(key): _scrubbed(item, scrub) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrubbed(item, scrub) for item in value]
-    if isinstance(value, str):
-        return scrub(value)
-    return value
-
-
-#: Actions that run on the controller only, no module on the host (without a prefix).
-CONTROLLER_ACTIONS = frozenset(
-    {
-        "add_host",
-        "assert",
-        "debug",
-        "fail",
-        "group_by",
-        "import_role",
-        "import_tasks",
-        "include_role",
-        "include_tasks",
-        "include_vars",
-        "meta",
-        "set_fact",
-        "set_stats",
-        "validate_argument_spec",
-        "milepost_kill_switch",
-        "milepost_window_check",
-    }
-)
-LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def _runs_on(task, status):
-    """Where the task ran a module: "host" (the managed host), "controller" (an action of
-    the controller only, or delegated to it), None when skipped."""
-    if status == "skipped":
-        return None
-    action = str(task.action).rsplit(".", 1)[-1]
-    if action in CONTROLLER_ACTIONS or str(task.delegate_to or "") in LOCAL_NAMES:
-        return "controller"
-    return "host"
-
-
-#: The implicit task Ansible puts before a role with meta/argument_specs.yml.
-ARGUMENT_CHECK_ACTIONS = frozenset(
-    {"validate_argument_spec", "ansible.builtin.validate_argument_spec"}
-)
-
-SECRET_NAME = re.compile(r"(?i)(pass|secret|token|key|credential|auth|cert)")
-
-
-def _secret_extra_vars(extra_vars):
-    """Values of the extra vars whose names say they are secret (password, token, api_key,
-    ...), from key=value pairs, JSON/YAML strings and @files. Other extra vars (a window
-    override reason, a version pin) are ordinary data."""
-    found = {}
-    for item in extra_vars:
-        if item.startswith("@"):
-            try:
-                loaded = yaml.safe_load(Path(os.path.expanduser(item[1:])).read_text())
-            except (OSError, yaml.YAMLError):
-                continue
-        elif item.lstrip().startswith(("{", "[")):
-            try:
-                loaded = yaml.safe_load(item)
-            except yaml.YAMLError:
-                continue
-        else:
-            try:
-                loaded = dict(part.split("=", 1) for part in shlex.split(item) if "=" in part)
-            except ValueError:
-                continue
-        if isinstance(loaded, dict):
-            found.update(loaded)
-    return list(_values_under_secret_names(found))
-
-
-def _values_under_secret_names(data):
-    """Every value whose key, at any depth, names a secret."""
-    if isinstance(data, dict):
-        for name, value in data.items():
-            if SECRET_NAME.search(str(name)):
-                yield value
-            else:
-                yield from _values_under_secret_names(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _values_under_secret_names(value)
+        for record in records.result_records(
+            self._recorder.run_id,
+            host,
+            res,
+            status=status,
+            scrub=scrub,
+            check_mode=self._check_mode,
+            operator=self._operator or operator_name(),
+        ):
+            self._recorder.put(record)
 
 
 def _vault_secrets_given():

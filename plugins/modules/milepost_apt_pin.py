@@ -171,6 +171,13 @@ milepost_health_gate:
       maintenance_ledger callback counts a host rolled back from it.
   returned: with health_gate, when something changed or failed
   type: dict
+milepost_rollback:
+  description:
+    - V(true) when O(allow_downgrade) restored the versions found before the run (the
+      health gate's rollback). The maintenance_ledger callback records the task result of
+      such a change with C(rollback) true, which the notices read.
+  returned: with allow_downgrade, when apt-get ran
+  type: bool
 planned_changes:
   description: In check mode, the changes that would happen (shaped as milepost_package_changes).
   returned: in check mode, when something would change
@@ -663,6 +670,10 @@ def main():
         "previous_versions": previous,
         "milepost_overrides": overrides,
     }
+    if allow_downgrade:
+        # A restore to the versions found before the run: the callback records the host
+        # as rolled back from this key (never from the task's title).
+        result["milepost_rollback"] = True
 
     failure = ""
     if rc != 0:
