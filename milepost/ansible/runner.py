@@ -343,12 +343,8 @@ def run_checked(
     such as serial see extra vars, not inventory variables) and to the ledger callback
     (MILEPOST_PHASE)."""
     from milepost.errors import UserError
-    from milepost.inventory.checks import (
-        PHASES,
-        check_inventory,
-        default_inventory,
-        inventory_phase,
-    )
+    from milepost.inventory.checks import check_inventory
+    from milepost.inventory.reading import PHASES, default_inventory, inventory_phase
     from milepost.paths import project_root
 
     root = project_root()

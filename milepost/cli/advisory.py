@@ -1,4 +1,5 @@
-"""`milepost advisory ...`: security advisories in the ledger (milepost.patching.advisories).
+"""`milepost advisory ...`: security advisories in the ledger (milepost.patching.advisories;
+imports: milepost.patching.advisory_import).
 
 Exit codes: 0 done, 1 the ledger could not be written, 2 bad input (one line on stderr;
 nothing is recorded then).
@@ -138,7 +139,7 @@ def advisory_add(
 def _kev_products(inventory: Path | None) -> tuple[tuple[KevProduct, ...], str | None]:
     """The inventory's KEV mapping, and a warning to give once the import is done when
     there is no inventory to read it from."""
-    from milepost.inventory.checks import default_inventory
+    from milepost.inventory.reading import default_inventory
     from milepost.patching import policy as patch_policy
 
     if inventory is None:
@@ -182,7 +183,7 @@ def advisory_import(
     as_json: JsonOption = False,
 ) -> None:
     """Import advisories: new and changed ones are recorded, all or nothing."""
-    from milepost.patching.advisories import import_kev, import_vendor
+    from milepost.patching.advisory_import import import_kev, import_vendor
 
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"--format {shown(fmt)} is not one of {', '.join(FORMATS)}")

@@ -150,7 +150,7 @@ def parse_until(value: str) -> datetime:
 
 def inventory_groups_of(inventory: Path | None) -> dict[str, frozenset[str]]:
     """The inventory's groups: of ``inventory``, or of the one ansible.cfg names."""
-    from milepost.inventory.checks import default_inventory, inventory_groups
+    from milepost.inventory.reading import default_inventory, inventory_groups
 
     return inventory_groups([inventory] if inventory is not None else default_inventory())
 

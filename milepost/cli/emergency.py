@@ -60,6 +60,7 @@ def emergency_patch(
     """Emergency patch of one advisory (help: EMERGENCY_HELP)."""
     from milepost.notify import notify_emergency
     from milepost.patching import emergency
+    from milepost.patching.emergency_summary import print_summary
     from milepost.patching.fleet_lock import Refused
 
     try:
@@ -78,7 +79,7 @@ def emergency_patch(
         raise
     if summary is None:
         return
-    emergency.print_summary(console, summary)
+    print_summary(console, summary)
     if not summary.complete:
         raise MilepostError(
             f"emergency run {summary.run_id} did not patch every exposed host; see"

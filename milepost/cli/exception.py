@@ -45,7 +45,7 @@ def exception_add(
     """Record an exception: the hosts stay unpatched until the expiry date, with a reason
     and a compensating control. From the expiry date on they show as overdue again."""
     from milepost.input_checks import check_advisory_id, check_date
-    from milepost.inventory.checks import default_inventory, inventory_groups
+    from milepost.inventory.reading import default_inventory, inventory_groups
     from milepost.patching.exposure import add_exception
 
     advisory_id = check_advisory_id(advisory)

@@ -28,8 +28,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from milepost.errors import UserError
 from milepost.ledger.bodies import usable
 from milepost.ledger.chain import format_time, utc_now
+from milepost.ledger.database import LedgerUnavailable, problem
 from milepost.ledger.schema import records as T
-from milepost.ledger.store import LedgerUnavailable, prepare, problem
+from milepost.ledger.store import prepare
 from milepost.operator import operator_name
 
 if TYPE_CHECKING:

@@ -1,9 +1,10 @@
 """Checks of a maintenance inventory, made before any host is touched.
 
-The inventory is read with Ansible's own InventoryManager and VariableManager, so
-group_vars, host_vars and variable precedence are exactly what ansible-playbook sees; extra
-vars are laid on top, as they are in a run. The checks are those of the first play of
-playbooks/maintain.yml (which still guards plain ansible-playbook runs) and a few more:
+The inventory is read as ansible-playbook reads it (milepost.inventory.reading: Ansible's
+own InventoryManager and VariableManager, so group_vars, host_vars and variable precedence
+are exactly what a run sees); extra vars are laid on top, as they are in a run. The checks
+are those of the first play of playbooks/maintain.yml (which still guards plain
+ansible-playbook runs) and a few more:
 
 - the inventory exists and holds hosts in group ``ruc`` (never the implicit localhost),
   and ``--limit`` leaves at least one of them;
@@ -16,59 +17,47 @@ playbooks/maintain.yml (which still guards plain ansible-playbook runs) and a fe
 - the run's OS patching options are known: ``os_patch_scope`` all or security,
   ``os_patch_reboot`` never or if_required (roles/os_patch/meta/argument_specs.yml);
 - every ``baseline_*`` variable is one roles/baseline/meta/argument_specs.yml declares, with
-  entries of the declared keys, types and choices (a list or mapping as such, not a string
-  Ansible would split), sshd settings that are words rather than YAML booleans, and
-  ``baseline_diff_redact`` holds regular expressions. A baseline variable that needs facts
-  is checked by name only; the role checks its value on the host.
+  entries of the declared keys, types and choices (milepost.inventory.baseline_checks).
 
 Every problem is one line; :func:`check_inventory` raises them as one UserError.
 """
 
 from __future__ import annotations
 
-import contextlib
-import difflib
-import io
-import os
-import re
-import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from milepost.errors import UserError, printable
+from milepost.inventory.baseline_checks import _baseline_problems
 from milepost.inventory.debian import DEBIAN_VERSION, OS_PATCH_CHOICES, PACKAGE_NAME
+from milepost.inventory.reading import (
+    RUC_GROUP,
+    _ansible_error,
+    _init_plugins,
+    _inventory_error,
+    _loader,
+    _one_line,
+    _parse_failure,
+    _plain,
+    _quiet_ansible,
+    _template,
+    _use_project_config,
+    source_problem,
+)
 from milepost.inventory.windows import parse_blackouts, parse_window
 
 __all__ = [
     "CheckedInventory",
     "check_inventory",
-    "default_inventory",
-    "inventory_groups",
     "inventory_problems",
-    "inventory_phase",
-    "inventory_variables",
-    "source_problem",
 ]
 
-#: The group every RUC host belongs to.
-RUC_GROUP = "ruc"
-#: Ansible's message for the keys baseline entries do not have (option.key, ...).
-UNSUPPORTED_KEY = re.compile(r"(?P<where>.+?)\. Supported parameters include: (?P<keys>.*)\.")
 #: Problems listed in full in the one line; the rest are counted.
 MAX_LISTED = 5
 #: Hosts named with a problem; the rest are counted.
 MAX_HOSTS_NAMED = 3
-#: Nodes the aliases (*name) of one YAML document of an inventory may add once expanded.
-#: PyYAML builds an aliased node once and shares it, but Ansible copies and templates the
-#: data it reads: a "billion laughs" (9 anchors of 9 aliases each: 9**9 strings) takes it
-#: minutes and gigabytes. Ordinary anchors for reuse add far fewer.
-MAX_ALIAS_EXPANSION = 100_000
-#: Files of an inventory directory looked at for aliases (the rest are not).
-MAX_SCANNED_FILES = 2_000
 
 
 @dataclass(frozen=True)
@@ -78,267 +67,6 @@ class CheckedInventory:
     sources: tuple[Path, ...]
     #: The RUC hosts the run will touch (after --limit), in inventory order.
     hosts: tuple[str, ...]
-
-
-def _use_project_config() -> None:
-    """Ansible reads its configuration when first imported: make it the checkout's
-    ansible.cfg, the one every Milepost run uses (sets ANSIBLE_CONFIG in this process)."""
-    from milepost.paths import project_root
-
-    os.environ["ANSIBLE_CONFIG"] = str(project_root() / "ansible.cfg")
-
-
-@contextlib.contextmanager
-def _quiet_ansible() -> Iterator[io.StringIO]:
-    """Ansible's warnings would be many lines on the terminal: collect them instead."""
-    captured = io.StringIO()
-    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
-        yield captured
-
-
-def _loader(playbook_dir: Path | None = None) -> Any:
-    """Ansible's DataLoader with the vault secrets ansible-playbook would have: the password
-    files and vault identities of ANSIBLE_VAULT_PASSWORD_FILE / ANSIBLE_VAULT_IDENTITY_LIST
-    or ansible.cfg, so an inventory with vault-encrypted files or values reads as in a run.
-    Never prompts. Raises AnsibleError if a configured password file cannot be read."""
-    from ansible import constants as C
-    from ansible.cli import CLI
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.parsing.vault import VaultSecretsContext
-
-    loader = DataLoader()
-    if playbook_dir is not None:
-        loader.set_basedir(str(playbook_dir))
-    current = VaultSecretsContext.current(optional=True)
-    if current is not None:  # read once per process, as Ansible's own commands do
-        loader.set_vault_secrets(current.secrets)
-        return loader
-    secrets = CLI.setup_vault_secrets(
-        loader,
-        vault_ids=list(C.DEFAULT_VAULT_IDENTITY_LIST),
-        ask_vault_pass=False,
-        auto_prompt=False,
-        initialize_context=False,
-    )
-    loader.set_vault_secrets(secrets)
-    VaultSecretsContext.initialize(VaultSecretsContext(secrets))
-    return loader
-
-
-_plugins_ready = False
-
-
-def _init_plugins() -> None:
-    global _plugins_ready
-    if not _plugins_ready:
-        from ansible.plugins.loader import init_plugin_loader
-
-        init_plugin_loader()
-        _plugins_ready = True
-
-
-def default_inventory() -> list[Path]:
-    """The inventory ansible.cfg names (what ansible-playbook uses without -i)."""
-    _use_project_config()
-    with _quiet_ansible():
-        from ansible import constants as C
-
-        return [Path(source) for source in C.DEFAULT_HOST_LIST]
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _named(path: Path) -> str:
-    """A path for a message: as it is when it is short plain text, else quoted safely."""
-    text = str(path)
-    if len(text) <= 200 and text.isprintable() and text.isascii():
-        return text
-    from milepost.input_checks import shown
-
-    return shown(text, 200)
-
-
-def source_problem(source: Path) -> str | None:
-    """Why ``source`` cannot be read as an inventory (one line), or None: it must be an
-    existing file or directory with a usable name, and no YAML file of it may hold an
-    alias bomb. Nothing here lets Ansible near a path that would hang or exhaust it (a
-    FIFO, /dev/zero, a "billion laughs")."""
-    hint = "pass -i PATH to an inventory file or directory"
-    try:
-        mode = source.stat().st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return f"inventory {_named(source)} does not exist: {hint}"
-    except ValueError:
-        return f"inventory {_named(source)} is not a usable path (it holds a NUL): {hint}"
-    except OSError as bad:
-        return f"inventory {_named(source)} cannot be read ({bad.strerror or bad}): {hint}"
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        return f"inventory {_named(source)} is not a regular file or a directory: {hint}"
-    return _alias_problem(source)
-
-
-def _inventory_files(source: Path) -> Iterator[Path]:
-    """The files Ansible reads for ``source``: the file and the group_vars and host_vars
-    beside it, or every file of a directory."""
-    if source.is_dir():
-        roots = [source]
-    else:
-        yield source
-        roots = [source.parent / "group_vars", source.parent / "host_vars"]
-    seen = 0
-    for top in roots:
-        if not top.is_dir():
-            continue
-        for directory, subdirs, files in os.walk(top):
-            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-            for name in sorted(files):
-                if name.startswith("."):
-                    continue
-                seen += 1
-                if seen > MAX_SCANNED_FILES:
-                    return
-                yield Path(directory) / name
-
-
-def _alias_problem(source: Path) -> str | None:
-    for path in _inventory_files(source):
-        try:
-            status = path.stat()
-        except (OSError, ValueError):
-            continue  # Ansible says what is wrong with it
-        if not stat.S_ISREG(status.st_mode):
-            if path == source:
-                continue
-            return (
-                f"inventory file {_named(path)} is not a regular file: remove it from the inventory"
-            )
-        why = _yaml_expansion(str(path), status.st_mtime_ns, status.st_size)
-        if why:
-            return f"inventory file {_named(path)} {why}: write the values out instead"
-    return None
-
-
-class _Endless(Exception):
-    """A YAML node that contains itself."""
-
-
-def _children(node: Any) -> list[Any]:
-    import yaml
-
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
-def _expanded_size(root: Any) -> tuple[int, int]:
-    """(nodes once every alias is expanded, distinct nodes) of a composed YAML node graph;
-    _Endless if a node contains itself. Iterative: no recursion limit."""
-    sizes: dict[int, int] = {}
-    path: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(root, False)]
-    while stack:
-        node, finished = stack.pop()
-        key = id(node)
-        if finished:
-            path.discard(key)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
-            continue
-        if key in sizes:
-            continue
-        if key in path:
-            raise _Endless
-        path.add(key)
-        stack.append((node, True))
-        for child in _children(node):
-            if id(child) in path:
-                raise _Endless
-            if id(child) not in sizes:
-                stack.append((child, False))
-    return sizes[id(root)], len(sizes)
-
-
-@cache
-def _yaml_expansion(path: str, mtime_ns: int, size: int) -> str | None:
-    """What is wrong with the aliases of the YAML file at ``path`` (cached by its time and
-    size), or None. A file that is not YAML is Ansible's to judge."""
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        with open(path, "rb") as handle:
-            for document in yaml.compose_all(handle, Loader=loader):
-                if document is None:
-                    continue
-                try:
-                    expanded, distinct = _expanded_size(document)
-                except _Endless:
-                    return "holds a YAML alias that refers to itself"
-                if expanded - distinct > MAX_ALIAS_EXPANSION:
-                    return (
-                        f"holds YAML aliases (*name) that expand to {expanded} values, more"
-                        f" than {MAX_ALIAS_EXPANSION} (an alias bomb?)"
-                    )
-    except RecursionError:
-        return "nests YAML more deeply than Python can read"
-    except (yaml.YAMLError, OSError, ValueError):
-        return None
-    return None
-
-
-def _ansible_error(exc: Exception) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    return _one_line(str(message).splitlines()[0] if str(message).strip() else repr(exc))
-
-
-def _plain(value: Any) -> Any:
-    """Ansible's tagged values as plain Python (so messages show them as written)."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, date):
-        return value
-    if isinstance(value, Mapping):
-        return {_plain(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _parse_failure(source: Path, warnings: str) -> str | None:
-    """The reason Ansible gave for not parsing source, if it said it could not."""
-    names = {str(source), os.path.normpath(os.path.abspath(os.path.expanduser(str(source))))}
-    if not any(f"Unable to parse {name} as an inventory source" in warnings for name in names):
-        return None
-    reasons = re.findall(r"Failed to parse inventory with '([^']+)' plugin: ([^\n]+)", warnings)
-    preferred = [r for plugin, r in reasons if plugin in ("auto", "yaml")] or [
-        r for _, r in reasons
-    ]
-    return preferred[0].strip() if preferred else "no inventory plugin accepted it"
-
-
-def _inventory_error(sources: Sequence[Path], exc: Exception, warnings: str) -> str:
-    """One line for an inventory Ansible refused: why it could not parse a source when it
-    said so (ansible.cfg's unparsed_is_failed makes that an error), else its message."""
-    for source in sources:
-        failure = _parse_failure(source, warnings)
-        if failure:
-            return f"inventory {_named(source)} could not be parsed: {_one_line(failure)}"
-    message = f"inventory {', '.join(map(_named, sources))}: {_ansible_error(exc)}"
-    if "vault" in message.lower():
-        message += (
-            " (the inventory holds vault-encrypted data: give the password file as for"
-            " ansible-playbook, ANSIBLE_VAULT_PASSWORD_FILE or vault_password_file in ansible.cfg)"
-        )
-    return message
 
 
 def _package_problems(pins: Any) -> Iterator[str]:
@@ -386,122 +114,6 @@ def _option_problems(values: Mapping[str, Any]) -> Iterator[str]:
             yield f"{name} must be {' or '.join(choices)}, not {value!r}"
 
 
-@cache
-def _baseline_spec() -> dict[str, Any]:
-    import yaml
-
-    from milepost.paths import PACKAGE_CHECKOUT
-
-    path = PACKAGE_CHECKOUT / "roles/baseline/meta/argument_specs.yml"
-    spec: dict[str, Any] = yaml.safe_load(path.read_text())["argument_specs"]["main"]["options"]
-    return spec
-
-
-def _kind(value: Any) -> str:
-    return "empty" if value is None else type(value).__name__
-
-
-def _baseline_shape_problems(name: str, option: Mapping[str, Any], value: Any) -> list[str]:
-    """Lists and mappings as the role uses them: Ansible's argument spec would accept a
-    string for a list (split at commas) or a dict (key=value), and the role then fails on
-    every host."""
-    kind = option.get("type")
-    if kind == "list" and not isinstance(value, list):
-        return [f"{name} must be a list, not {_kind(value)}"]
-    if kind == "dict" and not isinstance(value, Mapping):
-        return [f"{name} must be a mapping, not {_kind(value)}"]
-    problems = []
-    if kind == "list" and option.get("elements") == "dict":
-        problems = [
-            f"{name}[{index}] must be a mapping, not {_kind(entry)}"
-            for index, entry in enumerate(value)
-            if not isinstance(entry, Mapping)
-        ]
-    elif name == "baseline_diff_redact":
-        problems = [
-            f"{name}[{index}] must be a regular expression (a string), not {_kind(entry)}"
-            for index, entry in enumerate(value)
-            if not isinstance(entry, str)
-        ]
-    elif name == "baseline_sshd_settings":
-        problems = [
-            f"{name}: {key} is {str(setting).lower()}, which sshd does not read:"
-            f" quote it ({'yes' if setting else 'no'!r})"
-            for key, setting in value.items()
-            if isinstance(setting, bool)
-        ]
-    return problems
-
-
-def _non_text_keys(value: Any, where: str) -> list[str]:
-    """Mapping keys that are not text (YAML reads ``0:`` or ``yes:`` as a number or a
-    boolean): Ansible's argument spec validation cannot even name them."""
-    found: list[str] = []
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                found.append(f"{where} has the key {key!r}, which is not text: quote it")
-            else:
-                step = key if key.isprintable() and len(key) <= 60 else ascii(key)[:60]
-                found.extend(_non_text_keys(item, f"{where}.{step}"))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.extend(_non_text_keys(item, f"{where}[{index}]"))
-    return found[:MAX_LISTED]
-
-
-def _unknown_keys(error: str, spec: Mapping[str, Any]) -> list[str] | None:
-    """Ansible names every unknown key of every option in one message, with the known
-    keys of only one of them: one line per option instead, with its own known keys."""
-    unsupported = UNSUPPORTED_KEY.fullmatch(error)
-    if not unsupported:
-        return None
-    by_option: dict[str, list[str]] = {}
-    for where in unsupported["where"].split(", "):
-        option, _, key = where.partition(".")
-        by_option.setdefault(option, []).append(key)
-    lines = []
-    for option, keys in by_option.items():
-        known = ", ".join(sorted((spec.get(option) or {}).get("options") or {}))
-        plural = "s" if len(keys) > 1 else ""
-        named = ", ".join(key if key.isprintable() else ascii(key) for key in keys)
-        lines.append(f"{option} has unknown key{plural} {named} (known keys: {known})")
-    return lines
-
-
-def _baseline_problems(
-    values: Mapping[str, Any], *, unresolved: Iterable[str] = ()
-) -> Iterator[str]:
-    """The baseline variables set for a host, checked against roles/baseline's argument
-    spec: unknown variables and keys, wrong types and choices, bad redaction patterns.
-    Unresolved variables (templates that need facts) are only checked by name."""
-    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-
-    spec = _baseline_spec()
-    for name in sorted((set(values) | set(unresolved)) - set(spec)):
-        close = difflib.get_close_matches(name, list(spec), n=1)
-        hint = f": did you mean {close[0]}?" if close else ""
-        shown_name = name if name.isprintable() and len(name) <= 100 else ascii(name)[:100]
-        yield (
-            f"unknown baseline variable {shown_name} (roles/baseline/meta/argument_specs.yml){hint}"
-        )
-    known: dict[str, Any] = {}
-    for name, value in values.items():
-        if name in spec:
-            shape = _baseline_shape_problems(name, spec[name], value) or _non_text_keys(value, name)
-            yield from shape
-            if not shape:
-                known[name] = value
-    for error in ArgumentSpecValidator(spec).validate(known).error_messages:
-        lines = _unknown_keys(error, spec)
-        yield from lines if lines is not None else ["baseline: " + " ".join(error.split())]
-    for pattern in known.get("baseline_diff_redact") or ():
-        try:
-            re.compile(pattern)
-        except re.error as bad:
-            yield f"baseline_diff_redact: {pattern!r} is not a regular expression ({bad})"
-
-
 def _window_problems(variables: Mapping[str, Any]) -> Iterator[str]:
     """Windows are checked where preflight checks them: per host, named by its group."""
     groups = variables.get("group_names") or []
@@ -527,13 +139,6 @@ def _by_problem(found: Mapping[str, list[str]]) -> list[str]:
             named += f" and {len(hosts) - MAX_HOSTS_NAMED} more hosts"
         lines.append(f"{named}: {text}")
     return lines
-
-
-def _template(templar: Any, variables: Mapping[str, Any], name: str) -> Any:
-    value = variables.get(name)
-    if value is None:
-        return None
-    return _plain(templar.template(value))
 
 
 def inventory_problems(
@@ -706,89 +311,6 @@ def _downgrade_problems(named: Any, run_packages: set[str]) -> list[str]:
             f" ({', '.join(sorted(run_packages)) or 'none'}); name only those"
         ]
     return []
-
-
-def inventory_groups(sources: Sequence[Path]) -> dict[str, frozenset[str]]:
-    """Every group of the inventory ("all" included) and its hosts, child groups' included.
-    UserError (one line) if the inventory is missing, cannot be parsed or holds no host."""
-    if not sources:
-        raise UserError("no inventory given: pass -i PATH or set inventory in ansible.cfg")
-    for source in sources:
-        why = source_problem(source)
-        if why:
-            raise UserError(why)
-    _use_project_config()
-    with _quiet_ansible() as warnings:
-        _init_plugins()
-        from ansible.errors import AnsibleError
-        from ansible.inventory.manager import InventoryManager
-
-        try:
-            inventory = InventoryManager(loader=_loader(), sources=[str(s) for s in sources])
-            groups = {
-                str(name): frozenset(str(host.get_name()) for host in group.get_hosts())
-                for name, group in inventory.groups.items()
-            }
-        except AnsibleError as exc:
-            raise UserError(_inventory_error(sources, exc, warnings.getvalue())) from None
-    if not groups.get("all"):
-        for source in sources:
-            failure = _parse_failure(source, warnings.getvalue())
-            if failure:
-                raise UserError(f"inventory {source} could not be parsed: {_one_line(failure)}")
-        raise UserError(f"inventory {', '.join(map(str, sources))} has no hosts")
-    return groups
-
-
-def inventory_variables(
-    sources: Sequence[Path], names: Sequence[str]
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The values of ``names`` as the controller (localhost, group all) sees them, and as
-    each RUC host sees them ({host: {name: value}}), templated; a name that is not set is
-    left out. UserError (one line) if the inventory is missing or cannot be read."""
-    for source in sources:
-        why = source_problem(source)
-        if why:
-            raise UserError(why)
-    _use_project_config()
-    with _quiet_ansible() as warnings:
-        _init_plugins()
-        from ansible.errors import AnsibleError
-        from ansible.inventory.manager import InventoryManager
-        from ansible.template import Templar
-        from ansible.vars.manager import VariableManager
-
-        def picked(all_vars: Mapping[str, Any]) -> dict[str, Any]:
-            templar = Templar(loader=loader, variables=all_vars)
-            return {name: _template(templar, all_vars, name) for name in names if name in all_vars}
-
-        try:
-            loader = _loader()
-            inventory = InventoryManager(loader=loader, sources=[str(s) for s in sources])
-            variables = VariableManager(loader=loader, inventory=inventory)
-            controller = picked(variables.get_vars(host=inventory.get_host("localhost")))
-            hosts = inventory.get_hosts(RUC_GROUP) if RUC_GROUP in inventory.groups else []
-            per_host = {host.get_name(): picked(variables.get_vars(host=host)) for host in hosts}
-        except AnsibleError as exc:
-            raise UserError(_inventory_error(sources, exc, warnings.getvalue())) from None
-    return controller, per_host
-
-
-#: The program's phases (milepost_phase): hypercare, the early days and months after a
-#: launch, makes every run stricter.
-PHASES = ("normal", "hypercare")
-
-
-def inventory_phase(sources: Sequence[Path]) -> str:
-    """The inventory's milepost_phase (group all; default normal). UserError if unknown."""
-    controller, _ = inventory_variables(sources, ["milepost_phase"])
-    phase = controller.get("milepost_phase") or "normal"
-    if phase not in PHASES:
-        raise UserError(
-            f"milepost_phase {str(phase)[:40]!r} is not one of {', '.join(PHASES)}:"
-            " set it in group_vars/all"
-        )
-    return str(phase)
 
 
 def _source_defaults() -> dict[str, list[str]]:

@@ -138,7 +138,7 @@ def parse_systems(
 def load_systems(sources: Sequence[Path] | None = None) -> dict[str, System]:
     """The inventory's systems (default: the inventory ansible.cfg names), {group: System}.
     UserError (one line) for bad data or an unreadable inventory."""
-    from milepost.inventory.checks import default_inventory, inventory_groups, inventory_variables
+    from milepost.inventory.reading import default_inventory, inventory_groups, inventory_variables
     from milepost.inventory.vendors import HOST_VENDOR_VAR
 
     paths = list(sources) if sources else default_inventory()

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from milepost.ledger.book import Ledger
     from milepost.ledger.chain import GENESIS_HASH, VerifyResult
     from milepost.ledger.config import ledger_url, mask_url
+    from milepost.ledger.database import LedgerUnavailable
     from milepost.ledger.runs import (
         RUN_KINDS,
         RUN_STATUSES,
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
         run_started,
         task_result,
     )
-    from milepost.ledger.store import TASK_STATUSES, LedgerUnavailable
+    from milepost.ledger.store import TASK_STATUSES
 
 # The names above are loaded when first used, not when the package is imported: importing
 # any milepost.ledger.<module> runs this file first, and loading SQLAlchemy and
@@ -78,7 +79,7 @@ _HOMES = {
     "task_result": "runs",
     "TASK_STATUSES": "store",
     "Ledger": "book",
-    "LedgerUnavailable": "store",
+    "LedgerUnavailable": "database",
 }
 
 __all__ = [

@@ -47,8 +47,9 @@ from milepost.ledger.chain import (
     utc_now,
 )
 from milepost.ledger.checkpoint import fsync_dir, load_checkpoint
+from milepost.ledger.database import LedgerUnavailable, problem
 from milepost.ledger.schema import records as T
-from milepost.ledger.store import LedgerUnavailable, prepare, problem
+from milepost.ledger.store import prepare
 
 if TYPE_CHECKING:
     from milepost.ledger.store import Store

@@ -26,7 +26,7 @@ __all__ = ["Ledger", "open_existing"]
 
 class Ledger(Store):
     """The maintenance ledger at one database URL: ``Ledger.open(url)`` creates or upgrades
-    its schema (see Store)."""
+    its schema (see milepost.ledger.database.Database)."""
 
     def checkpoint(self, out: Path, key_path: Path | None = None) -> dict[str, Any]:
         """Verify the chain, then write a signed head {seq, count, head_hash, created_at,

@@ -9,7 +9,7 @@ import sys
 import milepost.ledger.spool as spooling
 from milepost.errors import UserError
 from milepost.ledger.book import Ledger
-from milepost.ledger.store import LedgerUnavailable
+from milepost.ledger.database import LedgerUnavailable
 
 __all__ = ["open_ledger", "tidy"]
 

@@ -230,7 +230,7 @@ def close_stale_runs(ledger: Store) -> list[str]:
         return []
     from sqlalchemy.exc import SQLAlchemyError
 
-    from milepost.ledger.store import LedgerUnavailable, problem
+    from milepost.ledger.database import LedgerUnavailable, problem
 
     try:
         with ledger.write_transaction() as conn:

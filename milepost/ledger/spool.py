@@ -35,9 +35,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from milepost.errors import MilepostError, UserError
 from milepost.ledger.chain import canonical_body, load_body, utc_now
 from milepost.ledger.config import FILE_MODE
+from milepost.ledger.database import LedgerUnavailable, problem
 from milepost.ledger.runs import process_alive, process_start_time
 from milepost.ledger.schema import records as T
-from milepost.ledger.store import LedgerUnavailable, Prepared, prepare, problem
+from milepost.ledger.store import Prepared, prepare
 from milepost.paths import state_dir
 
 if TYPE_CHECKING:

@@ -460,7 +460,7 @@ def parse_notify_config(value: Any, *, root: Path) -> NotifyConfig:
 def load_notify_config(sources: Sequence[Path] | None = None) -> NotifyConfig | None:
     """The inventory's ``milepost_notify`` (default: the inventory ansible.cfg names), or
     None when it is not set. UserError (one line) for bad data."""
-    from milepost.inventory.checks import default_inventory, inventory_variables
+    from milepost.inventory.reading import default_inventory, inventory_variables
     from milepost.paths import project_root
 
     paths = list(sources) if sources else default_inventory()

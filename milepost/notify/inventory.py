@@ -69,7 +69,7 @@ def _vault_values(sources: Sequence[Path]) -> list[str]:
     an encrypted file, milepost.ansible.vault_values) and variables named vault_* (templated). A
     value that cannot be decrypted is left out (then it cannot reach a notice either)."""
     from milepost.ansible.vault_values import vault_values
-    from milepost.inventory.checks import (
+    from milepost.inventory.reading import (
         _init_plugins,
         _loader,
         _quiet_ansible,
@@ -119,7 +119,7 @@ def _leaves(value: Any) -> Iterator[Any]:
 def load_setup(sources: Sequence[Path] | None = None) -> NotifySetup | None:
     """The inventory's notice settings, systems, vendors and windows; None when
     milepost_notify is not set. UserError (one line) for bad data."""
-    from milepost.inventory.checks import default_inventory, inventory_groups, inventory_variables
+    from milepost.inventory.reading import default_inventory, inventory_groups, inventory_variables
     from milepost.paths import project_root
 
     paths = list(sources) if sources else default_inventory()

@@ -1,7 +1,7 @@
-"""Sending a notice: read what it says (milepost.notify.content), render it for each
-audience, mask every secret, deliver it by e-mail and webhook, and record every delivery,
-sent or failed, as one ``notice`` record in the ledger (spooled if the ledger cannot be
-written).
+"""Sending a notice: read what it says (milepost.notify.content and the content_upcoming,
+content_runs and content_glitch modules beside it), render it for each audience, mask every
+secret, deliver it by e-mail and webhook, and record every delivery, sent or failed, as one
+``notice`` record in the ledger (spooled if the ledger cannot be written).
 
 ``send_notice`` is what the CLI calls; ``notify_upcoming_now``, ``notify_completed`` and
 ``notify_emergency`` are for runs (milepost maintain, emergency-patch): they never raise,
@@ -25,7 +25,7 @@ from milepost.errors import MilepostError, UserError
 from milepost.input_checks import shown
 from milepost.ledger.bodies import usable
 from milepost.ledger.spool import append_or_spool
-from milepost.notify import content
+from milepost.notify import content, content_glitch, content_runs, content_upcoming
 from milepost.notify.config import (
     NOTICES,
     Audience,
@@ -281,19 +281,19 @@ def _contents(
     if notice == "completed":
         if not run_id:
             raise UserError("the completed notice needs --run-id: `milepost ledger runs`")
-        same = content.completed(ledger, setup, run_id, now=clock)
+        same = content_runs.completed(ledger, setup, run_id, now=clock)
         return [(name, same) for name in audiences]
     if notice == "emergency":
         if not run_id:
             raise UserError("the emergency notice needs --run-id of the emergency patch run")
-        same = content.emergency(ledger, setup, run_id, now=clock)
+        same = content_runs.emergency(ledger, setup, run_id, now=clock)
         return [(name, same) for name in audiences]
     if notice == "glitch":
         if not note_id:
             raise UserError("the glitch notice needs --note: `milepost note list --type glitch`")
-        same = content.glitch(ledger, setup, note_id, now=clock)
+        same = content_glitch.glitch(ledger, setup, note_id, now=clock)
         return [(name, same) for name in audiences]
-    chosen = content.upcoming_openings(
+    chosen = content_upcoming.upcoming_openings(
         setup,
         now=clock,
         within_hours=within_hours,
@@ -323,7 +323,7 @@ def _contents(
                 f"{name}: already told about"
                 f" {', '.join(o.key for o in chosen if o.key in told)}: left out"
             )
-        found.append((name, content.upcoming(setup, fresh, now=clock, run_id=run_id)))
+        found.append((name, content_upcoming.upcoming(setup, fresh, now=clock, run_id=run_id)))
     return found
 
 

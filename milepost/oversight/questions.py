@@ -29,8 +29,9 @@ from milepost.errors import UserError
 from milepost.input_checks import check_multiline, check_text, shown
 from milepost.ledger.bodies import usable
 from milepost.ledger.chain import TIME_FORMAT, format_time, utc_now
+from milepost.ledger.database import LedgerUnavailable, problem
 from milepost.ledger.schema import records as T
-from milepost.ledger.store import LedgerUnavailable, prepare, problem
+from milepost.ledger.store import prepare
 from milepost.operator import operator_name
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from milepost.oversight.registers import run_glitch_record
+from milepost.oversight.register_writing import run_glitch_record
 
 __all__ = ["run_glitch"]
 

@@ -194,7 +194,7 @@ def load(sources: Sequence[Path] | None = None) -> PatchSettings:
     """The patch settings of the inventory (default: the one ansible.cfg names). A host's
     policy is its group's (stricter only), cut further by the patch days its vendor's
     contract commits to (milepost_vendors)."""
-    from milepost.inventory.checks import default_inventory, inventory_variables
+    from milepost.inventory.reading import default_inventory, inventory_variables
     from milepost.inventory.vendors import HOST_VENDOR_VAR, load_vendors
 
     chosen = list(sources) if sources else default_inventory()

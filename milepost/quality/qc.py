@@ -66,7 +66,8 @@ def catalogue_digest(root: Path) -> tuple[str, dict[str, str]]:
 
 def recorded_change(ledger: Ledger) -> Any:
     """The newest qc-process entry of the registers that carries a catalogue digest."""
-    from milepost.oversight.registers import QC_PROCESS, notes
+    from milepost.oversight.register_reading import notes
+    from milepost.oversight.registers import QC_PROCESS
 
     found = [n for n in notes(ledger, type=QC_PROCESS) if n.details.get("catalogue_sha256")]
     return found[-1] if found else None
@@ -75,7 +76,8 @@ def recorded_change(ledger: Ledger) -> Any:
 def record_change(ledger: Ledger, root: Path, *, title: str, reason: str) -> Any:
     """A qc-process entry: why the catalogue changed, with its digest, its files and what
     changed since the last recorded change."""
-    from milepost.oversight.registers import QC_PROCESS, add_note
+    from milepost.oversight.register_writing import add_note
+    from milepost.oversight.registers import QC_PROCESS
 
     digest, files = catalogue_digest(root)
     before = recorded_change(ledger)
@@ -304,9 +306,10 @@ def run_qc(
     """Check the inventory, run the QC, record it; return (run id, results, glitch id or
     None). UserError for bad input (nothing run)."""
     from milepost.ansible.recorder import git_commit
-    from milepost.inventory.checks import check_inventory, default_inventory
+    from milepost.inventory.checks import check_inventory
+    from milepost.inventory.reading import default_inventory
     from milepost.ledger import new_run_id, run_ended, run_started
-    from milepost.oversight.registers import run_glitch_record
+    from milepost.oversight.register_writing import run_glitch_record
     from milepost.paths import project_root
 
     root = project_root()

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from milepost.reports.dashboard import render_dashboard, write_dashboard
-    from milepost.reports.status import DashboardStatus, build_status, status_data
+    from milepost.reports.status import build_status, status_data
+    from milepost.reports.status_model import DashboardStatus
 
 # Loaded when first used: importing any milepost.reports.<module> runs this file first, and
 # the dashboard's Jinja2 and the status model's SQLAlchemy would otherwise load with it
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "render_dashboard": "dashboard",
     "write_dashboard": "dashboard",
-    "DashboardStatus": "status",
+    "DashboardStatus": "status_model",
     "build_status": "status",
     "status_data": "status",
 }

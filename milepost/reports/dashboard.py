@@ -117,14 +117,14 @@ def write_dashboard(
     as every ledger command opens it: runs whose writer is gone are closed first). Returns
     the path of index.html. UserError (one line) for bad input."""
     from milepost.ledger.checkpoint import write_atomic
+    from milepost.ledger.database import problem
     from milepost.ledger.housekeeping import open_ledger
-    from milepost.ledger.store import problem
 
     check_months(months)
     if _is_file(out_dir):
         _out_dir(out_dir)  # refuse a file before any slow work
     if sources:
-        from milepost.inventory.checks import source_problem
+        from milepost.inventory.reading import source_problem
 
         for source in sources:
             unusable = source_problem(source)

@@ -124,8 +124,8 @@ def test_open_is_idempotent_and_reports_revision(ledger_url):
 
 
 def test_schema_head_constant_matches_the_migrations():
+    from milepost.ledger.database import _script_head
     from milepost.ledger.schema import SCHEMA_HEAD
-    from milepost.ledger.store import _script_head
 
     assert _script_head()[0] == SCHEMA_HEAD
 

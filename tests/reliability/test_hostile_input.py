@@ -159,7 +159,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         mp.chdir(root / "cwd")
         # Ansible patches socket.getaddrinfo when first imported (and checks its patch):
         # import it, on the checkout's ansible.cfg, before the network is stubbed.
-        from milepost.inventory.checks import default_inventory
+        from milepost.inventory.reading import default_inventory
 
         default_inventory()
         import milepost.ansible.runner
@@ -840,7 +840,8 @@ def test_notify_config(notify: Any) -> None:
 def test_patch_policy(
     policy: Any, host_policy: Any, products: Any, published: date, where: str
 ) -> None:
-    from milepost.patching.policy import SEVERITIES, parse_kev_products, parse_policy
+    from milepost.inventory.severities import SEVERITIES
+    from milepost.patching.policy import parse_kev_products, parse_policy
 
     base = judged("milepost_patch_policy", parse_policy, policy, where)
     if base is not None:
@@ -897,6 +898,7 @@ def test_inventory_checks(
     pins: Any, interfaces: Any, options: Any, window: Any, baseline: Any
 ) -> None:
     """The checks milepost maintain makes of inventory values, each problem one line."""
+    from milepost.inventory import baseline_checks
     from milepost.inventory import checks as ic
 
     problems_one_line("app_update_versions", list(ic._package_problems(pins)))
@@ -909,7 +911,7 @@ def test_inventory_checks(
         problems_one_line("windows", list(ic._window_problems(variables)))
     if isinstance(baseline, dict):
         values = {str(k): v for k, v in baseline.items() if str(k).startswith("baseline_")}
-        problems_one_line("baseline", list(ic._baseline_problems(values)))
+        problems_one_line("baseline", list(baseline_checks._baseline_problems(values)))
     tally(TALLY)
 
 
@@ -1040,7 +1042,7 @@ def test_vendor_advisory_files(
 ) -> None:
     """milepost advisory import of a vendor's YAML or CSV file: imported, or refused in
     one line naming the file and the entry."""
-    from milepost.patching.advisories import CSV_COLUMNS, import_vendor
+    from milepost.patching.advisory_import import CSV_COLUMNS, import_vendor
 
     path = sandbox.root / ("advisories.csv" if kind == "csv" else "advisories.yml")
     if kind == "dump":
@@ -1076,7 +1078,7 @@ def test_kev_catalog(
     sandbox: Sandbox, ledger: Any, catalog: Any, entry: Any, template: str, raw: str, raw_kind: bool
 ) -> None:
     """milepost advisory import of CISA's KEV catalog (JSON)."""
-    from milepost.patching.advisories import import_kev
+    from milepost.patching.advisory_import import import_kev
     from milepost.patching.policy import parse_kev_products
 
     path = sandbox.root / "kev.json"

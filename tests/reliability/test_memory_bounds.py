@@ -7,7 +7,7 @@
   RLIMIT_AS (2 GiB): exit 2, one line, no traceback, no MemoryError. (PyYAML itself builds
   an aliased node once and shares it, so yaml.safe_load of the bomb is small; Ansible
   copies and templates what it read, which took minutes and 2 GiB before milepost refused
-  such inventories itself: milepost.inventory.checks.MAX_ALIAS_EXPANSION.)
+  such inventories itself: milepost.inventory.reading.MAX_ALIAS_EXPANSION.)
 - A task that prints 100 MiB (stdout, and stderr of a failing task) in an ansible-playbook
   run recorded by the maintenance_ledger callback: the run is recorded, the ledger
   verifies, the task's stored record stays small, and the run's peak RSS with the ledger

@@ -444,7 +444,7 @@ milepost_notify:
 
 def notify_inventory(path: Path, smtp, webhook_url: str, smtp_password: str) -> Path:
     """The lab inventory (a copy) with milepost_notify and the SMTP password, a vault_*
-    variable in plaintext: milepost's own inventory reader (milepost.inventory.checks) gives
+    variable in plaintext: milepost's own inventory reader (milepost.inventory.reading) gives
     Ansible no vault secret, so a vault-encrypted file in the inventory makes every
     milepost command that reads it (maintain, notify, report) fail, even with
     ANSIBLE_VAULT_PASSWORD_FILE set. The runs' inventory vault files are in a second

@@ -252,7 +252,9 @@ def test_a_plain_http_webhook_is_exit_2_or_with_the_switch_recorded_insecure(
 
 def test_register_csv_goes_through_the_one_csv_writer(ledger, monkeypatch):
     import milepost.ledger.export as ledger_export
-    from milepost.oversight.registers import add_note, export, notes
+    from milepost.oversight.register_export import export
+    from milepost.oversight.register_reading import notes
+    from milepost.oversight.register_writing import add_note
 
     for start in ("=", "+", "-", "@"):
         add_note(

@@ -30,9 +30,13 @@ NOT_FOR_HELP = (
     "sqlalchemy",
     "yaml",
     "milepost.inventory.checks",
+    "milepost.inventory.reading",
+    "milepost.ledger.database",
     "milepost.ledger.store",
     "milepost.reports.dashboard",
     "milepost.reports.status",
+    "milepost.reports.status_model",
+    "milepost.reports.status_sections",
 )
 #: Reading an empty ledger needs SQLAlchemy and the store, none of these.
 NOT_FOR_LEDGER_RUNS = (
@@ -47,6 +51,8 @@ NOT_FOR_LEDGER_RUNS = (
     "milepost.drift.findings",
     "milepost.reports.dashboard",
     "milepost.reports.status",
+    "milepost.reports.status_model",
+    "milepost.reports.status_sections",
 )
 
 SCRIPT = """

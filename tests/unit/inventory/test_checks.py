@@ -392,7 +392,7 @@ def test_a_valid_baseline_passes_even_where_it_needs_facts(tmp_path):
 def test_the_lab_baselines_pass(group_vars):
     import yaml
 
-    from milepost.inventory.checks import _baseline_problems
+    from milepost.inventory.baseline_checks import _baseline_problems
 
     lab = yaml.safe_load(group_vars.read_text()) or {}
     baseline = {k: v for k, v in lab.items() if k.startswith("baseline_")}
@@ -551,7 +551,7 @@ def test_drift_check_refuses_a_bad_baseline_before_any_host(tmp_path, monkeypatc
 
 
 def test_the_phase_is_read_from_the_inventory_and_checked(tmp_path):
-    from milepost.inventory.checks import inventory_phase
+    from milepost.inventory.reading import inventory_phase
 
     def inventory(name: str, all_vars: str | None) -> Path:
         # A directory per case: Ansible caches the group_vars files it found per path.

@@ -29,13 +29,14 @@ from milepost.ledger.runs import run_started, task_result
 from milepost.ledger.schema import records as T
 from milepost.notify.send import _already_told
 from milepost.oversight.questions import questions
-from milepost.oversight.registers import notes
+from milepost.oversight.register_reading import notes
 from milepost.oversight.scorecard import parse_period, scorecards
 from milepost.patching import policy as patch_policy
 from milepost.patching.advisories import load_advisories
 from milepost.patching.emergency import ansible_packages
 from milepost.patching.exposure import exposures, installed_packages, load_exceptions
-from milepost.reports.status import _read_inventory, build_status
+from milepost.reports.status import build_status
+from milepost.reports.status_sections import _read_inventory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from browser import chromium, words  # noqa: E402

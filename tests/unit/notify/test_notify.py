@@ -16,7 +16,7 @@ from milepost.cli.main import main
 from milepost.ledger import package_change, run_ended, run_started, task_result
 from milepost.notify import load_notify_config, notify_completed, notify_emergency, send_notice
 from milepost.notify.config import parse_notify_config
-from milepost.oversight.registers import open_glitch, run_glitch_record, update_note
+from milepost.oversight.register_writing import open_glitch, run_glitch_record, update_note
 from milepost.patching.advisories import add_advisory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -147,7 +147,7 @@ def add_run(ledger):
     """A maintenance run: Payments updated (RUC software and OS packages), Customer accounts
     failed and rolled back (its failure message holds a secret), Program reports unchanged;
     the failed run opened a glitch."""
-    rollback = "app_update : Roll every changed package back to its previous version"
+    rollback = "health_gate : PATCH | Restore the versions found before"  # any title
     ledger.append(
         [
             run_started(playbook="playbooks/maintain.yml", kind="scheduled", run_id=RUN),
@@ -160,7 +160,7 @@ def add_run(ledger):
             package_change(RUN, "acct-01", "ruc-account-api", "1.4.0", "1.5.0"),
             task_result(RUN, "acct-01", "AUDIT | Pass the health gate", "failed",
                         summary=f"health check failed: login password={RUN_CANARY}"),
-            task_result(RUN, "acct-01", rollback, "changed"),
+            task_result(RUN, "acct-01", rollback, "changed", rollback=True),
             package_change(RUN, "acct-01", "ruc-account-api", "1.5.0", "1.4.0"),
             task_result(RUN, "report-01", "AUDIT | Check the service", "ok"),
             run_glitch_record(RUN, "playbooks/maintain.yml run failed on acct-01 (failed,"

@@ -12,14 +12,9 @@ from milepost.drift.findings import glitch_record
 from milepost.errors import UserError
 from milepost.input_checks import check_multiline
 from milepost.ledger import Ledger, package_facts
-from milepost.oversight.registers import (
-    CSV_FIELDS,
-    add_note,
-    export,
-    notes,
-    open_glitch,
-    update_note,
-)
+from milepost.oversight.register_export import CSV_FIELDS, export
+from milepost.oversight.register_reading import notes
+from milepost.oversight.register_writing import add_note, open_glitch, update_note
 
 RUN = "20260102T030405Z-1a2b3c4d"
 

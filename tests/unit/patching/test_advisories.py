@@ -11,14 +11,8 @@ from inventories import write_inventory
 from milepost.cli.main import main
 from milepost.errors import UserError
 from milepost.ledger import Ledger
-from milepost.patching.advisories import (
-    ImportSummary,
-    add_advisory,
-    get_advisory,
-    import_kev,
-    import_vendor,
-    load_advisories,
-)
+from milepost.patching.advisories import ImportSummary, add_advisory, get_advisory, load_advisories
+from milepost.patching.advisory_import import import_kev, import_vendor
 from milepost.patching.policy import KevProduct
 
 # The real catalog lives beside the checkout (../shared/data/kev/), not in the repository.

@@ -6,7 +6,7 @@ import pytest
 from rich.console import Console
 
 from milepost.ledger import Ledger, package_change, task_result
-from milepost.patching import emergency
+from milepost.patching import emergency_progress
 
 RUN = "20261201T000000Z-00c0ffee"
 
@@ -26,8 +26,8 @@ def results() -> list[dict]:
                     " is healthy", "ok", role="health_gate"),
         task_result(RUN, "pay-02", "app_update : PATCH | Install the pinned versions", "failed",
                     role="app_update"),
-        task_result(RUN, "pay-02", "health_gate : PATCH | Roll every changed package back to its"
-                    " previous version", "changed", role="health_gate"),
+        task_result(RUN, "pay-02", "health_gate : PATCH | Restore", "changed",
+                    role="health_gate", rollback=True),
         task_result(RUN, "report-01", "AUDIT | Check that the host is reachable", "unreachable"),
         # A later, lower phase never moves a host back.
         task_result(RUN, "pay-01", "preflight : PATCH | Release the maintenance lock", "ok",
@@ -36,9 +36,9 @@ def results() -> list[dict]:
 
 
 def test_follow_moves_each_host_forward_only():
-    hosts = {name: emergency.HostProgress() for name in ("pay-01", "pay-02", "acct-01")}
+    hosts = {name: emergency_progress.HostProgress() for name in ("pay-01", "pay-02", "acct-01")}
     records = [{"kind": r["kind"], "host": r["host"], "body": r["body"]} for r in results()]
-    emergency.follow(records, hosts)
+    emergency_progress.follow(records, hosts)
     assert hosts["pay-01"].text() == "verified (ruc-payment-gateway 2.3.0 -> 2.4.0)"
     assert hosts["pay-02"].text().startswith("failed: app_update : PATCH | Install")
     assert hosts["pay-02"].text().endswith("; rolled back")
@@ -50,12 +50,12 @@ def test_follow_moves_each_host_forward_only():
 def test_the_progress_view_reads_the_run_from_the_ledger(tmp_path, monkeypatch, terminal):
     monkeypatch.setenv("MILEPOST_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     monkeypatch.setenv("MILEPOST_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setattr(emergency, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(emergency_progress, "POLL_SECONDS", 0.05)
     with Ledger.open() as ledger:
         ledger.append(results())
     out = io.StringIO()
     console = Console(file=out, force_terminal=terminal, width=160)
-    progress = emergency._Progress(RUN, ["pay-01", "pay-02", "acct-01"], console)
+    progress = emergency_progress._Progress(RUN, ["pay-01", "pay-02", "acct-01"], console)
     progress.start()
     progress.stop()
     text = out.getvalue()

@@ -26,7 +26,7 @@ from milepost.cli.report import report_app
 from milepost.ledger import package_change, package_facts
 from milepost.ledger.chain import format_time
 from milepost.ledger.runs import run_ended, run_started, task_result
-from milepost.oversight.registers import open_glitch, run_glitch_record, update_note
+from milepost.oversight.register_writing import open_glitch, run_glitch_record, update_note
 from milepost.patching.advisories import add_advisory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))

@@ -1,0 +1,152 @@
+"""The status dashboard's model: plain data (dataclasses, then a dict for the page and for
+status.json), in plain words for communications and customer-service staff; host names
+appear only in the fields meant for engineers (``hosts``, ``run_id``). Built by
+milepost.reports.status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from milepost.reports.maintenance import LastMaintenance
+from milepost.reports.recent_changes import ChangeRow
+
+__all__ = [
+    "DashboardStatus",
+    "ExposureSummary",
+    "GlitchRow",
+    "Integrity",
+    "InterfaceRow",
+    "MonthPoint",
+    "NextWindow",
+    "SystemRow",
+    "VendorRow",
+]
+
+
+@dataclass
+class Integrity:
+    ok: bool
+    records: int
+    text: str
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+
+@dataclass
+class NextWindow:
+    text: str
+    opens_at: str | None = None
+    timezone: str | None = None
+    open_now: bool = False
+
+
+@dataclass
+class SystemRow:
+    key: str
+    name: str
+    serves: str
+    impact: str
+    status: str
+    status_text: str
+    status_detail: str
+    last_maintenance: LastMaintenance | None
+    next_maintenance: NextWindow
+    vendors: list[str]
+    hosts: list[str]
+
+
+@dataclass
+class InterfaceRow:
+    name: str
+    vendor: str | None
+    vendor_name: str
+    kind: str | None
+    status: str
+    status_text: str
+    last_checked: str | None
+    last_checked_text: str
+    messages: list[str]
+
+
+@dataclass
+class GlitchRow:
+    glitch_id: str
+    title: str
+    systems: list[str]
+    system_keys: list[str]
+    impact: str
+    impact_assessed: bool
+    opened_at: str
+    opened_text: str
+    status: str
+    status_text: str
+    hosts: list[str]
+    run_id: str | None
+
+
+@dataclass
+class ExposureSummary:
+    text: str
+    advisories: int
+    hosts_exposed: int
+    hosts_overdue: int
+    next_due: str | None
+    oldest_overdue_due: str | None
+    systems_exposed: list[str]
+    systems_overdue: list[str]
+    hosts: list[str]
+
+
+@dataclass
+class VendorRow:
+    key: str
+    name: str
+    role: str
+    period: str
+    patch_met: int
+    patch_missed: int
+    patch_excepted: int
+    patch_text: str
+    availability_percent: float | None
+    availability_target: float | None
+    availability_met: bool | None
+    availability_text: str
+    questions: int
+    questions_overdue: int
+    questions_text: str
+
+
+@dataclass
+class MonthPoint:
+    month: str
+    label: str
+    good: int
+    total: int
+    percent: float | None
+
+
+@dataclass
+class DashboardStatus:
+    program: str
+    generated_at: str
+    generated_text: str
+    months: int
+    integrity: Integrity
+    systems: list[SystemRow]
+    interfaces: list[InterfaceRow]
+    glitches: list[GlitchRow]
+    changes: list[ChangeRow]
+    exposure: ExposureSummary
+    vendors: list[VendorRow]
+    patch_compliance: list[MonthPoint] = field(default_factory=list)
+    availability: list[MonthPoint] = field(default_factory=list)
+    #: Warnings about ledger records left out because they could not be used
+    #: (milepost.ledger.bodies), at most milepost.reports.status.MAX_SKIPPED_SHOWN
+    #: of them; skipped_count: all.
+    skipped_records: list[str] = field(default_factory=list)
+    skipped_count: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
