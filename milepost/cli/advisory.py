@@ -17,8 +17,12 @@ from rich.table import Table
 
 from milepost.cli.common import JsonOption, console, open_ledger, print_json
 from milepost.errors import UserError
-from milepost.input_checks import shown
+from milepost.input_checks import check_advisory_id, check_date, check_text, shown
 from milepost.inventory.debian import check_package_name, check_version
+from milepost.inventory.reading import default_inventory
+from milepost.patching import policy as patch_policy
+from milepost.patching.advisories import add_advisory, load_advisories
+from milepost.patching.advisory_import import import_kev, import_vendor
 
 if TYPE_CHECKING:
     from milepost.patching.advisories import Advisory
@@ -104,8 +108,6 @@ def advisory_add(
 ) -> None:
     """Record an advisory, or update one: the options given replace its fields and the
     packages given are added to its packages."""
-    from milepost.input_checks import check_advisory_id, check_date, check_text
-    from milepost.patching.advisories import add_advisory, load_advisories
 
     # Everything is checked before the ledger is opened.
     wanted = check_advisory_id(advisory_id, "--id")
@@ -139,8 +141,6 @@ def advisory_add(
 def _kev_products(inventory: Path | None) -> tuple[tuple[KevProduct, ...], str | None]:
     """The inventory's KEV mapping, and a warning to give once the import is done when
     there is no inventory to read it from."""
-    from milepost.inventory.reading import default_inventory
-    from milepost.patching import policy as patch_policy
 
     if inventory is None:
         sources = default_inventory()
@@ -183,7 +183,6 @@ def advisory_import(
     as_json: JsonOption = False,
 ) -> None:
     """Import advisories: new and changed ones are recorded, all or nothing."""
-    from milepost.patching.advisory_import import import_kev, import_vendor
 
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"--format {shown(fmt)} is not one of {', '.join(FORMATS)}")
@@ -233,7 +232,6 @@ def advisory_list(
     as_json: JsonOption = False,
 ) -> None:
     """Every advisory (its newest record), newest published first."""
-    from milepost.patching.advisories import load_advisories
 
     wanted = check_package_name(package, "--package") if package is not None else None
     found = [

@@ -24,6 +24,7 @@ from milepost.cli.common import (
     short_time,
     split_list,
 )
+from milepost.drift.changes import changes, close_change, open_change
 
 change_app = typer.Typer(
     help="Planned changes: drift they cover is planned, not unauthorised.", no_args_is_help=True
@@ -57,7 +58,6 @@ def change_open(
     inventory: InventoryOption = None,
 ) -> None:
     """Open a planned change: drift it covers is reported as planned."""
-    from milepost.drift.changes import open_change
 
     end = parse_until(until) if until is not None else None
     known = inventory_groups_of(inventory).get("all", frozenset())
@@ -87,7 +87,6 @@ def change_close(
     ] = None,
 ) -> None:
     """Close a planned change: drift found after this is unauthorised again."""
-    from milepost.drift.changes import close_change
 
     record = close_change(open_ledger(), change_id, note=note)
     console.print(f"change {escape(record['body']['change_id'])} closed")
@@ -96,7 +95,6 @@ def change_close(
 @change_app.command("list")
 def change_list(as_json: JsonOption = False) -> None:
     """Every planned change, oldest first, with its state: open, closed or expired."""
-    from milepost.drift.changes import changes
 
     found = changes(open_ledger())
     if as_json:

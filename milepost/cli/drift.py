@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from milepost.ansible.runner import run_checked
 from milepost.cli.common import (
     AllowDowngradeOption,
     InventoryOption,
@@ -27,8 +28,12 @@ from milepost.cli.common import (
     print_json,
     short_time,
 )
-from milepost.errors import UserError
+from milepost.drift import findings as drift
+from milepost.drift.findings import _drifted as drift_resources
+from milepost.errors import MilepostError, UserError
+from milepost.input_checks import TEMPLATE_MARKERS, check_limit
 from milepost.input_checks import shown as _shown
+from milepost.ledger.bodies import usable
 
 drift_app = typer.Typer(help="Configuration drift findings.", no_args_is_help=True)
 
@@ -65,7 +70,6 @@ def drift_report(
     as_json: JsonOption = False,
 ) -> None:
     """Open drift findings, counts per group and vendor, and the trend per week."""
-    from milepost.drift import findings as drift
 
     when = parse_since(since, "--since") if since else None
     ledger = open_ledger()
@@ -190,8 +194,6 @@ def _print_report(result: dict[str, Any], show_all: bool) -> None:
 
 def _drift_of_run(ledger: Any, run_id: str) -> dict[str, list[str]]:
     """host -> resources that differed, from the run's last drift_check record per host."""
-    from milepost.drift.findings import _drifted as drift_resources
-    from milepost.ledger.bodies import usable
 
     found: dict[str, list[str]] = {}
     for record in ledger.run(run_id)["records"]:
@@ -204,8 +206,6 @@ def _drift_of_run(ledger: Any, run_id: str) -> dict[str, list[str]]:
 
 
 def _failed_hosts(ledger: Any, run_id: str) -> list[str]:
-    from milepost.ledger.bodies import usable
-
     failed = {
         str(r["host"])
         for r in ledger.run(run_id)["task_results"]
@@ -226,9 +226,6 @@ def drift_check(inventory: InventoryOption = None, limit: LimitOption = None) ->
     Exit codes: 0 checked (drift or not: `milepost drift report` lists it); 1 a host
     failed or was unreachable; 2 bad input; 130/143 interrupted.
     """
-    from milepost.ansible.runner import run_checked
-    from milepost.errors import MilepostError
-    from milepost.input_checks import check_limit
 
     result = run_checked(
         "drift.yml",
@@ -285,10 +282,6 @@ def drift_remediate(
     a glitch in the ledger. Exit codes: 0 corrected (or nothing to correct); 1 the
     remediation failed (glitch opened); 2 bad input; 130/143 interrupted.
     """
-    from milepost.ansible.runner import run_checked
-    from milepost.drift import findings as drift
-    from milepost.errors import MilepostError
-    from milepost.input_checks import TEMPLATE_MARKERS, check_limit
 
     if limit is not None:
         limit = check_limit(limit)

@@ -7,6 +7,10 @@ import typer
 
 from milepost.cli.common import console
 from milepost.errors import MilepostError, UserError
+from milepost.notify import notify_emergency
+from milepost.patching import emergency
+from milepost.patching.emergency_summary import print_summary
+from milepost.patching.fleet_lock import Refused
 
 emergency_app = typer.Typer()
 
@@ -58,10 +62,6 @@ def emergency_patch(
     ] = None,
 ) -> None:
     """Emergency patch of one advisory (help: EMERGENCY_HELP)."""
-    from milepost.notify import notify_emergency
-    from milepost.patching import emergency
-    from milepost.patching.emergency_summary import print_summary
-    from milepost.patching.fleet_lock import Refused
 
     try:
         request = emergency.check_request(

@@ -14,6 +14,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from milepost.cli.common import InventoryOption, JsonOption, console, open_ledger, print_json
+from milepost.input_checks import check_advisory_id, check_date
+from milepost.inventory.reading import default_inventory, inventory_groups
+from milepost.patching.exposure import add_exception, load_exceptions, today
 
 exception_app = typer.Typer(
     help="Patch exceptions: accepted, time-limited exposure with a compensating control.",
@@ -44,9 +47,6 @@ def exception_add(
 ) -> None:
     """Record an exception: the hosts stay unpatched until the expiry date, with a reason
     and a compensating control. From the expiry date on they show as overdue again."""
-    from milepost.input_checks import check_advisory_id, check_date
-    from milepost.inventory.reading import default_inventory, inventory_groups
-    from milepost.patching.exposure import add_exception
 
     advisory_id = check_advisory_id(advisory)
     until: date = check_date(expires, "--expires")
@@ -76,7 +76,6 @@ def exception_list(
     as_json: JsonOption = False,
 ) -> None:
     """The exceptions register (current ones unless --all)."""
-    from milepost.patching.exposure import load_exceptions, today
 
     ledger = open_ledger()
     try:

@@ -15,6 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from milepost.cli.common import InventoryOption, JsonOption, console, open_ledger, print_json
+from milepost.input_checks import check_advisory_id, check_limit
+from milepost.patching import exposure as model
+from milepost.patching import policy as patch_policy
+from milepost.patching.advisories import get_advisory
 
 exposure_app = typer.Typer()
 
@@ -43,10 +47,6 @@ def exposure(
 ) -> None:
     """Per host and advisory: installed and fixed version, due date, days left or overdue,
     and the run that closed it (from the ledger's package facts and changes)."""
-    from milepost.input_checks import check_advisory_id, check_limit
-    from milepost.patching import exposure as model
-    from milepost.patching import policy as patch_policy
-    from milepost.patching.advisories import get_advisory
 
     if advisory is not None:
         advisory = check_advisory_id(advisory)

@@ -13,7 +13,7 @@ from rich.table import Table
 from milepost.cli.common import console
 from milepost.errors import UserError
 from milepost.input_checks import shown
-from milepost.lab import topology
+from milepost.lab import fleet, topology
 
 lab_app = typer.Typer(help="The local lab fleet of Debian hosts.", no_args_is_help=True)
 
@@ -39,7 +39,6 @@ def lab_up(
             f"--hosts must be a whole number from {topology.MIN_HOSTS} to {topology.MAX_HOSTS},"
             f" not {shown(hosts)}"
         )
-    from milepost.lab import fleet
 
     started = fleet.up(int(hosts))
     console.print(f"lab up: {len(started)} hosts; inventory written to inventory/lab/hosts.yml")
@@ -48,7 +47,6 @@ def lab_up(
 @lab_app.command("down")
 def lab_down() -> None:
     """Remove every lab container and the lab inventory."""
-    from milepost.lab import fleet
 
     removed = fleet.down()
     console.print(f"lab down: removed {len(removed)} containers")
@@ -57,7 +55,6 @@ def lab_down() -> None:
 @lab_app.command("reset")
 def lab_reset() -> None:
     """Put every lab host back on its oldest RUC release, without the RUC source or lock."""
-    from milepost.lab import fleet
 
     hosts = fleet.reset()
     console.print(f"lab reset: {len(hosts)} hosts back on their initial RUC versions")
@@ -68,7 +65,6 @@ def lab_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """A table of lab hosts: group, vendor, port, reachable, ruc-* versions."""
-    from milepost.lab import fleet
 
     rows = fleet.status()
     if as_json:

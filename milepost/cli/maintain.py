@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
+from milepost.ansible.runner import run_checked
 from milepost.cli.common import AllowDowngradeOption, allow_downgrade_vars, console
 from milepost.errors import MilepostError, UserError
+from milepost.input_checks import check_limit, check_untemplated
 
 maintain_app = typer.Typer()
 
@@ -98,8 +100,6 @@ def maintain(
     allow_downgrade: AllowDowngradeOption = None,
 ) -> None:
     """Check the inventory, then run playbooks/maintain.yml (help: MAINTAIN_HELP)."""
-    from milepost.ansible.runner import run_checked
-    from milepost.input_checks import check_limit, check_untemplated
 
     variables: dict[str, Any] = dict(_extra_vars(extra_var or []))
     variables.update(allow_downgrade_vars(allow_downgrade))

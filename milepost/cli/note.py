@@ -17,6 +17,10 @@ from rich.table import Table
 
 from milepost.cli.common import JsonOption, console, open_ledger, print_json
 from milepost.errors import UserError
+from milepost.input_checks import check_text, shown
+from milepost.oversight.register_export import EXPORT_FORMATS, export
+from milepost.oversight.register_reading import notes
+from milepost.oversight.register_writing import add_note, update_note
 
 if TYPE_CHECKING:
     from milepost.oversight.registers import Note
@@ -115,7 +119,6 @@ def note_add(
     impact: ImpactOption = None,
 ) -> None:
     """Record a lesson learned, a desired change or a glitch in the ledger."""
-    from milepost.oversight.register_writing import add_note
 
     ledger = open_ledger()
     try:
@@ -154,7 +157,6 @@ def note_list(
     as_json: JsonOption = False,
 ) -> None:
     """The registers, oldest first (every type unless --type)."""
-    from milepost.oversight.register_reading import notes
 
     ledger = open_ledger()
     try:
@@ -191,8 +193,6 @@ def note_show(
     as_json: JsonOption = False,
 ) -> None:
     """One entry with its history of updates."""
-    from milepost.input_checks import check_text, shown
-    from milepost.oversight.register_reading import notes
 
     wanted = check_text(note_id, "note ID", max_len=80)
     ledger = open_ledger()
@@ -280,7 +280,6 @@ def note_update(
     ] = None,
 ) -> None:
     """Append an update (status, owner, text, links, comment); the history is kept."""
-    from milepost.oversight.register_writing import update_note
 
     ledger = open_ledger()
     try:
@@ -311,9 +310,6 @@ def note_export(
     ] = None,
 ) -> None:
     """Every register entry as Markdown (grouped by register) or CSV (one row each)."""
-    from milepost.input_checks import shown
-    from milepost.oversight.register_export import EXPORT_FORMATS, export
-    from milepost.oversight.register_reading import notes
 
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"--format {shown(fmt)} is not one of {', '.join(EXPORT_FORMATS)}")

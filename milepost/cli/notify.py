@@ -18,6 +18,7 @@ import typer
 
 from milepost.cli.common import InventoryOption
 from milepost.errors import MilepostError
+from milepost.notify import send_notice
 
 if TYPE_CHECKING:
     from milepost.notify import Outcome
@@ -81,7 +82,6 @@ def _send(
     dry_run: bool,
     **options: object,
 ) -> None:
-    from milepost.notify import send_notice
 
     outcome = send_notice(
         kind,

@@ -7,14 +7,25 @@ run; 2 bad input (one line on stderr), nothing run.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from milepost.cli.common import InventoryOption, console, print_json
+from milepost.cli.common import InventoryOption, console, open_ledger, print_json
 from milepost.errors import MilepostError
+from milepost.input_checks import check_text
+from milepost.ledger import Ledger
+from milepost.paths import project_root
+from milepost.quality.qc import (
+    catalogue_warning,
+    check_limit_given,
+    failures,
+    record_change,
+    run_qc,
+)
 
 qc_app = typer.Typer(help="Quality control after every change.", no_args_is_help=True)
 
@@ -23,12 +34,6 @@ STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "
 
 
 def _warn_if_catalogue_changed() -> None:
-    import sys
-
-    from milepost.ledger import Ledger
-    from milepost.paths import project_root
-    from milepost.quality.qc import catalogue_warning
-
     try:
         with Ledger.open() as ledger:
             warning = catalogue_warning(ledger, project_root())
@@ -47,9 +52,6 @@ def qc_record_change(
 ) -> None:
     """Record a change to the QC catalogue (tests/qc) and why, as a qc-process entry of the
     registers with the catalogue's digest and the files that changed."""
-    from milepost.cli.common import open_ledger
-    from milepost.paths import project_root
-    from milepost.quality.qc import record_change
 
     ledger = open_ledger()
     try:
@@ -77,8 +79,6 @@ def qc_run(
 ) -> None:
     """Run the QC checks (tests/qc) on every RUC host (or --limit) and record each host's
     result of each check; any failure opens a glitch."""
-    from milepost.input_checks import check_text
-    from milepost.quality.qc import check_limit_given, failures, run_qc
 
     pattern = check_limit_given(limit)
     rid = check_text(run_id, "--run-id", max_len=128) if run_id is not None else None

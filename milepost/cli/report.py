@@ -15,6 +15,7 @@ import typer
 
 from milepost.cli.common import InventoryOption
 from milepost.errors import MilepostError
+from milepost.reports.dashboard import write_dashboard
 from milepost.reports.plain import DEFAULT_MONTHS, MAX_MONTHS
 
 report_app = typer.Typer(
@@ -52,7 +53,6 @@ def dashboard(
     One self-contained page (no script, works from a file share) for communications and
     customer-service staff: systems, vendor interfaces, open problems, recent changes,
     security updates, vendors this month and trends, read from the ledger and inventory."""
-    from milepost.reports.dashboard import write_dashboard
 
     try:
         index = write_dashboard(out, [inventory] if inventory is not None else None, months)

@@ -22,6 +22,11 @@ from milepost.cli.common import (
     print_json,
     short_time,
 )
+from milepost.input_checks import check_text
+from milepost.inventory.vendors import load_vendors, vendor_of_host
+from milepost.oversight.questions import answer, ask, check_question, questions
+from milepost.oversight.scorecard import parse_period, scorecards
+from milepost.patching import policy as patch_policy
 
 vendor_app = typer.Typer(
     help="Vendors: their data and the questions register.", no_args_is_help=True
@@ -44,7 +49,6 @@ def _hours(value: float) -> str:
 @vendor_app.command("list")
 def vendor_list(inventory: InventoryOption = None, as_json: JsonOption = False) -> None:
     """The inventory's vendors: role, groups, on-call contact and contract commitments."""
-    from milepost.inventory.vendors import load_vendors
 
     vendors = load_vendors(_sources(inventory))
     if as_json:
@@ -93,8 +97,6 @@ def question_add(
 ) -> None:
     """Record a question put to a vendor; it is due within the vendor's committed
     question_response_hours."""
-    from milepost.inventory.vendors import load_vendors
-    from milepost.oversight.questions import ask, check_question
 
     check_question(subject, body)  # refuse bad text before reading the inventory
     vendors = load_vendors(_sources(inventory))
@@ -115,7 +117,6 @@ def question_answer(
     text: Annotated[str, typer.Option("--text", metavar="TEXT", help="The vendor's answer.")],
 ) -> None:
     """Record the vendor's answer to a question (once; the first answer stands)."""
-    from milepost.oversight.questions import answer
 
     ledger = open_ledger()
     try:
@@ -142,8 +143,6 @@ def question_list(
     as_json: JsonOption = False,
 ) -> None:
     """The questions register: when each was asked, when it is due, answered or not, late."""
-    from milepost.input_checks import check_text
-    from milepost.oversight.questions import questions
 
     key = check_text(vendor, "--vendor", max_len=200) if vendor is not None else None
     ledger = open_ledger()
@@ -206,9 +205,6 @@ def vendor_scorecard(
     """How each vendor met its commitments in a month: patch compliance of its hosts
     (against the agency's policy and its contract), interface availability, drift
     findings, failed and rolled-back runs, question response times."""
-    from milepost.inventory.vendors import load_vendors, vendor_of_host
-    from milepost.oversight.scorecard import parse_period, scorecards
-    from milepost.patching import policy as patch_policy
 
     month = parse_period(period)
     sources = _sources(inventory)
