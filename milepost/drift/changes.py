@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from milepost.errors import UserError
+from milepost.input_checks import shown as safe
 from milepost.ledger.bodies import usable
 from milepost.ledger.chain import format_time, utc_now
 from milepost.ledger.database import LedgerUnavailable, problem
@@ -84,8 +85,6 @@ class Change:
 
 
 def _named(items: Sequence[str]) -> str:
-    from milepost.input_checks import shown as safe
-
     listed = ", ".join(
         item if item.isprintable() and len(item) <= 100 else safe(item)
         for item in items[:MAX_NAMED]

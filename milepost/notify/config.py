@@ -17,7 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from milepost.errors import UserError
 from milepost.input_checks import check_mapping, check_text, kind_of, shown
+from milepost.inventory.reading import default_inventory, inventory_variables
 from milepost.inventory.vendors import EMAIL, MAX_EMAIL
+from milepost.paths import project_root
 
 __all__ = [
     "NOTICES",
@@ -460,8 +462,6 @@ def parse_notify_config(value: Any, *, root: Path) -> NotifyConfig:
 def load_notify_config(sources: Sequence[Path] | None = None) -> NotifyConfig | None:
     """The inventory's ``milepost_notify`` (default: the inventory ansible.cfg names), or
     None when it is not set. UserError (one line) for bad data."""
-    from milepost.inventory.reading import default_inventory, inventory_variables
-    from milepost.paths import project_root
 
     paths = list(sources) if sources else default_inventory()
     controller, _ = inventory_variables(paths, (NOTIFY_VAR,))

@@ -13,6 +13,8 @@ from milepost.errors import UserError
 from milepost.input_checks import check_text, shown
 from milepost.inventory.systems import System, systems_of_hosts
 from milepost.notify.content import Content, _base, _Plain, _when
+from milepost.oversight.register_reading import notes
+from milepost.oversight.registers import GLITCH
 
 if TYPE_CHECKING:
     from milepost.ledger.book import Ledger
@@ -33,8 +35,6 @@ GLITCH_ID = re.compile(r"G-[A-Za-z0-9._-]{1,64}")
 def _open_glitches(
     ledger: Ledger, run_id: str, setup: NotifySetup, plain: _Plain
 ) -> list[dict[str, Any]]:
-    from milepost.oversight.register_reading import notes
-    from milepost.oversight.registers import GLITCH
 
     found = []
     for note in notes(ledger, type=GLITCH):
@@ -66,8 +66,6 @@ def _glitch_summary(note: Note, setup: NotifySetup, plain: _Plain) -> dict[str, 
 def glitch(ledger: Ledger, setup: NotifySetup, note_id: str, *, now: datetime) -> Content:
     """A notice about a glitch of the registers: what, since when, which systems, what is
     being done. UserError for an id that is not a glitch."""
-    from milepost.oversight.register_reading import notes
-    from milepost.oversight.registers import GLITCH
 
     wanted = check_text(note_id, "--note", max_len=80)
     if not GLITCH_ID.fullmatch(wanted):

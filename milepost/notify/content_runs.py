@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from milepost.errors import UserError
 from milepost.inventory.systems import System, systems_of_hosts
 from milepost.ledger.bodies import usable_run
+from milepost.ledger.queries import run
 from milepost.notify.content import (
     Content,
     _base,
@@ -23,6 +24,7 @@ from milepost.notify.content import (
     check_run_id,
 )
 from milepost.notify.content_glitch import _open_glitches
+from milepost.patching.advisories import load_advisories
 
 if TYPE_CHECKING:
     from milepost.ledger.book import Ledger
@@ -134,7 +136,6 @@ def _change_words(changes: Iterable[tuple[str, Any, Any]]) -> str:
 def completed(ledger: Ledger, setup: NotifySetup, run_id: str, *, now: datetime) -> Content:
     """A notice that a run finished: how it went, what changed, what went wrong, per
     system. UserError for an unknown run."""
-    from milepost.ledger.queries import run
 
     run_id = check_run_id(run_id)
     detail = usable_run(run(ledger, run_id))
@@ -214,8 +215,6 @@ def emergency(ledger: Ledger, setup: NotifySetup, run_id: str, *, now: datetime)
     """A notice of an emergency patch: at its start (an emergency_patch record and no
     emergency_result yet) what is affected; at its end the outcome per system. UserError
     for a run that is not an emergency patch."""
-    from milepost.ledger.queries import run
-    from milepost.patching.advisories import load_advisories
 
     run_id = check_run_id(run_id)
     detail = usable_run(run(ledger, run_id))

@@ -10,6 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from milepost.ansible.vault_values import vault_values
+from milepost.inventory.reading import (
+    _init_plugins,
+    _loader,
+    _quiet_ansible,
+    _use_project_config,
+    default_inventory,
+    inventory_groups,
+    inventory_variables,
+)
 from milepost.inventory.systems import (
     BLACKOUTS_VAR,
     PROGRAM_VAR,
@@ -29,6 +39,7 @@ from milepost.inventory.vendors import (
 )
 from milepost.inventory.windows import Blackout, Window
 from milepost.notify.config import NOTIFY_VAR, NotifyConfig, parse_notify_config
+from milepost.paths import project_root
 
 __all__ = ["NotifySetup", "load_setup"]
 
@@ -68,13 +79,6 @@ def _vault_values(sources: Sequence[Path]) -> list[str]:
     """The controller's vault values: variables encrypted with ansible-vault (inline or in
     an encrypted file, milepost.ansible.vault_values) and variables named vault_* (templated). A
     value that cannot be decrypted is left out (then it cannot reach a notice either)."""
-    from milepost.ansible.vault_values import vault_values
-    from milepost.inventory.reading import (
-        _init_plugins,
-        _loader,
-        _quiet_ansible,
-        _use_project_config,
-    )
 
     _use_project_config()
     found: list[str] = []
@@ -119,8 +123,6 @@ def _leaves(value: Any) -> Iterator[Any]:
 def load_setup(sources: Sequence[Path] | None = None) -> NotifySetup | None:
     """The inventory's notice settings, systems, vendors and windows; None when
     milepost_notify is not set. UserError (one line) for bad data."""
-    from milepost.inventory.reading import default_inventory, inventory_groups, inventory_variables
-    from milepost.paths import project_root
 
     paths = list(sources) if sources else default_inventory()
     controller, per_host = inventory_variables(

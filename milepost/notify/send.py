@@ -23,7 +23,9 @@ from sqlalchemy import select
 from milepost.ansible.redaction import Redactor
 from milepost.errors import MilepostError, UserError
 from milepost.input_checks import shown
+from milepost.ledger import Ledger
 from milepost.ledger.bodies import usable
+from milepost.ledger.schema import records as T
 from milepost.ledger.spool import append_or_spool
 from milepost.notify import content, content_glitch, content_runs, content_upcoming
 from milepost.notify.config import (
@@ -34,8 +36,10 @@ from milepost.notify.config import (
     webhook_origin,
 )
 from milepost.notify.inventory import NotifySetup, load_setup
+from milepost.notify.smtp import send_mail
 from milepost.notify.templates import Rendered, clean_line, render
 from milepost.notify.upcoming import Opening
+from milepost.notify.webhook import post_notice
 from milepost.operator import operator_name
 
 if TYPE_CHECKING:
@@ -154,7 +158,6 @@ def _recipients(setup: NotifySetup, audience: Audience, about: content.Content) 
 
 def _already_told(ledger: Ledger, audience: str, starting_now: bool) -> set[str]:
     """The window keys upcoming notices already went to ``audience`` about."""
-    from milepost.ledger.schema import records as T
 
     told: set[str] = set()
     with ledger.read_transaction() as conn:
@@ -191,9 +194,6 @@ def _scrubbed(rendered: Rendered, redactor: Redactor) -> Rendered:
 
 
 def _deliver(setup: NotifySetup, plan: _Planned, notice: str, redactor: Redactor) -> Delivery:
-    from milepost.notify.smtp import send_mail
-    from milepost.notify.webhook import post_notice
-
     config = setup.config
     if plan.channel == EMAIL:
         assert config.smtp is not None and config.sender is not None  # checked in config
@@ -384,7 +384,6 @@ def send_notice(
     run or glitch, a template that does not render. Delivery failures never raise: they
     are in the Outcome and in the ledger.
     """
-    from milepost.ledger import Ledger
 
     if kind not in NOTICES:
         raise UserError(f"notice {shown(kind)} is not one of: {', '.join(NOTICES)}")

@@ -19,6 +19,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyn
 from jinja2.sandbox import SandboxedEnvironment
 
 from milepost.errors import UserError
+from milepost.paths import project_root
 
 __all__ = ["Rendered", "render", "template_path"]
 
@@ -38,7 +39,6 @@ def template_path(directory: Path, notice: str) -> Path:
 
 def _shown_path(path: Path) -> str:
     """The template as the person editing it knows it: relative to the repository."""
-    from milepost.paths import project_root
 
     try:
         return str(path.resolve().relative_to(project_root()))

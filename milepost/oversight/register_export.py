@@ -11,6 +11,7 @@ from typing import IO, Any
 from milepost.errors import UserError
 from milepost.input_checks import shown
 from milepost.ledger.chain import utc_now
+from milepost.ledger.export import csv_writer
 from milepost.ledger.names import DESIRED_CHANGE, GLITCH, LESSON, QC_PROCESS
 from milepost.ledger.names import NOTE_CATEGORIES as CATEGORIES
 from milepost.ledger.names import NOTE_TYPES as TYPES
@@ -138,7 +139,6 @@ def _cell(value: object) -> str:
 
 def _export_csv(found: Sequence[Note], out: IO[str]) -> None:
     # Every cell goes through the one CSV writer: none can run as a spreadsheet formula.
-    from milepost.ledger.export import csv_writer
 
     writer = csv_writer(out)
     writer.writerow(CSV_FIELDS)

@@ -26,10 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from milepost.drift.findings import findings
 from milepost.errors import UserError
 from milepost.ledger.bodies import usable
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
+from milepost.oversight.questions import questions
+from milepost.patching.advisories import load_advisories
+from milepost.patching.exposure import exposures
 
 if TYPE_CHECKING:
     from milepost.inventory.vendors import Vendor
@@ -190,10 +194,6 @@ def scorecard(
     today: date | None = None,
 ) -> Scorecard:
     """The scorecard of ``vendor`` (operating ``hosts``) for ``period``."""
-    from milepost.drift.findings import findings
-    from milepost.oversight.questions import questions
-    from milepost.patching.advisories import load_advisories
-    from milepost.patching.exposure import exposures
 
     day = today or datetime.now(UTC).date()
     host_set = set(hosts)

@@ -26,8 +26,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from milepost.ansible.recorder import git_commit
+from milepost.ansible.redaction import DEFAULT_PATTERNS, Redactor
 from milepost.errors import MilepostError, UserError
+from milepost.input_checks import check_limit
+from milepost.inventory.checks import check_inventory
+from milepost.inventory.reading import default_inventory
+from milepost.ledger import new_run_id, run_ended, run_started
 from milepost.ledger.spool import append_or_spool
+from milepost.oversight.register_reading import notes
+from milepost.oversight.register_writing import add_note, run_glitch_record
+from milepost.oversight.registers import QC_PROCESS
+from milepost.paths import project_root
 
 if TYPE_CHECKING:
     from milepost.ledger.book import Ledger
@@ -66,8 +76,6 @@ def catalogue_digest(root: Path) -> tuple[str, dict[str, str]]:
 
 def recorded_change(ledger: Ledger) -> Any:
     """The newest qc-process entry of the registers that carries a catalogue digest."""
-    from milepost.oversight.register_reading import notes
-    from milepost.oversight.registers import QC_PROCESS
 
     found = [n for n in notes(ledger, type=QC_PROCESS) if n.details.get("catalogue_sha256")]
     return found[-1] if found else None
@@ -76,8 +84,6 @@ def recorded_change(ledger: Ledger) -> Any:
 def record_change(ledger: Ledger, root: Path, *, title: str, reason: str) -> Any:
     """A qc-process entry: why the catalogue changed, with its digest, its files and what
     changed since the last recorded change."""
-    from milepost.oversight.register_writing import add_note
-    from milepost.oversight.registers import QC_PROCESS
 
     digest, files = catalogue_digest(root)
     before = recorded_change(ledger)
@@ -111,7 +117,6 @@ def catalogue_warning(ledger: Ledger, root: Path) -> str | None:
 
 def _parse(lines: Path) -> list[CheckResult]:
     """The JSON lines tests/qc/conftest.py wrote, messages redacted and cut."""
-    from milepost.ansible.redaction import DEFAULT_PATTERNS, Redactor
 
     scrub = Redactor(list(DEFAULT_PATTERNS)).scrub
     found = []
@@ -305,12 +310,6 @@ def run_qc(
 ) -> tuple[str, list[CheckResult], str | None]:
     """Check the inventory, run the QC, record it; return (run id, results, glitch id or
     None). UserError for bad input (nothing run)."""
-    from milepost.ansible.recorder import git_commit
-    from milepost.inventory.checks import check_inventory
-    from milepost.inventory.reading import default_inventory
-    from milepost.ledger import new_run_id, run_ended, run_started
-    from milepost.oversight.register_writing import run_glitch_record
-    from milepost.paths import project_root
 
     root = project_root()
     sources = [inventory] if inventory is not None else default_inventory()
@@ -353,8 +352,6 @@ def run_qc(
 
 
 def check_limit_given(limit: str | None) -> str | None:
-    from milepost.input_checks import check_limit
-
     if limit is None:
         return None
     if not limit.strip():

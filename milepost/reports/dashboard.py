@@ -20,6 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from milepost.errors import MilepostError, UserError
 from milepost.input_checks import shown
+from milepost.ledger.checkpoint import write_atomic
+from milepost.ledger.database import problem
+from milepost.ledger.housekeeping import open_ledger
 from milepost.reports.charts import BarChart, percent_chart
 from milepost.reports.status import DEFAULT_MONTHS, build_status, check_months, status_data
 
@@ -116,9 +119,6 @@ def write_dashboard(
     ansible.cfg names) and ``ledger`` (default: the one MILEPOST_LEDGER_URL names, opened
     as every ledger command opens it: runs whose writer is gone are closed first). Returns
     the path of index.html. UserError (one line) for bad input."""
-    from milepost.ledger.checkpoint import write_atomic
-    from milepost.ledger.database import problem
-    from milepost.ledger.housekeeping import open_ledger
 
     check_months(months)
     if _is_file(out_dir):

@@ -29,7 +29,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from milepost.errors import UserError
+from milepost.ledger.bodies import collecting
 from milepost.ledger.chain import format_time
+from milepost.oversight.register_reading import notes
+from milepost.oversight.registers import GLITCH
+from milepost.oversight.scorecard import PatchCompliance, _judge, scorecards
+from milepost.patching import policy as patch_policy
+from milepost.patching.advisories import load_advisories
+from milepost.patching.exposure import exposures
+from milepost.reports.checks import availability_by_month, latest_qc
+from milepost.reports.maintenance import last_maintenance, system_runs
 from milepost.reports.plain import (
     DEFAULT_MONTHS,
     MAX_MONTHS,
@@ -37,6 +46,7 @@ from milepost.reports.plain import (
     count,
     plain_time,
 )
+from milepost.reports.recent_changes import recent_changes
 from milepost.reports.status_model import DashboardStatus, SystemRow
 from milepost.reports.status_sections import (
     _Cleaner,
@@ -83,7 +93,6 @@ def build_status(
     names) and ``ledger``, as of ``now`` (default: now, UTC). UserError (one line) for bad
     inventory data or a bad ``months``. Ledger records that could not be used are left
     out and listed in ``skipped_records``."""
-    from milepost.ledger.bodies import collecting
 
     with collecting() as skipped:
         status = _build_status(ledger, sources, months, now)
@@ -98,15 +107,6 @@ def _build_status(
     months: int,
     now: datetime | None,
 ) -> DashboardStatus:
-    from milepost.oversight.register_reading import notes
-    from milepost.oversight.registers import GLITCH
-    from milepost.oversight.scorecard import PatchCompliance, _judge, scorecards
-    from milepost.patching import policy as patch_policy
-    from milepost.patching.advisories import load_advisories
-    from milepost.patching.exposure import exposures
-    from milepost.reports.checks import availability_by_month, latest_qc
-    from milepost.reports.maintenance import last_maintenance, system_runs
-    from milepost.reports.recent_changes import recent_changes
 
     months = check_months(months)
     moment = (now or datetime.now(UTC)).astimezone(UTC)

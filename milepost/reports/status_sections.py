@@ -18,8 +18,23 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from milepost.ansible.redaction import Redactor
+from milepost.inventory.reading import default_inventory, inventory_variables
+from milepost.inventory.systems import (
+    BLACKOUTS_VAR,
+    PROGRAM_VAR,
+    WINDOW_VAR,
+    load_systems,
+    program_name,
+    system_window,
+    systems_of_hosts,
+)
+from milepost.inventory.vendors import INTERFACES_VAR, load_vendors, vendor_of_host
+from milepost.inventory.windows import window_state
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
+from milepost.oversight.scorecard import parse_period
+from milepost.patching.exposure import open_hosts
+from milepost.reports.checks import latest_interface_checks
 from milepost.reports.plain import count, month_label, plain_moment, plain_time
 from milepost.reports.status_model import (
     ExposureSummary,
@@ -50,8 +65,6 @@ NO_ADVISORIES = "No known security advisories affect the fleet"
 
 
 def _periods(today: date, months: int) -> list[Period]:
-    from milepost.oversight.scorecard import parse_period
-
     labels = []
     year, month = today.year, today.month
     for _ in range(months):
@@ -106,17 +119,6 @@ class _Inventory:
 
 
 def _read_inventory(sources: Sequence[Path] | None) -> _Inventory:
-    from milepost.inventory.reading import default_inventory, inventory_variables
-    from milepost.inventory.systems import (
-        BLACKOUTS_VAR,
-        PROGRAM_VAR,
-        WINDOW_VAR,
-        load_systems,
-        program_name,
-        system_window,
-    )
-    from milepost.inventory.vendors import INTERFACES_VAR, load_vendors, vendor_of_host
-
     paths = list(sources) if sources else default_inventory()
     systems = load_systems(paths)
     vendors = load_vendors(paths)
@@ -140,8 +142,6 @@ def _read_inventory(sources: Sequence[Path] | None) -> _Inventory:
 
 
 def _next_window(window: Window | None, blackouts: Sequence[Blackout], now: datetime) -> NextWindow:
-    from milepost.inventory.windows import window_state
-
     if window is None:
         return NextWindow("No window set")
     is_open, _, opens = window_state(window, blackouts, now)
@@ -180,7 +180,6 @@ def _integrity(ledger: Ledger) -> Integrity:
 
 def _glitch_systems(note: Note, systems: Mapping[str, System]) -> list[str]:
     """Keys of the systems a glitch names: by its hosts, or by key or name."""
-    from milepost.inventory.systems import systems_of_hosts
 
     keys = [s.key for s in systems_of_hosts(systems, note.hosts)]
     named = {text.strip().lower() for text in note.affected_systems}
@@ -231,8 +230,6 @@ def _glitches(
 def _exposure_summary(
     items: Sequence[Exposure], advisories: int, systems: Mapping[str, System]
 ) -> ExposureSummary:
-    from milepost.inventory.systems import systems_of_hosts
-    from milepost.patching.exposure import open_hosts
 
     exposed = open_hosts(items)
     overdue = sorted({e.host for e in items if e.overdue})
@@ -305,8 +302,6 @@ def _vendor_rows(cards: Sequence[Any], vendors: Mapping[str, Vendor]) -> list[Ve
 
 
 def _interfaces(ledger: Ledger, inventory: _Inventory, clean: _Cleaner) -> list[InterfaceRow]:
-    from milepost.reports.checks import latest_interface_checks
-
     names = [str(entry["name"]) for entry in inventory.interfaces]
     newest = latest_interface_checks(ledger, names)
     rows = []
