@@ -31,14 +31,35 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
+from milepost.ansible.runner import Interrupted, run_playbook, signals_held
 from milepost.errors import UserError
+from milepost.input_checks import (
+    TEMPLATE_MARKERS,
+    check_advisory_id,
+    check_limit,
+    check_text,
+    check_untemplated,
+    shown,
+)
+from milepost.inventory.checks import check_inventory
+from milepost.inventory.debian import check_package_name, check_version
+from milepost.inventory.reading import default_inventory
+from milepost.ledger import Ledger
+from milepost.ledger.runs import new_run_id
+from milepost.ledger.spool import append_or_spool
 from milepost.operator import operator_name
+from milepost.patching import kill_switch
+from milepost.patching import policy as patch_policy
+from milepost.patching.advisories import get_advisory
 from milepost.patching.emergency_progress import _Progress
 from milepost.patching.emergency_summary import Summary, summarise
+from milepost.patching.exposure import exposures
 from milepost.patching.fleet_lock import FleetLock, Refused
+from milepost.paths import project_root
 
 PLAYBOOK = "emergency_patch.yml"
 MAX_CANARY = 50
@@ -71,13 +92,6 @@ def check_request(
     dry_run: bool,
 ) -> Request:
     """The request, every value checked (UserError, one line, otherwise)."""
-    from milepost.input_checks import (
-        check_advisory_id,
-        check_limit,
-        check_text,
-        check_untemplated,
-        shown,
-    )
 
     advisory_id = check_advisory_id(advisory)
     checked_limit = check_limit(limit) if limit is not None else None
@@ -106,8 +120,6 @@ def check_request(
 
 def record_refusal(advisory: object, problem: str, exit_code: int) -> None:
     """Append an emergency_refused record; the ledger being down is only a warning."""
-    from milepost.input_checks import shown
-    from milepost.ledger.spool import append_or_spool
 
     record = {
         "kind": "emergency_refused",
@@ -141,13 +153,6 @@ class Plan:
 def plan(request: Request) -> Plan:
     """The candidate hosts, from the ledger (UserError for an advisory that cannot be
     patched: unknown, no packages, no fixed version)."""
-    from milepost.inventory.checks import check_inventory
-    from milepost.inventory.reading import default_inventory
-    from milepost.ledger import Ledger
-    from milepost.patching import policy as patch_policy
-    from milepost.patching.advisories import get_advisory
-    from milepost.patching.exposure import exposures
-    from milepost.paths import project_root
 
     with Ledger.open() as ledger:
         ledger.close_stale_runs()
@@ -187,8 +192,6 @@ def ansible_packages(packages: Mapping[str, str | None]) -> dict[str, str]:
     """The advisory's {package: fixed version}, which came from the ledger, checked again
     right before it goes to the playbook as an extra var (Ansible templates extra vars):
     Debian package names and versions only, so no template syntax ({{ {% {#}."""
-    from milepost.input_checks import TEMPLATE_MARKERS, shown
-    from milepost.inventory.debian import check_package_name, check_version
 
     checked: dict[str, str] = {}
     for name, version in packages.items():
@@ -201,8 +204,6 @@ def ansible_packages(packages: Mapping[str, str | None]) -> dict[str, str]:
 
 
 def _record(kind: str, run_id: str, body: Mapping[str, Any]) -> None:
-    from milepost.ledger.spool import append_or_spool
-
     append_or_spool(
         [{"kind": kind, "run_id": run_id, "host": None, "body": dict(body)}], f"the {kind} record"
     )
@@ -231,7 +232,6 @@ def _confirm(request: Request, chosen: Plan) -> None:
         return
     if not sys.stdin.isatty():
         raise UserError("not run from a terminal: pass --yes to patch without asking")
-    import typer
 
     if not typer.confirm(f"Patch {len(chosen.candidates)} host(s) now?", default=False):
         raise UserError("not confirmed: nothing was done")
@@ -244,11 +244,6 @@ def emergency_patch(
     ``announce(run_id, inventory sources)`` tells staff, at the start and at the end (the
     CLI passes milepost.notify.notify_emergency: the emergency notice, when milepost_notify
     is configured; it never raises)."""
-    from milepost.ansible.runner import Interrupted, run_playbook, signals_held
-    from milepost.inventory.reading import default_inventory
-    from milepost.ledger.runs import new_run_id
-    from milepost.patching import kill_switch
-    from milepost.paths import project_root
 
     chosen = plan(request)
     _print_plan(console, request, chosen)

@@ -14,8 +14,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import select
 
 from milepost.errors import MilepostError
+from milepost.ledger import Ledger
+from milepost.ledger.bodies import usable
+from milepost.ledger.schema import records as T
 
 #: Seconds between two looks at the ledger for progress.
 POLL_SECONDS = 1.0
@@ -120,11 +124,6 @@ class _Progress:
         self._thread.join(timeout=10)
 
     def _fetch(self, ledger: Any) -> list[dict[str, Any]]:
-        from sqlalchemy import select
-
-        from milepost.ledger.bodies import usable
-        from milepost.ledger.schema import records as T
-
         with ledger.read_transaction() as conn:
             rows = conn.execute(
                 select(T.c.seq, T.c.kind, T.c.host, T.c.body)
@@ -147,8 +146,6 @@ class _Progress:
                 self.console.print(f"  {escape(host)}: {escape(progress.text())}")
 
     def _watch(self) -> None:
-        from milepost.ledger import Ledger
-
         try:
             ledger = Ledger.open()
         except (MilepostError, OSError):

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.markup import escape
 
+from milepost.ledger import Ledger
+from milepost.ledger.bodies import usable
+from milepost.patching.exposure import installed_packages, is_fixed
+
 
 @dataclass
 class Summary:
@@ -44,9 +48,6 @@ def summarise(
 ) -> Summary:
     """How the run left each host, from the ledger's records of the run and the exposure
     computed after it."""
-    from milepost.ledger import Ledger
-    from milepost.ledger.bodies import usable
-    from milepost.patching.exposure import installed_packages, is_fixed
 
     summary = Summary(run_id=run_id, advisory_id=advisory_id, status=status)
     with Ledger.open() as ledger:

@@ -28,8 +28,11 @@ from debian.debian_support import version_compare
 from sqlalchemy import select
 
 from milepost.errors import UserError
+from milepost.input_checks import check_text, shown
 from milepost.ledger.bodies import usable
 from milepost.ledger.schema import records as T
+from milepost.operator import operator_name
+from milepost.patching.advisories import get_advisory, load_advisories
 
 if TYPE_CHECKING:
     from milepost.ledger.book import Ledger
@@ -217,9 +220,6 @@ def add_exception(
 ) -> PatchException:
     """Append a patch_exception record. UserError (nothing appended) for an unknown
     advisory or host, an expiry not in the future, an empty reason or control."""
-    from milepost.input_checks import check_text, shown
-    from milepost.operator import operator_name
-    from milepost.patching.advisories import get_advisory
 
     advisory = get_advisory(ledger, advisory_id)
     names = list(dict.fromkeys(h.strip() for h in hosts if h.strip()))
@@ -274,7 +274,6 @@ def exposures(
 ) -> list[Exposure]:
     """Every (host, advisory, package) where the host has an affected package installed,
     fixed or not, sorted by host, advisory and package."""
-    from milepost.patching.advisories import load_advisories
 
     day = on or today()
     known = dict(advisories) if advisories is not None else load_advisories(ledger)

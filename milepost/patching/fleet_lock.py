@@ -24,8 +24,13 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
 from milepost.errors import MilepostError
 from milepost.ledger.chain import format_time, utc_now
+from milepost.ledger.config import ledger_url as configured_url
 from milepost.paths import state_dir
 
 FILE_NAME = "fleet.lock"
@@ -45,8 +50,6 @@ class FleetLock:
     """Held from acquire() to release() (or the process's end)."""
 
     def __init__(self, ledger_url: str | None = None) -> None:
-        from milepost.ledger.config import ledger_url as configured_url
-
         self.path = state_dir() / FILE_NAME
         self.url = ledger_url if ledger_url is not None else configured_url()
         self._handle: IO[str] | None = None
@@ -128,9 +131,6 @@ def take_shared(url: str, holder: Mapping[str, Any]) -> Any:
     """Take the fleet's advisory lock on a connection of its own and return that connection
     (closing it releases the lock). Refused naming the holder if another session has it;
     MilepostError if the database cannot be reached."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
-    from sqlalchemy.pool import NullPool
 
     name = f"milepost fleet {holder.get('run_id', '?')}@{holder.get('controller', '?')}"
     engine = create_engine(

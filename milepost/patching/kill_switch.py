@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy import select
 
 from milepost.errors import MilepostError, UserError
+from milepost.ledger import Ledger
+from milepost.ledger.book import open_existing
 from milepost.ledger.chain import load_body
 from milepost.ledger.schema import records as T
 from milepost.operator import operator_name
@@ -45,7 +47,6 @@ def _record(state: str, reason: str) -> dict[str, Any]:
 
 def _to_ledger(body: dict[str, Any]) -> str:
     """Append the record; where it went, or why it could not (the file still holds it)."""
-    from milepost.ledger import Ledger
 
     try:
         with Ledger.open() as ledger:
@@ -86,7 +87,6 @@ def from_ledger(url: str | None = None) -> dict[str, Any] | None:
     None when cleared or never set, or when a SQLite ledger does not exist yet. A record
     that cannot be read counts as set (fail closed). UserError if the ledger cannot be
     read."""
-    from milepost.ledger.book import open_existing
 
     ledger = open_existing(url)
     if ledger is None:

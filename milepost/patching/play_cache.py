@@ -18,6 +18,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from milepost.errors import MilepostError
+from milepost.ledger.book import open_existing
+from milepost.ledger.config import ledger_url
+from milepost.patching.advisories import load_advisories
+from milepost.patching.exposure import load_exceptions
 
 #: How many of the newest runs are looked at for ended ones.
 RUN_LIMIT = 500
@@ -28,10 +32,6 @@ _view: dict[str, Any] = {}
 
 def load(url: str | None = None) -> None:
     """Read the ledger now (closing runs whose writer is gone first) and keep what was read."""
-    from milepost.ledger.book import open_existing
-    from milepost.ledger.config import ledger_url
-    from milepost.patching.advisories import load_advisories
-    from milepost.patching.exposure import load_exceptions
 
     _view.clear()
     url = url or ledger_url()
@@ -67,8 +67,6 @@ def _now() -> datetime:
 
 
 def _loaded(url: str | None) -> dict[str, Any]:
-    from milepost.ledger.config import ledger_url
-
     if not _view or _view.get("url") != (url or ledger_url()):
         load(url)
     return _view

@@ -34,6 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from milepost.errors import UserError
+from milepost.input_checks import shown
+from milepost.inventory.debian import PACKAGE_NAME
+from milepost.inventory.reading import default_inventory, inventory_variables
+from milepost.inventory.vendors import HOST_VENDOR_VAR, load_vendors
 
 #: Days to patch when the inventory says nothing (BOD 22-01, PCI DSS 6.3.3, CIS 7.3/7.4).
 DEFAULT_DAYS: dict[str, int] = {"kev": 14, "critical": 30, "high": 30, "medium": 90, "low": 180}
@@ -102,8 +106,6 @@ def _whole(value: Any, what: str) -> int:
 
 
 def _shown(value: Any) -> str:
-    from milepost.input_checks import shown
-
     return shown(value)
 
 
@@ -153,7 +155,6 @@ def parse_policy(value: Any, where: str, base: PatchPolicy | None = None) -> Pat
 
 def parse_kev_products(value: Any) -> tuple[KevProduct, ...]:
     """The inventory's ``milepost_kev_products`` as KevProducts (UserError if malformed)."""
-    from milepost.inventory.debian import PACKAGE_NAME
 
     if value is None:
         return ()
@@ -194,8 +195,6 @@ def load(sources: Sequence[Path] | None = None) -> PatchSettings:
     """The patch settings of the inventory (default: the one ansible.cfg names). A host's
     policy is its group's (stricter only), cut further by the patch days its vendor's
     contract commits to (milepost_vendors)."""
-    from milepost.inventory.reading import default_inventory, inventory_variables
-    from milepost.inventory.vendors import HOST_VENDOR_VAR, load_vendors
 
     chosen = list(sources) if sources else default_inventory()
     names = (POLICY_VAR, KEV_PRODUCTS_VAR, HOST_VENDOR_VAR)
