@@ -267,14 +267,16 @@ def verify(
     it never writes onto the chain it judges."""
     from milepost.ledger.archive import verify_archive
     from milepost.ledger.book import Ledger
+    from milepost.ledger.checkpoint import load_checkpoint
 
     if archive is not None:
         _report(
             verify_archive(archive, checkpoint, public_key), f"archive {archive}", None, as_json
         )
         return
+    point = load_checkpoint(checkpoint, public_key) if checkpoint is not None else None
     with Ledger.open() as ledger:
-        result = ledger.verify(checkpoint=checkpoint, public_key=public_key)
+        result = ledger.verify(point)
     _report(result, "ledger", checkpoint, as_json)
 
 
@@ -287,7 +289,9 @@ def checkpoint(
     ] = None,
 ) -> None:
     """Sign the chain's head (seq, count, hash) for publishing outside the database."""
-    document = open_ledger().checkpoint(out, key_path=key)
+    from milepost.ledger.checkpoint import write_checkpoint
+
+    document = write_checkpoint(open_ledger(), out, key_path=key)
     console.print(
         f"checkpoint written to {escape(str(out))}: record {document['seq']}, head"
         f" {document['head_hash']}, signing key {document['public_key']}"
@@ -302,8 +306,8 @@ def export(
     ] = None,
 ) -> None:
     """Every record with its hashes, as JSON lines or CSV."""
-    from milepost.ledger.checkpoint import atomic_file
     from milepost.ledger.export import FORMATS
+    from milepost.ledger.files import atomic_file
 
     if fmt not in FORMATS:
         raise UserError(f"--format must be jsonl or csv, not {fmt!r}")
@@ -328,8 +332,10 @@ def archive(
     ],
 ) -> None:
     """Move old records to an archive file with its chain proof; the live chain still verifies."""
+    from milepost.ledger.archive import archive as archive_before
+
     when = parse_when(before, "--before")
-    moved = open_ledger().archive(when, out)
+    moved = archive_before(open_ledger(), when, out)
     if moved == 0:
         console.print(f"nothing recorded before {when.isoformat()}: nothing archived")
         return

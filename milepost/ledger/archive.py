@@ -46,8 +46,9 @@ from milepost.ledger.chain import (
     record_line,
     utc_now,
 )
-from milepost.ledger.checkpoint import fsync_dir, load_checkpoint
+from milepost.ledger.checkpoint import load_checkpoint
 from milepost.ledger.database import LedgerUnavailable, problem
+from milepost.ledger.files import fsync_dir
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import prepare
 

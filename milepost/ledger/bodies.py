@@ -37,6 +37,7 @@ from milepost.ledger.names import (
     NOTE_TYPES,
     RUN_KINDS,
     RUN_STATUSES,
+    TASK_PROGRESS,
     TASK_STATUSES,
 )
 
@@ -271,6 +272,7 @@ def _task_result(body: Mapping[str, Any]) -> None:
         _text(body, key, limit=MAX_TEXT)
     _flag(body, "ignored")
     _flag(body, "rollback")
+    _choice(body, "progress", TASK_PROGRESS, required=False)
 
 
 def _drift_check(body: Mapping[str, Any]) -> None:

@@ -1,6 +1,8 @@
 """The ledger as its users hold it: the records (milepost.ledger.store) and what is done
-with them: queries, signed checkpoints, export, archive, and the housekeeping that closes
-runs whose writer is gone."""
+with them: queries, export and the housekeeping that closes runs whose writer is gone.
+Signed checkpoints (milepost.ledger.checkpoint) and archives (milepost.ledger.archive) are
+functions of their own modules: they load the signing library, which reading the ledger
+does not need."""
 
 from __future__ import annotations
 
@@ -19,23 +21,9 @@ from milepost.ledger.store import Store
 __all__ = ["Ledger", "open_existing"]
 
 
-# Signing (checkpoint, and archive which checks checkpoints) loads cryptography, some 60 ms
-# that `milepost ledger runs` does not need (bench/cli_startup.py): they are imported by the
-# two methods that use them.
-
-
 class Ledger(Store):
     """The maintenance ledger at one database URL: ``Ledger.open(url)`` creates or upgrades
     its schema (see milepost.ledger.database.Database)."""
-
-    def checkpoint(self, out: Path, key_path: Path | None = None) -> dict[str, Any]:
-        """Verify the chain, then write a signed head {seq, count, head_hash, created_at,
-        public_key, signature} to ``out`` (atomically) for publishing outside the database.
-        The Ed25519 key is <state_dir>/ledger-signing.key (made on first use, 0600) unless
-        ``key_path`` is given."""
-        from milepost.ledger import checkpoint as signed
-
-        return signed.write_checkpoint(self, out, key_path)
 
     def recover(self, spool_directory: Path | None = None) -> tuple[int, list[str]]:
         """Housekeeping before any other work: replay spool files whose writer process has
@@ -72,13 +60,6 @@ class Ledger(Store):
     def export(self, fmt: str, out: IO[str]) -> int:
         """Write every record (jsonl or csv) to ``out``; return how many."""
         return export.export(self, fmt, out)
-
-    def archive(self, before: datetime, out: Path) -> int:
-        """Move the chain's prefix recorded before ``before`` to an archive file (see
-        milepost.ledger.archive.archive); return how many records moved."""
-        from milepost.ledger import archive
-
-        return archive.archive(self, before, out)
 
 
 def open_existing(url: str | None = None) -> Ledger | None:

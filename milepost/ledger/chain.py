@@ -18,9 +18,9 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from milepost.errors import UserError
@@ -363,3 +363,60 @@ class ChainWalker:
             first_seq=self.first_seq,
             head_seq=self.head_seq,
         )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed head, read from ``path`` with its signature checked
+    (milepost.ledger.checkpoint.load_checkpoint)."""
+
+    path: Path
+    seq: int
+    count: int
+    head_hash: str
+    created_at: str
+    public_key: str
+
+
+def compare(
+    result: VerifyResult, point: Checkpoint, hash_at_seq: str | None, anchors: dict[int, str]
+) -> VerifyResult:
+    """Does an intact chain still extend the checkpointed head?"""
+    head = result.head_seq or 0
+    if head < point.seq:
+        return replace(
+            result,
+            ok=False,
+            first_bad_seq=head + 1,
+            reason=(
+                f"the ledger ends at record {head} but checkpoint {point.path.name} covers"
+                f" records through {point.seq}: records were removed from the end"
+            ),
+        )
+    if hash_at_seq is None:
+        archived = anchors.get(point.seq)
+        if archived == point.head_hash:
+            return result
+        if archived is None:
+            return replace(
+                result,
+                ok=False,
+                first_bad_seq=None,
+                reason=(
+                    f"record {point.seq} (checkpoint {point.path.name}) was archived: check"
+                    " the checkpoint against the archive file with"
+                    " `milepost ledger verify --archive FILE --checkpoint CHECKPOINT`"
+                ),
+            )
+        hash_at_seq = archived
+    if hash_at_seq != point.head_hash:
+        return replace(
+            result,
+            ok=False,
+            first_bad_seq=point.seq,
+            reason=(
+                f"record {point.seq} no longer has the hash checkpoint {point.path.name}"
+                f" signed: the chain was rewritten at or before record {point.seq}"
+            ),
+        )
+    return result

@@ -20,20 +20,16 @@ import base64
 import binascii
 import json
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from milepost.errors import MilepostError, UserError
-from milepost.ledger.chain import VerifyResult, utc_now
-from milepost.ledger.config import FILE_MODE
+from milepost.ledger.chain import Checkpoint, utc_now
+from milepost.ledger.files import write_atomic
 from milepost.ledger.names import ENV_PUBLIC_KEY as ENV_PUBLIC_KEY
 from milepost.ledger.names import PUBLIC_KEY_FILE as PUBLIC_KEY_FILE
 from milepost.paths import state_dir
@@ -43,16 +39,6 @@ if TYPE_CHECKING:
 
 FORMAT = "milepost-ledger-checkpoint/1"
 KEY_FILE = "ledger-signing.key"
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    path: Path
-    seq: int
-    count: int
-    head_hash: str
-    created_at: str
-    public_key: str
 
 
 def default_key_path() -> Path:
@@ -168,45 +154,6 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     return loaded
 
 
-@contextmanager
-def atomic_file(path: Path, *, newline: str | None = None) -> Iterator[IO[str]]:
-    """A text handle on a new temporary file (mode 0600 whatever the umask) that replaces
-    ``path`` when the block ends without error (fsynced): readers see the old content or
-    the new, never a part. UserError (one line) if it cannot be written."""
-    path = path.resolve()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as bad:
-        raise UserError(f"cannot write {path}: {bad.strerror}") from None
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except OSError as bad:
-        raise UserError(f"cannot write {path}: {bad.strerror}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file (mode 0600) so readers see the old content or the new, never a part."""
-    with atomic_file(path) as handle:
-        handle.write(text)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_public_key(key: Ed25519PrivateKey, key_path: Path) -> Path:
     """Keep the public half of ``key`` beside it (``.pub``), the key `ledger verify
     --checkpoint` trusts by default; an existing file is left as it is (a trust anchor is
@@ -284,47 +231,3 @@ def load_checkpoint(path: Path, public_key: str | None = None) -> Checkpoint:
         created_at=created_at,
         public_key=trusted,
     )
-
-
-def compare(
-    result: VerifyResult, point: Checkpoint, hash_at_seq: str | None, anchors: dict[int, str]
-) -> VerifyResult:
-    """Does an intact chain still extend the checkpointed head?"""
-    head = result.head_seq or 0
-    if head < point.seq:
-        return replace(
-            result,
-            ok=False,
-            first_bad_seq=head + 1,
-            reason=(
-                f"the ledger ends at record {head} but checkpoint {point.path.name} covers"
-                f" records through {point.seq}: records were removed from the end"
-            ),
-        )
-    if hash_at_seq is None:
-        archived = anchors.get(point.seq)
-        if archived == point.head_hash:
-            return result
-        if archived is None:
-            return replace(
-                result,
-                ok=False,
-                first_bad_seq=None,
-                reason=(
-                    f"record {point.seq} (checkpoint {point.path.name}) was archived: check"
-                    " the checkpoint against the archive file with"
-                    " `milepost ledger verify --archive FILE --checkpoint CHECKPOINT`"
-                ),
-            )
-        hash_at_seq = archived
-    if hash_at_seq != point.head_hash:
-        return replace(
-            result,
-            ok=False,
-            first_bad_seq=point.seq,
-            reason=(
-                f"record {point.seq} no longer has the hash checkpoint {point.path.name}"
-                f" signed: the chain was rewritten at or before record {point.seq}"
-            ),
-        )
-    return result

@@ -10,6 +10,9 @@ help without loading either (runs, store and checkpoint import them from here).
 RUN_KINDS = ("scheduled", "manual", "emergency", "drift", "remediation", "qc")
 RUN_STATUSES = ("successful", "failed", "aborted")
 TASK_STATUSES = ("ok", "changed", "failed", "unreachable", "skipped")
+#: Where a task that succeeded says its host now is (the fact milepost_progress), for the
+#: emergency patch's live view: exposed or not to the advisory, verified by the health gate.
+TASK_PROGRESS = ("exposed", "not exposed", "verified")
 PUBLIC_KEY_FILE = "ledger-signing.pub"
 ENV_PUBLIC_KEY = "MILEPOST_CHECKPOINT_PUBLIC_KEY"
 

@@ -24,9 +24,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from milepost.errors import UserError
 from milepost.ledger.chain import format_time, load_body, utc_now
+from milepost.ledger.database import LedgerUnavailable, problem
 from milepost.ledger.names import RUN_KINDS as RUN_KINDS
 from milepost.ledger.names import RUN_STATUSES as RUN_STATUSES
 from milepost.ledger.schema import records as T
@@ -228,10 +230,6 @@ def close_stale_runs(ledger: Store) -> list[str]:
     stale = [run_id for run_id, body in candidates if writer_gone(body, hostname)]
     if not stale:
         return []
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from milepost.ledger.database import LedgerUnavailable, problem
-
     try:
         with ledger.write_transaction() as conn:
             still_open = [run_id for run_id, _ in open_runs(conn, stale)]

@@ -36,9 +36,10 @@ from milepost.errors import MilepostError, UserError
 from milepost.ledger.chain import canonical_body, load_body, utc_now
 from milepost.ledger.config import FILE_MODE
 from milepost.ledger.database import LedgerUnavailable, problem
+from milepost.ledger.files import fsync_dir
 from milepost.ledger.runs import process_alive, process_start_time
 from milepost.ledger.schema import records as T
-from milepost.ledger.store import Prepared, prepare
+from milepost.ledger.store import Prepared, Store, prepare
 from milepost.paths import state_dir
 
 if TYPE_CHECKING:
@@ -51,14 +52,6 @@ _counter = itertools.count(1)
 
 def spool_dir() -> Path:
     return state_dir() / "spool"
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Imported here: milepost.ledger.checkpoint loads cryptography, which reading the
-    # ledger (`milepost ledger runs` checks the spool first) does not need.
-    from milepost.ledger.checkpoint import fsync_dir
-
-    fsync_dir(directory)
 
 
 def pending(directory: Path | None = None) -> list[Path]:
@@ -113,7 +106,7 @@ def spool(records: Sequence[Mapping[str, Any]], reason: str, directory: Path | N
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, final)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except OSError as bad:
         tmp.unlink(missing_ok=True)
         raise MilepostError(
@@ -131,8 +124,6 @@ def append_or_spool(
     the next run writes them in) and warn once on stderr, naming ``what`` ("the QC
     results"); if even the spool fails, warn that they were not recorded. True when they
     went into the ledger."""
-    from milepost.ledger.store import Store  # noqa: F811
-
     try:
         if ledger is not None:
             ledger.append(records)
@@ -221,5 +212,5 @@ def replay(ledger: Store, directory: Path | None = None, only_finished: bool = F
                 f" {path.name} and later spool files stay for the next replay"
             ) from bad
         path.unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     return total

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeGuard
 
 from sqlalchemy import insert, select
@@ -21,10 +20,12 @@ from milepost.errors import UserError
 from milepost.ledger.chain import (
     GENESIS_HASH,
     ChainWalker,
+    Checkpoint,
     VerifyResult,
     canonical_body,
     canonical_record,
     chain_hash,
+    compare,
     format_time,
     load_body,
     utc_now,
@@ -224,19 +225,18 @@ class Store(Database):
                 continue
         return found
 
-    def verify(self, checkpoint: Path | None = None, public_key: str | None = None) -> VerifyResult:
+    def verify(self, checkpoint: Checkpoint | None = None) -> VerifyResult:
         """Recompute every hash in seq order (streaming, constant memory).
 
         Alone, this proves the records form an unbroken chain from the genesis (or from an
         archive anchor): any single edited, deleted, reordered or inserted record, and any
         seq gap, is found. It cannot see the tail cut off, nor a chain rewritten and rehashed
-        from some record on. With a signed ``checkpoint`` (see checkpoint()), it also proves
-        the ledger still extends the checkpointed head: truncation and rewrite-and-rehash
-        up to that head are found. ``public_key`` (base64 raw Ed25519) pins the signer.
+        from some record on. With a ``checkpoint`` whose signature was checked
+        (milepost.ledger.checkpoint.load_checkpoint), it also proves the ledger still
+        extends the checkpointed head: truncation and rewrite-and-rehash up to that head
+        are found.
         """
-        from milepost.ledger import checkpoint as signed
-
-        point = signed.load_checkpoint(checkpoint, public_key) if checkpoint is not None else None
+        point = checkpoint
         hash_at_point: str | None = None
         with self.read_transaction() as conn:
             anchors = self.anchors(conn)
@@ -263,5 +263,5 @@ class Store(Database):
                 result.close()
         outcome = walker.result()
         if point is not None and outcome.ok:
-            outcome = signed.compare(outcome, point, hash_at_point, anchors)
+            outcome = compare(outcome, point, hash_at_point, anchors)
         return outcome

@@ -20,8 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from milepost.errors import MilepostError, UserError
 from milepost.input_checks import shown
-from milepost.ledger.checkpoint import write_atomic
+from milepost.inventory.reading import source_problem
 from milepost.ledger.database import problem
+from milepost.ledger.files import write_atomic
 from milepost.ledger.housekeeping import open_ledger
 from milepost.reports.charts import BarChart, percent_chart
 from milepost.reports.status import DEFAULT_MONTHS, build_status, check_months, status_data
@@ -124,8 +125,6 @@ def write_dashboard(
     if _is_file(out_dir):
         _out_dir(out_dir)  # refuse a file before any slow work
     if sources:
-        from milepost.inventory.reading import source_problem
-
         for source in sources:
             unusable = source_problem(source)
             if unusable:

@@ -10,7 +10,9 @@ import sqlalchemy as sa
 
 from milepost.errors import MilepostError, UserError
 from milepost.ledger import verify_archive
+from milepost.ledger.archive import archive as archive_records
 from milepost.ledger.chain import canonical_body, canonical_record, chain_hash
+from milepost.ledger.checkpoint import load_checkpoint, write_checkpoint
 
 
 def dated(n, day, start=0):
@@ -29,7 +31,7 @@ def dated(n, day, start=0):
 def test_archive_moves_prefix_and_both_parts_verify(ledger, raw, tmp_path):
     ledger.append(dated(5, 1) + dated(4, 10, start=5))
     out = tmp_path / "archive-2025-01.jsonl"
-    assert ledger.archive(datetime(2025, 1, 5, tzinfo=UTC), out) == 5
+    assert archive_records(ledger, datetime(2025, 1, 5, tzinfo=UTC), out) == 5
 
     live = ledger.verify()
     assert live.ok and live.first_seq == 6 and live.count == 5  # 4 notes + the anchor
@@ -50,16 +52,18 @@ def test_archive_moves_prefix_and_both_parts_verify(ledger, raw, tmp_path):
     # A second archive takes the next prefix, anchor included; everything still verifies.
     ledger.append(dated(1, 20, start=100))
     out2 = tmp_path / "archive-2.jsonl"
-    assert ledger.archive(datetime(2025, 1, 15, tzinfo=UTC), out2) == 4
+    assert archive_records(ledger, datetime(2025, 1, 15, tzinfo=UTC), out2) == 4
     assert ledger.verify().ok and verify_archive(out2).ok
-    assert ledger.archive(datetime(2025, 1, 15, tzinfo=UTC), tmp_path / "nothing.jsonl") == 0
+    assert (
+        archive_records(ledger, datetime(2025, 1, 15, tzinfo=UTC), tmp_path / "nothing.jsonl") == 0
+    )
     assert not (tmp_path / "nothing.jsonl").exists()
 
 
 def test_archive_file_tampering_is_caught(ledger, tmp_path):
     ledger.append(dated(4, 1) + dated(1, 9))
     out = tmp_path / "a.jsonl"
-    ledger.archive(datetime(2025, 1, 5, tzinfo=UTC), out)
+    archive_records(ledger, datetime(2025, 1, 5, tzinfo=UTC), out)
     lines = out.read_text().splitlines()
     record = json.loads(lines[1])
     record["body"] = {"i": 42}
@@ -68,17 +72,17 @@ def test_archive_file_tampering_is_caught(ledger, tmp_path):
     result = verify_archive(tampered)
     assert not result.ok and result.first_bad_seq == 2
     with pytest.raises(UserError):
-        ledger.archive(datetime(2025, 1, 5, tzinfo=UTC), out)  # never overwritten
+        archive_records(ledger, datetime(2025, 1, 5, tzinfo=UTC), out)  # never overwritten
 
 
 def test_archive_and_checkpoint(ledger, tmp_path):
     ledger.append(dated(3, 1))
     cp = tmp_path / "cp.json"
-    ledger.checkpoint(cp)
+    write_checkpoint(ledger, cp)
     ledger.append(dated(2, 9))
-    ledger.archive(datetime(2025, 1, 5, tzinfo=UTC), tmp_path / "a.jsonl")
+    archive_records(ledger, datetime(2025, 1, 5, tzinfo=UTC), tmp_path / "a.jsonl")
     # The checkpointed record is exactly the last archived one: the anchor vouches for it.
-    assert ledger.verify(checkpoint=cp).ok
+    assert ledger.verify(load_checkpoint(cp)).ok
     assert verify_archive(tmp_path / "a.jsonl", checkpoint=cp).ok
 
 
@@ -87,7 +91,7 @@ def test_archive_refuses_a_broken_chain(ledger, raw, tmp_path):
     with raw.begin() as conn:
         conn.execute(sa.text("UPDATE ledger_records SET host = 'x' WHERE seq = 2"))
     with pytest.raises(MilepostError, match="broken chain"):
-        ledger.archive(datetime(2025, 1, 5, tzinfo=UTC), tmp_path / "a.jsonl")
+        archive_records(ledger, datetime(2025, 1, 5, tzinfo=UTC), tmp_path / "a.jsonl")
     assert not (tmp_path / "a.jsonl").exists()
     with raw.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM ledger_records")).scalar_one() == 4
@@ -95,7 +99,7 @@ def test_archive_refuses_a_broken_chain(ledger, raw, tmp_path):
 
 def test_live_chain_refuses_a_forged_start(ledger, raw, tmp_path):
     ledger.append(dated(3, 1) + dated(1, 9))
-    ledger.archive(datetime(2025, 1, 5, tzinfo=UTC), tmp_path / "a.jsonl")
+    archive_records(ledger, datetime(2025, 1, 5, tzinfo=UTC), tmp_path / "a.jsonl")
     with raw.begin() as conn:
         conn.execute(
             sa.text("UPDATE ledger_records SET prev_hash = :p WHERE seq = 4"), {"p": "1" * 64}

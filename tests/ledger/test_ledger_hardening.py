@@ -20,14 +20,17 @@ from ledger_helpers import plain_records
 from milepost.cli.main import main
 from milepost.errors import UserError
 from milepost.ledger import Ledger
+from milepost.ledger.archive import archive as archive_records
 from milepost.ledger.archive import verify_archive
 from milepost.ledger.checkpoint import (
     ENV_PUBLIC_KEY,
+    load_checkpoint,
     load_or_create_key,
     raw_public_key,
-    write_atomic,
+    write_checkpoint,
 )
 from milepost.ledger.config import local_postgres_url, pg_password_file
+from milepost.ledger.files import write_atomic
 from milepost.ledger.spool import spool
 
 
@@ -113,14 +116,14 @@ def test_spool_export_archive_checkpoint_and_keys_are_0600(
 def test_verify_checkpoint_without_a_configured_key_refuses(ledger, tmp_path, project, capsys):
     ledger.append(plain_records(3))
     cp = tmp_path / "cp.json"
-    ledger.checkpoint(cp)
+    write_checkpoint(ledger, cp)
     (project / ".milepost" / "ledger-signing.pub").unlink()
     code, out, err = run_cli(capsys, "verify", "--checkpoint", str(cp))
     assert code == 2, out + err
     line = one_line(err)
     assert "no trusted checkpoint key" in line and "--public-key" in line
     with pytest.raises(UserError, match="no trusted checkpoint key"):
-        ledger.verify(checkpoint=cp)
+        ledger.verify(load_checkpoint(cp))
     with pytest.raises(UserError, match="no trusted checkpoint key"):
         verify_archive(tmp_path / "none.jsonl", checkpoint=cp)
 
@@ -129,11 +132,11 @@ def test_a_checkpoint_signed_by_another_key_fails_although_it_is_self_consistent
     ledger, tmp_path, project, capsys, monkeypatch
 ):
     ledger.append(plain_records(4))
-    ledger.checkpoint(tmp_path / "ours.json")  # makes the configured key and its .pub
+    write_checkpoint(ledger, tmp_path / "ours.json")  # makes the configured key and its .pub
     # An attacker able to rewrite the database signs its head with a key of their own: the
     # file is valid on its own terms (its signature matches the key it carries).
     forged = tmp_path / "forged.json"
-    document = ledger.checkpoint(forged, key_path=tmp_path / "attacker.key")
+    document = write_checkpoint(ledger, forged, key_path=tmp_path / "attacker.key")
     trusted = (project / ".milepost" / "ledger-signing.pub").read_text().strip()
     assert document["public_key"] != trusted
 
@@ -141,9 +144,9 @@ def test_a_checkpoint_signed_by_another_key_fails_although_it_is_self_consistent
     assert code == 2, out + err
     assert "signed by key" in one_line(err) and trusted in err
     with pytest.raises(UserError, match="signed by key"):
-        ledger.verify(checkpoint=forged)
+        ledger.verify(load_checkpoint(forged))
     # Naming the attacker's key explicitly is the only way to accept it.
-    assert ledger.verify(checkpoint=forged, public_key=document["public_key"]).ok
+    assert ledger.verify(load_checkpoint(forged, document["public_key"])).ok
     code, _, err = run_cli(capsys, "verify", "--checkpoint", str(tmp_path / "ours.json"))
     assert code == 0, err
 
@@ -170,10 +173,10 @@ def test_a_checkpoint_signed_by_another_key_fails_although_it_is_self_consistent
 def test_archive_checkpoint_is_checked_against_the_configured_key(ledger, tmp_path, project):
     ledger.append([{**r, "recorded_at": "2025-01-01T00:00:00Z"} for r in plain_records(3)])
     forged = tmp_path / "forged.json"
-    document = ledger.checkpoint(forged, key_path=tmp_path / "attacker.key")
+    document = write_checkpoint(ledger, forged, key_path=tmp_path / "attacker.key")
     ours = load_or_create_key(project / ".milepost" / "ledger-signing.key")
     archive = tmp_path / "a.jsonl"
-    assert ledger.archive(datetime(2025, 2, 1, tzinfo=UTC), archive) == 3
+    assert archive_records(ledger, datetime(2025, 2, 1, tzinfo=UTC), archive) == 3
     with pytest.raises(UserError, match="signed by key"):
         verify_archive(archive, checkpoint=forged)
     assert verify_archive(archive, checkpoint=forged, public_key=document["public_key"]).ok

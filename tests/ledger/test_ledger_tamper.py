@@ -9,6 +9,7 @@ from ledger_helpers import plain_records
 
 from milepost.errors import UserError
 from milepost.ledger.chain import canonical_body, canonical_record, chain_hash
+from milepost.ledger.checkpoint import load_checkpoint, write_checkpoint
 
 COLUMNS = "seq, kind, run_id, host, recorded_at, body, prev_hash, hash"
 
@@ -162,14 +163,14 @@ def rewrite_and_rehash(conn, all_rows):
 def test_checkpoint_catches_what_the_chain_cannot(ledger, raw, tmp_path, tamper):
     ledger.append(plain_records(6))
     cp = tmp_path / "head.json"
-    document = ledger.checkpoint(cp)
+    document = write_checkpoint(ledger, cp)
     assert document["seq"] == 6 and document["count"] == 6
     ledger.append(plain_records(1))  # the ledger may grow past the checkpoint
-    assert ledger.verify(checkpoint=cp).ok
+    assert ledger.verify(load_checkpoint(cp)).ok
     with raw.begin() as conn:
         tamper(conn, rows(raw))
     assert ledger.verify().ok, "a plain verify cannot see this"
-    result = ledger.verify(checkpoint=cp)
+    result = ledger.verify(load_checkpoint(cp))
     assert not result.ok
     assert result.first_bad_seq in (5, 6)
 
@@ -177,20 +178,20 @@ def test_checkpoint_catches_what_the_chain_cannot(ledger, raw, tmp_path, tamper)
 def test_checkpoint_signature_is_checked(ledger, tmp_path, project):
     ledger.append(plain_records(3))
     cp = tmp_path / "head.json"
-    ledger.checkpoint(cp)
+    write_checkpoint(ledger, cp)
     key = project / ".milepost" / "ledger-signing.key"
     assert key.stat().st_mode & 0o777 == 0o600
     document = json.loads(cp.read_text())
     forged = dict(document, count=2, seq=2)
     (tmp_path / "forged.json").write_text(json.dumps(forged))
     with pytest.raises(UserError, match="signature"):
-        ledger.verify(checkpoint=tmp_path / "forged.json")
+        ledger.verify(load_checkpoint(tmp_path / "forged.json"))
     with pytest.raises(UserError, match="signed by key"):
-        ledger.verify(checkpoint=cp, public_key="AAAA" + document["public_key"][4:])
-    assert ledger.verify(checkpoint=cp, public_key=document["public_key"]).ok
+        ledger.verify(load_checkpoint(cp, "AAAA" + document["public_key"][4:]))
+    assert ledger.verify(load_checkpoint(cp, document["public_key"])).ok
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(UserError):
-        ledger.verify(checkpoint=tmp_path / "junk.json")
+        ledger.verify(load_checkpoint(tmp_path / "junk.json"))
 
 
 def test_checkpoint_refuses_a_broken_chain(ledger, raw, tmp_path):
@@ -200,5 +201,5 @@ def test_checkpoint_refuses_a_broken_chain(ledger, raw, tmp_path):
     with raw.begin() as conn:
         conn.execute(sa.text("UPDATE ledger_records SET body = '{}' WHERE seq = 2"))
     with pytest.raises(MilepostError, match="broken chain"):
-        ledger.checkpoint(tmp_path / "cp.json")
+        write_checkpoint(ledger, tmp_path / "cp.json")
     assert not (tmp_path / "cp.json").exists()

@@ -62,7 +62,9 @@ from milepost.ledger import (
     task_result,
     verify_archive,
 )
+from milepost.ledger.archive import archive as archive_records
 from milepost.ledger.chain import canonical_body, canonical_record, format_time
+from milepost.ledger.checkpoint import load_checkpoint, write_checkpoint
 
 # ------------------------------------------------------------------------- strategies
 
@@ -291,7 +293,7 @@ def test_odd_records_verify_in_the_live_chain_and_in_an_archive_file(items, kept
         ledger.append(new)
         assert ledger.verify().ok
         out = folder / "archive.jsonl"
-        assert ledger.archive(datetime(2021, 1, 1, tzinfo=UTC), out) == len(old)
+        assert archive_records(ledger, datetime(2021, 1, 1, tzinfo=UTC), out) == len(old)
         archived = verify_archive(out)
         assert archived.ok, archived.reason
         assert archived.count == len(old)
@@ -496,7 +498,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def sign_a_checkpoint(self):
         self.checkpoints += 1
         out = self.folder / f"checkpoint-{self.checkpoints}.json"
-        document = self.ledger.checkpoint(out, key_path=self.folder / "signing.key")
+        document = write_checkpoint(self.ledger, out, key_path=self.folder / "signing.key")
         head = self.acked[-1]
         assert (document["seq"], document["count"], document["head_hash"]) == (
             head[0],
@@ -524,7 +526,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def a_broken_chain_is_not_signed(self):
         out = self.folder / "refused.json"
         with pytest.raises(MilepostError, match="broken chain"):
-            self.ledger.checkpoint(out, key_path=self.folder / "signing.key")
+            write_checkpoint(self.ledger, out, key_path=self.folder / "signing.key")
         assert not out.exists()
 
     # ---------------------------------------------------------------- tampers
@@ -662,7 +664,7 @@ class LedgerMachine(RuleBasedStateMachine):
         signed = plain
         if self.point is not None:
             path, _, _, key = self.point
-            signed = self.ledger.verify(checkpoint=path, public_key=key)
+            signed = self.ledger.verify(load_checkpoint(path, key))
         if not altered:
             assert plain.ok, plain.reason
             assert signed.ok, signed.reason

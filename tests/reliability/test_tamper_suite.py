@@ -52,6 +52,7 @@ from milepost.ledger import (
     task_result,
 )
 from milepost.ledger.chain import canonical_body, format_time
+from milepost.ledger.checkpoint import load_checkpoint, write_checkpoint
 
 HOSTS = ["acct-api-1", "acct-api-2", "ingest-1", "ingest-2", "paygw-1", "sftp-1", "report-1"]
 PACKAGES = {
@@ -171,7 +172,7 @@ def ground(tmp_path_factory: pytest.TempPathFactory) -> Ground:
         ]
     )
     checkpoint = folder / "checkpoint.json"
-    document = ledger.checkpoint(checkpoint, key_path=folder / "signing.key")
+    document = write_checkpoint(ledger, checkpoint, key_path=folder / "signing.key")
     for kind in ["qc", "scheduled"]:  # newer than the checkpoint: the chain alone guards them
         record_run(ledger, build, pid, kind)
     ledger.close()
@@ -341,7 +342,7 @@ def tampered_copy(ground: Ground, folder: Path, name: str) -> tuple[Path, Ledger
     db = folder / "ledger.sqlite"
     shutil.copy(ground.db, db)
     ledger = Ledger.open(f"sqlite:///{db}")
-    before = ledger.verify(checkpoint=ground.checkpoint, public_key=ground.public_key)
+    before = ledger.verify(load_checkpoint(ground.checkpoint, ground.public_key))
     assert before.ok, f"{name}: the untampered copy does not verify: {before.reason}"
     assert (before.count, before.head_hash) == (ground.head, ground.rows[-1][7])
     return db, ledger
@@ -359,7 +360,7 @@ def test_every_tamper_of_random_records_is_detected_and_the_first_bad_record_nam
             case = tamper(db, ground, rng)
             assert stored_rows(db) != ground.rows
             where = f"trial {trial} ({case.what})"
-            signed = ledger.verify(checkpoint=ground.checkpoint, public_key=ground.public_key)
+            signed = ledger.verify(load_checkpoint(ground.checkpoint, ground.public_key))
             assert not signed.ok, f"{where}: not detected with the checkpoint"
             assert signed.first_bad_seq == case.first_bad, f"{where}: {signed.reason}"
             if chain_catches:
