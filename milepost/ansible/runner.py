@@ -35,12 +35,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from milepost.errors import MilepostError, Stopped
+import ansible_runner.interface
 
-if TYPE_CHECKING:
-    from milepost.inventory.checks import CheckedInventory
+from milepost.errors import MilepostError, Stopped, UserError
+from milepost.inventory.checks import CheckedInventory, check_inventory
+from milepost.inventory.reading import PHASES, default_inventory, inventory_phase
+from milepost.ledger import Ledger, LedgerUnavailable
+from milepost.ledger.runs import new_run_id
+from milepost.paths import project_root
 
 __all__ = ["RunResult", "playbook_env", "run_playbook", "signals_held"]
 
@@ -225,11 +229,6 @@ def run_playbook(
     interrupts: from signals_held(), when the caller caught signals before this run; if
     one came already, the playbook is not started (interrupted, started False).
     """
-    import ansible_runner.interface
-
-    from milepost.ledger.runs import new_run_id
-    from milepost.paths import project_root
-
     root = (root or project_root()).resolve()
     base = {**os.environ, **(env or {})}
     run_id = run_id or new_run_id()
@@ -295,9 +294,6 @@ def run_playbook(
 
 def _start_recorded(run_id: str) -> bool:
     """Whether the ledger holds the run's start (True when the ledger cannot tell)."""
-    from milepost.errors import UserError
-    from milepost.ledger import Ledger, LedgerUnavailable
-
     try:
         with Ledger.open() as ledger:
             return ledger.run(run_id).get("start") is not None
@@ -325,7 +321,7 @@ class Interrupted(Stopped):
 def run_checked(
     playbook_name: str,
     *,
-    inventory: str | None = None,
+    inventory: Path | None = None,
     limit: str | None = None,
     check: bool = False,
     diff: bool = False,
@@ -342,14 +338,9 @@ def run_checked(
     The inventory's milepost_phase goes to the playbook as an extra var (play keywords
     such as serial see extra vars, not inventory variables) and to the ledger callback
     (MILEPOST_PHASE)."""
-    from milepost.errors import UserError
-    from milepost.inventory.checks import check_inventory
-    from milepost.inventory.reading import PHASES, default_inventory, inventory_phase
-    from milepost.paths import project_root
-
     root = project_root()
     os.environ["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
-    sources = [Path(inventory)] if inventory is not None else default_inventory()
+    sources = [inventory] if inventory is not None else default_inventory()
     checked = check_inventory(
         sources, limit=limit, extra_vars=extravars, playbook_dir=root / "playbooks"
     )
@@ -358,8 +349,6 @@ def run_checked(
     if phase not in PHASES:
         raise UserError(f"-e milepost_phase must be one of {', '.join(PHASES)}, not {phase[:40]!r}")
     env = {"MILEPOST_PHASE": phase, **({"MILEPOST_RUN_KIND": run_kind} if run_kind else {})}
-    from milepost.ledger.runs import new_run_id
-
     run_id = new_run_id()
     if before_run is not None:
         before_run(run_id, checked)

@@ -47,6 +47,14 @@ if not console.is_terminal:
     # Piped or captured output: do not squeeze tables into 80 columns.
     console = Console(width=200)
 
+
+def _inventory_path(value: str) -> Path:
+    """-i as given: an empty one is refused (Path("") would be the current directory)."""
+    if not value.strip():
+        raise typer.BadParameter("is empty: pass -i PATH to an inventory file or directory")
+    return Path(value)
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 InventoryOption = Annotated[
     Path | None,
@@ -54,6 +62,7 @@ InventoryOption = Annotated[
         "-i",
         "--inventory",
         metavar="PATH",
+        parser=_inventory_path,
         help="Inventory file or directory (default: the one ansible.cfg names).",
     ),
 ]

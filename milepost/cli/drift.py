@@ -229,7 +229,7 @@ def drift_check(inventory: InventoryOption = None, limit: LimitOption = None) ->
 
     result = run_checked(
         "drift.yml",
-        inventory=str(inventory) if inventory else None,
+        inventory=inventory,
         limit=check_limit(limit) if limit is not None else None,
         check=True,
         diff=True,
@@ -326,7 +326,7 @@ def drift_remediate(
         run_limit = ":".join(sorted(selection)) + (f":&{limit}" if limit else "")
     result = run_checked(
         "remediate.yml",
-        inventory=str(inventory) if inventory else None,
+        inventory=inventory,
         limit=run_limit,
         check=dry_run,
         diff=True,

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from milepost.cli.common import console
+from milepost.cli.common import InventoryOption, console
 from milepost.errors import MilepostError, UserError
 from milepost.notify import notify_emergency
 from milepost.patching import emergency
@@ -51,15 +51,7 @@ def emergency_patch(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the exposed hosts and the plan; touch nothing.")
     ] = False,
-    inventory: Annotated[
-        str | None,
-        typer.Option(
-            "-i",
-            "--inventory",
-            metavar="PATH",
-            help="Inventory file or directory (default: the one ansible.cfg names).",
-        ),
-    ] = None,
+    inventory: InventoryOption = None,
 ) -> None:
     """Emergency patch of one advisory (help: EMERGENCY_HELP)."""
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from milepost.ansible.runner import run_checked
-from milepost.cli.common import AllowDowngradeOption, allow_downgrade_vars, console
+from milepost.cli.common import AllowDowngradeOption, InventoryOption, allow_downgrade_vars, console
 from milepost.errors import MilepostError, UserError
 from milepost.input_checks import check_limit, check_untemplated
 
@@ -60,15 +60,7 @@ MAINTAIN_HELP = (
 
 @maintain_app.command("maintain", help=MAINTAIN_HELP)
 def maintain(
-    inventory: Annotated[
-        str | None,
-        typer.Option(
-            "-i",
-            "--inventory",
-            metavar="PATH",
-            help="Inventory file or directory (default: the one ansible.cfg names).",
-        ),
-    ] = None,
+    inventory: InventoryOption = None,
     limit: Annotated[
         str | None,
         typer.Option("--limit", metavar="PATTERN", help="Only these RUC hosts (Ansible pattern)."),

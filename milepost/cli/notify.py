@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from milepost.cli.common import InventoryOption
-from milepost.errors import MilepostError
+from milepost.errors import MilepostError, UserError
 from milepost.notify import send_notice
+from milepost.notify.content import check_run_id
 
 if TYPE_CHECKING:
     from milepost.notify import Outcome
@@ -128,12 +129,8 @@ def notify_upcoming(
 ) -> None:
     """Tell staff about maintenance windows opening soon (each window once per audience)."""
     if run_id is not None and not now:
-        from milepost.errors import UserError
-
         raise UserError("--run-id goes with --now (the run starting now): add --now")
     if run_id is not None:
-        from milepost.notify.content import check_run_id
-
         run_id = check_run_id(run_id)
     _send(
         "upcoming",

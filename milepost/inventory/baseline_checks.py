@@ -17,6 +17,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from typing import Any
 
+import yaml
+
+from milepost.paths import PACKAGE_CHECKOUT
+
 __all__: list[str] = []
 
 #: Ansible's message for the keys baseline entries do not have (option.key, ...).
@@ -27,10 +31,6 @@ MAX_NON_TEXT_KEYS = 5
 
 @cache
 def _baseline_spec() -> dict[str, Any]:
-    import yaml
-
-    from milepost.paths import PACKAGE_CHECKOUT
-
     path = PACKAGE_CHECKOUT / "roles/baseline/meta/argument_specs.yml"
     spec: dict[str, Any] = yaml.safe_load(path.read_text())["argument_specs"]["main"]["options"]
     return spec

@@ -25,7 +25,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from milepost.errors import UserError
+from milepost.input_checks import shown
+from milepost.paths import project_root
 
 __all__ = [
     "PHASES",
@@ -51,7 +55,6 @@ MAX_SCANNED_FILES = 2_000
 def _use_project_config() -> None:
     """Ansible reads its configuration when first imported: make it the checkout's
     ansible.cfg, the one every Milepost run uses (sets ANSIBLE_CONFIG in this process)."""
-    from milepost.paths import project_root
 
     os.environ["ANSIBLE_CONFIG"] = str(project_root() / "ansible.cfg")
 
@@ -123,8 +126,6 @@ def _named(path: Path) -> str:
     text = str(path)
     if len(text) <= 200 and text.isprintable() and text.isascii():
         return text
-    from milepost.input_checks import shown
-
     return shown(text, 200)
 
 
@@ -193,8 +194,6 @@ class _Endless(Exception):
 
 
 def _children(node: Any) -> list[Any]:
-    import yaml
-
     if isinstance(node, yaml.MappingNode):
         return [part for pair in node.value for part in pair]
     if isinstance(node, yaml.SequenceNode):
@@ -233,7 +232,6 @@ def _expanded_size(root: Any) -> tuple[int, int]:
 def _yaml_expansion(path: str, mtime_ns: int, size: int) -> str | None:
     """What is wrong with the aliases of the YAML file at ``path`` (cached by its time and
     size), or None. A file that is not YAML is Ansible's to judge."""
-    import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:

@@ -26,6 +26,8 @@ from typing import Any
 
 from milepost.errors import UserError
 from milepost.input_checks import check_mapping, check_text, kind_of, shown
+from milepost.inventory.reading import default_inventory, inventory_groups, inventory_variables
+from milepost.inventory.vendors import HOST_VENDOR_VAR
 from milepost.inventory.windows import Blackout, Window, parse_blackouts, parse_window
 
 __all__ = [
@@ -138,8 +140,6 @@ def parse_systems(
 def load_systems(sources: Sequence[Path] | None = None) -> dict[str, System]:
     """The inventory's systems (default: the inventory ansible.cfg names), {group: System}.
     UserError (one line) for bad data or an unreadable inventory."""
-    from milepost.inventory.reading import default_inventory, inventory_groups, inventory_variables
-    from milepost.inventory.vendors import HOST_VENDOR_VAR
 
     paths = list(sources) if sources else default_inventory()
     controller, per_host = inventory_variables(paths, (SYSTEMS_VAR, HOST_VENDOR_VAR))

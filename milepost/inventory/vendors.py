@@ -32,6 +32,7 @@ from typing import Any
 
 from milepost.errors import UserError
 from milepost.input_checks import check_mapping, check_text, kind_of, shown
+from milepost.inventory.reading import default_inventory, inventory_groups, inventory_variables
 from milepost.inventory.severities import SEVERITIES
 
 __all__ = [
@@ -335,8 +336,6 @@ def parse_vendors(
 
 
 def _sources(sources: Sequence[Path] | None) -> list[Path]:
-    from milepost.inventory.reading import default_inventory
-
     return list(sources) if sources else default_inventory()
 
 
@@ -352,7 +351,6 @@ def _host_vendors(per_host: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
 def load_vendors(sources: Sequence[Path] | None = None) -> dict[str, Vendor]:
     """The inventory's vendors (default: the inventory ansible.cfg names), {key: Vendor}.
     Empty if the inventory does not set milepost_vendors. UserError (one line) for bad data."""
-    from milepost.inventory.reading import inventory_groups, inventory_variables
 
     paths = _sources(sources)
     controller, per_host = inventory_variables(
@@ -371,7 +369,6 @@ def load_vendors(sources: Sequence[Path] | None = None) -> dict[str, Vendor]:
 
 def vendor_of_host(sources: Sequence[Path] | None = None) -> dict[str, str]:
     """{RUC host: its milepost_vendor} (hosts without one are left out)."""
-    from milepost.inventory.reading import inventory_variables
 
     _, per_host = inventory_variables(_sources(sources), (HOST_VENDOR_VAR,))
     return _host_vendors(per_host)

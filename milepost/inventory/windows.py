@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from milepost.errors import UserError
+from milepost.inventory.lab_only import lab_only_problem
 
 __all__ = [
     "Blackout",
@@ -402,7 +403,6 @@ def window_result(args: Mapping[str, Any], environment: Any) -> dict[str, Any]:
     actions) for its arguments ``window``, ``blackouts``, ``group``, ``now``, ``override``
     and ``override_reason``: ``failed`` with a one-line ``msg`` when the window is closed,
     malformed or its clock moved outside the lab."""
-    from milepost.inventory.lab_only import lab_only_problem
 
     now_text = str(args.get("now") or "").strip()
     refused = lab_only_problem(environment, now=now_text)

@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from milepost.drift.findings import findings
 from milepost.errors import UserError
+from milepost.input_checks import shown
 from milepost.ledger.bodies import usable
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
@@ -70,8 +71,6 @@ def parse_period(text: str | None, today: date | None = None) -> Period:
         or len(parts[0]) != 4
         or not 1 <= int(parts[1]) <= 12
     ):
-        from milepost.input_checks import shown
-
         raise UserError(f"--period {shown(text)} is not a month: use YYYY-MM, e.g. 2026-11")
     start = date(int(parts[0]), int(parts[1]), 1)
     end = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
@@ -267,8 +266,6 @@ def scorecards(
 ) -> list[Scorecard]:
     """Scorecards of every vendor (or ``only`` that one: UserError if unknown)."""
     if only is not None and only not in vendors:
-        from milepost.input_checks import shown
-
         known = ", ".join(sorted(vendors)) or "none (set milepost_vendors)"
         raise UserError(f"unknown vendor {shown(only)}: the inventory's vendors are {known}")
     return [

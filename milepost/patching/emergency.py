@@ -47,7 +47,7 @@ from milepost.input_checks import (
 )
 from milepost.inventory.checks import check_inventory
 from milepost.inventory.debian import check_package_name, check_version
-from milepost.inventory.reading import default_inventory
+from milepost.inventory.reading import default_inventory, source_problem
 from milepost.ledger import Ledger
 from milepost.ledger.runs import new_run_id
 from milepost.ledger.spool import append_or_spool
@@ -57,7 +57,7 @@ from milepost.patching import policy as patch_policy
 from milepost.patching.advisories import get_advisory
 from milepost.patching.emergency_progress import _Progress
 from milepost.patching.emergency_summary import Summary, summarise
-from milepost.patching.exposure import exposures
+from milepost.patching.exposure import exposures, installed_packages
 from milepost.patching.fleet_lock import FleetLock, Refused
 from milepost.paths import project_root
 
@@ -87,7 +87,7 @@ def check_request(
     limit: str | None,
     canary: str,
     reason: str | None,
-    inventory: str | None,
+    inventory: Path | None,
     yes: bool,
     dry_run: bool,
 ) -> Request:
@@ -108,10 +108,8 @@ def check_request(
     )
     source = None
     if inventory is not None:
-        check_text(inventory, "--inventory", max_len=4096)
-        from milepost.inventory.reading import source_problem
-
-        source = Path(inventory)
+        check_text(str(inventory), "--inventory", max_len=4096)
+        source = inventory
         unusable = source_problem(source)
         if unusable:
             raise UserError(unusable)
@@ -178,8 +176,6 @@ def plan(request: Request) -> Plan:
         items = exposures(
             ledger, settings, advisories={advisory.advisory_id: advisory}, hosts=scope
         )
-        from milepost.patching.exposure import installed_packages
-
         known = set(installed_packages(ledger, scope))
     exposed = sorted({e.host for e in items if e.status == "exposed"})
     excepted = sorted({e.host for e in items if e.status == "excepted"} - set(exposed))

@@ -626,7 +626,7 @@ def test_canary_secrets_never_reach_milepost_outputs_runner_artifacts_or_logs(
         capfd.readouterr()
         result_b = runner.run_checked(
             "../tests/reliability/playbooks/secrets.yml",
-            inventory=str(inventory),
+            inventory=Path(inventory),
             limit=",".join(hosts),
             diff=True,
             extravars=extra_b,
