@@ -5,7 +5,7 @@ Ansible event calls one builder here, and what the builder returns goes to the r
 (milepost.ansible.recorder). Builders take plain values (a result dict, a task's action,
 a function that scrubs secrets) and return plain records; they know nothing of the
 callback's state. Facts travel as result keys (milepost_package_changes, milepost_rollback,
-milepost_health_gate, ...), never as task titles.
+milepost_health_gate, the fact milepost_progress, ...), never as task titles.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from milepost.ledger.names import TASK_PROGRESS
 from milepost.ledger.runs import package_change, package_facts, task_result
 
 __all__ = [
@@ -65,6 +66,7 @@ CONTROLLER_ACTIONS = frozenset(
         "set_fact",
         "set_stats",
         "validate_argument_spec",
+        "milepost_inventory_check",
         "milepost_kill_switch",
         "milepost_window_check",
     }
@@ -186,9 +188,14 @@ def task_record(
     **fields: Any,
 ) -> Record:
     """The task_result record of one host's result (``task`` and ``fields`` already
-    scrubbed). A restore that changed something says so: ``rollback`` true."""
+    scrubbed). A restore that changed something says so: ``rollback`` true. A task that
+    set the fact milepost_progress (one of TASK_PROGRESS) says where its host now is:
+    ``progress``."""
     if status == "changed" and result.get("milepost_rollback") is True:
         fields["rollback"] = True
+    progress = (result.get("ansible_facts") or {}).get("milepost_progress")
+    if status in ("ok", "changed") and progress in TASK_PROGRESS:
+        fields["progress"] = progress
     return task_result(run_id, host, task, status, **fields)
 
 

@@ -30,6 +30,7 @@ PHASE_RANK = {
     "patching": 2,
     "verifying": 3,
     "verified": 4,
+    "exposed": 1,
     "not exposed": 4,
     "failed": 5,
     "unreachable": 5,
@@ -40,11 +41,6 @@ ROLE_PHASE = {
     "ruc_apt_source": "checking",
     "app_update": "patching",
     "health_gate": "verifying",
-}
-#: Tasks (name prefixes) whose success says more than their role.
-TASK_PHASE = {
-    "PATCH | Release the maintenance lock of a host that is not exposed": "not exposed",
-    "AUDIT | Pass the health gate when every service is healthy": "verified",
 }
 
 
@@ -90,10 +86,10 @@ def follow(records: Sequence[Mapping[str, Any]], hosts: dict[str, HostProgress])
         elif status in ("ok", "changed"):
             if status == "changed" and body.get("rollback") is True:
                 progress.rolled_back = True
-            phase = ROLE_PHASE.get(str(body.get("role") or ""))
-            for prefix, named in TASK_PHASE.items():
-                if prefix in task:
-                    phase = named
+            # A task's own word on where its host is (ledger.names.TASK_PROGRESS) says
+            # more than its role.
+            said = body.get("progress")
+            phase = said if said in PHASE_RANK else ROLE_PHASE.get(str(body.get("role") or ""))
             if phase:
                 progress.advance(phase)
 

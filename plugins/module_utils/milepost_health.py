@@ -6,8 +6,8 @@ packages, milepost_os_patch for the operating system): restart what the change n
 the RUC services for their health, and when one is unhealthy or the change failed, roll
 the changed packages back to the versions found before, check again and judge.
 
-The health_gate role does the same in tasks, for the changes of other roles (the
-baseline's pinned packages); the verdicts and the one-line message are the same.
+The milepost_health_gate module runs the same gate for a change another task made (the
+health_gate role, after the baseline's pinned packages).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -91,7 +91,7 @@ def verdict(previous, now, rollback_error, still_unhealthy):
 
 
 def message(report, check_mode=False):
-    """The one line the host fails with, as the health_gate role words it."""
+    """The one line the host fails with."""
     reasons = "; ".join(report["reasons"])
     if len(reasons) > 400:
         reasons = reasons[:397] + "..."
@@ -123,14 +123,14 @@ def message(report, check_mode=False):
 
 
 def gate(module, changes, previous, packages, command_dir, wait_seconds, failure, installed,
-         lock_timeout):  # fmt: skip
+         lock_timeout, check_mode=False):  # fmt: skip
     """The health gate after a change.
 
     changes: what the change did; previous: {package: version before, None when it was not
     installed} of the packages to restore; packages: the RUC packages whose health is
     checked; failure: why the change itself failed ("" when it did not); installed(names):
-    the installed versions now. Returns (report, rollback changes): report["result"] is
-    passed, rolled_back or rollback_failed.
+    the installed versions now; check_mode: judge without rolling anything back. Returns
+    (report, rollback changes): report["result"] is passed, rolled_back or rollback_failed.
     """
     unhealthy = {} if failure else check_health(module, packages, command_dir, wait_seconds)
     report = {
@@ -147,14 +147,14 @@ def gate(module, changes, previous, packages, command_dir, wait_seconds, failure
     )
     before = installed(sorted(to_restore))
     errors = []
-    for argv in rollback_commands(to_restore, lock_timeout):
+    for argv in [] if check_mode else rollback_commands(to_restore, lock_timeout):
         rc, out, err = module.run_command(argv, environ_update=ENV, expand_user_and_vars=False)
         if rc != 0:
             tail = [line for line in (out + "\n" + err).splitlines() if line.strip()]
             errors.append("%s failed (exit %d): %s" % (" ".join(argv[:2]), rc, (tail or ["?"])[-1]))
     now = installed(sorted(to_restore))
     rolled = changes_between(before, now)
-    # As the health_gate role: the packages' own scripts start the restored versions.
+    # The packages' own scripts start the restored versions: no restart here.
     survivors = [name for name in packages if to_restore.get(name, True)]
     still = check_health(module, survivors, command_dir, wait_seconds)
     report.update(

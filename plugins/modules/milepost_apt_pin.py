@@ -21,8 +21,8 @@ description:
     package names (lowercase letters, digits, C(+), C(-), C(.); no shell
     metacharacters); versions must be Debian versions; every package must be known to
     the APT cache and every requested version must exist in it; a downgrade needs
-    its package in O(allowed_downgrades) (or O(allow_downgrade=true), the health gate's
-    rollback to the versions found before the run). No requested version may be older
+    its package in O(allowed_downgrades) (or O(allow_downgrade=true), a restore of
+    the versions found before the run). No requested version may be older
     than a fixed version in O(security_floor) unless the host is already older (it is
     never made less secure) or a patch exception covers it. Any problem fails the task
     with one message listing every problem, in check mode too, and the host is left
@@ -51,7 +51,7 @@ options:
     required: true
   allow_downgrade:
     description:
-      - Restore the versions found before the run (the health gate's rollback). Any
+      - Restore the versions found before the run (as a health gate's rollback does). Any
         package may go down and O(security_floor) does not apply, since the host goes
         back to the state it was found in. Passes C(--allow-downgrades) to apt-get.
     type: bool

@@ -68,6 +68,17 @@ def test_a_rollback_is_known_from_result_keys():
     assert "rollback" not in plain["body"]
 
 
+def test_where_a_host_is_travels_as_a_fact_not_a_title():
+    facts = {"ansible_facts": {"milepost_progress": "verified", "health_gate_result": "passed"}}
+    record = records.task_record("r1", "pay-01", "any title at all", "ok", facts)
+    assert record["body"]["progress"] == "verified"
+    assert "progress" not in records.task_record("r1", "pay-01", "t", "failed", facts)["body"]
+    odd = {"ansible_facts": {"milepost_progress": "done, trust me"}}
+    assert "progress" not in records.task_record("r1", "pay-01", "t", "ok", odd)["body"]
+    titled = records.task_record("r1", "pay-01", "Pass the health gate", "ok", {})
+    assert "progress" not in titled["body"]
+
+
 def test_result_keys_give_records_of_their_own():
     result = {
         "milepost_package_changes": [

@@ -17,12 +17,19 @@ def results() -> list[dict]:
                     role="preflight"),
         task_result(RUN, "pay-02", "preflight : AUDIT | Check that the host is reachable", "ok",
                     role="preflight"),
-        task_result(RUN, "acct-01", "PATCH | Release the maintenance lock of a host that is not"
-                    " exposed", "ok", role=""),
+        task_result(RUN, "pay-01", "AUDIT | Work out which packages of the advisory this host"
+                    " must patch", "ok", role="", progress="exposed"),
+        task_result(RUN, "acct-01", "AUDIT | Work out which packages of the advisory this host"
+                    " must patch", "ok", role="", progress="not exposed"),
+        # A task's title is not an API: only its progress key moves the host.
+        task_result(RUN, "acct-01", "AUDIT | Pass the health gate when every service is"
+                    " healthy", "ok", role=""),
         task_result(RUN, "pay-01", "app_update : PATCH | Install the pinned versions", "changed",
                     role="app_update"),
         package_change(RUN, "pay-01", "ruc-payment-gateway", "2.3.0", "2.4.0"),
         task_result(RUN, "pay-01", "health_gate : AUDIT | Pass the health gate when every service"
+                    " is healthy", "ok", role="health_gate", progress="verified"),
+        task_result(RUN, "pay-02", "health_gate : AUDIT | Pass the health gate when every service"
                     " is healthy", "ok", role="health_gate"),
         task_result(RUN, "pay-02", "app_update : PATCH | Install the pinned versions", "failed",
                     role="app_update"),

@@ -3,6 +3,8 @@ the change: restarts, health checks, the rollback and the one-line verdict."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 # tests/unit/conftest.py puts plugins/module_utils under ansible.module_utils.
@@ -18,6 +20,7 @@ class _Host:
         self.rollback_rc = rollback_rc
         self.heals = heals
         self.ran = []
+        self.broken = {}
 
     def run_command(self, argv, **_kwargs):
         self.ran.append(list(argv))
@@ -33,6 +36,7 @@ class _Host:
                 for spec in argv[argv.index("--") + 1 :]:
                     name, version = spec.split("=")
                     self.versions[name] = version
+                    self.broken.pop(name, None)
                 if self.heals:
                     self.unhealthy.clear()
             return self.rollback_rc, "", "E: broken" if self.rollback_rc else ""
@@ -46,6 +50,7 @@ class _Host:
         return {name: self.versions.get(name) for name in names}
 
 
+PAY = "ruc-payment-gateway"
 CHANGE = [{"package": "ruc-payment-gateway", "from_version": "2.3.0", "to_version": "2.3.1"}]
 PREVIOUS = {"ruc-payment-gateway": "2.3.0", "ruc-account-api": "1.5.0"}
 
@@ -126,3 +131,92 @@ def test_a_package_that_was_not_installed_before_is_removed():
 )
 def test_verdict(previous, now, error, still, expected):
     assert health.verdict(previous, now, error, still) == expected
+
+
+def test_check_mode_judges_without_rolling_back():
+    host = _Host({"ruc-payment-gateway": "2.3.0"}, unhealthy={"ruc-payment-gateway"})
+    report, rolled = health.gate(
+        host, CHANGE, PREVIOUS, ["ruc-payment-gateway"], "/usr/bin", 5, "", host.installed, 60,
+        check_mode=True,
+    )  # fmt: skip
+    assert not any(argv[0] == "apt-get" for argv in host.ran) and rolled == []
+    assert report["result"] == "rollback_failed" and report["still_unhealthy"] == [
+        "ruc-payment-gateway"
+    ]
+    assert health.message(report, check_mode=True).startswith(
+        "Health gate (check mode, nothing changed): rollback_failed"
+    )
+
+
+# --- the milepost_health_gate module (the health_gate role's one module run) --------------
+
+
+def _run_gate_module(monkeypatch, capsys, host, args, check_mode=False):
+    """Run plugins/modules/milepost_health_gate.py on ``host``: (failed, its JSON result)."""
+    from ansible.module_utils import basic
+    from ansible.module_utils.testing import patch_module_args
+    from conftest import load_module
+
+    gate_module = load_module("milepost_health_gate")
+
+    def run_command(_module, argv, **_kwargs):
+        if argv[0] == "dpkg-query":
+            names = argv[argv.index("--") + 1 :]
+            lines = [f"{n}\t{v}\tinstalled" for n, v in host.versions.items() if n in names]
+            lines += [f"{n}\t{v}\thalf-configured" for n, v in host.broken.items() if n in names]
+            lines += [f"{n}\t\tnot-installed" for n in names if n not in host.versions]
+            return 0, "\n".join(lines) + "\n", ""
+        return host.run_command(argv)
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    with patch_module_args({**args, "_ansible_check_mode": check_mode}):
+        with pytest.raises(SystemExit) as done:
+            gate_module.main()
+    result = json.loads(capsys.readouterr().out)
+    return done.value.code != 0, result
+
+
+def test_the_module_passes_a_healthy_host_and_says_it_is_verified(monkeypatch, capsys):
+    host = _Host({"ruc-payment-gateway": "2.3.1"})
+    args = {"previous_versions": {"ruc-payment-gateway": "2.3.0"}, "packages": [PAY]}
+    failed, result = _run_gate_module(monkeypatch, capsys, host, args)
+    assert not failed and result["changed"] is False
+    assert result["ansible_facts"]["health_gate_result"] == "passed"
+    assert result["ansible_facts"]["milepost_progress"] == "verified"
+    assert not any(argv[0] == "apt-get" for argv in host.ran)
+
+
+def test_the_module_restores_every_previous_version_and_fails_the_host(monkeypatch, capsys):
+    host = _Host(
+        {"ruc-payment-gateway": "2.3.1", "ruc-account-api": "1.5.1"},
+        unhealthy={"ruc-payment-gateway"},
+    )
+    failed, result = _run_gate_module(
+        monkeypatch, capsys, host,
+        {"previous_versions": PREVIOUS, "packages": ["ruc-payment-gateway"], "wait_seconds": 5},
+    )  # fmt: skip
+    assert failed and result["changed"] is True
+    assert result["milepost_health_gate"]["result"] == "rolled_back"
+    assert host.versions == PREVIOUS  # both packages of previous_versions went back
+    assert result["msg"] == (
+        "Health gate: rolled_back after ruc-payment-gateway unhealthy"
+        " (ruc-payment-gateway: port 8443 refused);"
+        " rolled back ruc-account-api 1.5.1 -> 1.5.0, ruc-payment-gateway 2.3.1 -> 2.3.0;"
+        " now ruc-account-api=1.5.0, ruc-payment-gateway=2.3.0, healthy"
+    )
+    assert {c["package"] for c in result["milepost_package_changes"]} == set(PREVIOUS)
+    assert "milepost_progress" not in result.get("ansible_facts", {})
+
+
+def test_a_half_configured_package_is_rolled_back_from_its_version(monkeypatch, capsys):
+    host = _Host({"ruc-account-api": "1.5.0"})
+    host.broken = {PAY: "2.3.1"}  # its postinst failed: dpkg says half-configured
+    failed, result = _run_gate_module(
+        monkeypatch, capsys, host,
+        {"previous_versions": PREVIOUS, "packages": [PAY], "failure": "postinst failed"},
+    )  # fmt: skip
+    assert failed and result["milepost_health_gate"]["result"] == "rolled_back"
+    assert result["milepost_package_changes"] == [
+        {"package": PAY, "from_version": "2.3.1", "to_version": "2.3.0"}
+    ]
+    assert "rolled back ruc-payment-gateway 2.3.1 -> 2.3.0" in result["msg"]
