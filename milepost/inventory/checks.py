@@ -2,9 +2,10 @@
 
 The inventory is read as ansible-playbook reads it (milepost.inventory.reading: Ansible's
 own InventoryManager and VariableManager, so group_vars, host_vars and variable precedence
-are exactly what a run sees); extra vars are laid on top, as they are in a run. The checks
-are those of the first play of playbooks/maintain.yml (which still guards plain
-ansible-playbook runs) and a few more:
+are exactly what a run sees); extra vars are laid on top, as they are in a run. The first
+play of playbooks/maintain.yml, which guards plain ansible-playbook runs and AWX jobs,
+makes the checks of :func:`run_problems` with this same code (the action plugin
+milepost_inventory_check); the command line makes those and more:
 
 - the inventory exists and holds hosts in group ``ruc`` (never the implicit localhost),
   and ``--limit`` leaves at least one of them;
@@ -24,13 +25,18 @@ Every problem is one line; :func:`check_inventory` raises them as one UserError.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from milepost.errors import UserError, printable
+import yaml
+
+from milepost.errors import MilepostError, UserError, printable
+from milepost.inventory import package_index
 from milepost.inventory.baseline_checks import _baseline_problems
+from milepost.inventory.batches import max_unavailable as check_max_unavailable
 from milepost.inventory.debian import DEBIAN_VERSION, OS_PATCH_CHOICES, PACKAGE_NAME
 from milepost.inventory.reading import (
     RUC_GROUP,
@@ -47,11 +53,15 @@ from milepost.inventory.reading import (
     source_problem,
 )
 from milepost.inventory.windows import parse_blackouts, parse_window
+from milepost.paths import project_root
 
 __all__ = [
     "CheckedInventory",
     "check_inventory",
     "inventory_problems",
+    "one_line",
+    "ruc_host_problems",
+    "run_problems",
 ]
 
 #: Problems listed in full in the one line; the rest are counted.
@@ -125,6 +135,40 @@ def _window_problems(variables: Mapping[str, Any]) -> Iterator[str]:
         parse_blackouts(variables.get("milepost_blackouts"), group=group)
     except UserError as bad:
         yield str(bad)
+
+
+def ruc_host_problems(vendor: Any, pins: Any) -> list[str]:
+    """What is wrong with a RUC host's own variables: no vendor, pinned packages that are not
+    Debian names and versions."""
+    problems = []
+    if not str(vendor or "").strip():
+        problems.append("no milepost_vendor (set it on the host's group)")
+    problems.extend(_package_problems(pins))
+    return problems
+
+
+def run_problems(
+    hosts: Mapping[str, tuple[Any, Any]], interfaces: Any, options: Mapping[str, Any]
+) -> list[str]:
+    """What every run checks before any host is touched, on values Ansible already holds
+    (the first play of maintain.yml, through the action plugin milepost_inventory_check):
+    each RUC host's (vendor, pins), the controller's milepost_interfaces and OS patching
+    options. One line per problem, naming its hosts. The command line checks the same and
+    more (inventory_problems)."""
+    found: dict[str, list[str]] = {}
+    for name, (vendor, pins) in hosts.items():
+        for text in ruc_host_problems(vendor, pins):
+            found.setdefault(text, []).append(name)
+    for text in [*_interface_problems(interfaces), *_option_problems(options)]:
+        found.setdefault(text, [])
+    return [printable(problem) for problem in _by_problem(found)]
+
+
+def one_line(problems: Sequence[str]) -> str:
+    """Problems as the one line a refusal prints: the first few in full, the rest counted."""
+    listed = "; ".join(problems[:MAX_LISTED])
+    more = len(problems) - MAX_LISTED
+    return listed + (f"; and {more} more" if more > 0 else "")
 
 
 def _by_problem(found: Mapping[str, list[str]]) -> list[str]:
@@ -205,11 +249,8 @@ def inventory_problems(
                 host_vars = {**variables.get_vars(host=host), **overlay}
                 templar = Templar(loader=loader, variables=host_vars)
                 vendor = _template(templar, host_vars, "milepost_vendor")
-                host_problems = []
-                if not str(vendor or "").strip():
-                    host_problems.append("no milepost_vendor (set it on the host's group)")
                 pins = _template(templar, host_vars, "app_update_versions")
-                host_problems.extend(_package_problems(pins))
+                host_problems = ruc_host_problems(vendor, pins)
                 if not host_problems and isinstance(pins, Mapping) and pins:
                     repo = tuple(
                         tuple(str(item) for item in _template(templar, host_vars, key) or default)
@@ -281,7 +322,6 @@ def _safety_problems(
 ) -> list[str]:
     """Test-only extra vars outside the lab, and a malformed milepost_max_unavailable
     (docs/SAFETY.md); the playbooks check the same where every run passes."""
-    from milepost.inventory.batches import max_unavailable as check_max_unavailable
 
     problems = []
     given = [name for name in TEST_ONLY_VARS if name in overlay]
@@ -315,9 +355,6 @@ def _downgrade_problems(named: Any, run_packages: set[str]) -> list[str]:
 
 def _source_defaults() -> dict[str, list[str]]:
     """The package source's variables and their role defaults (roles/ruc_apt_source)."""
-    import yaml
-
-    from milepost.paths import project_root
 
     defaults_file = project_root() / "roles" / "ruc_apt_source" / "defaults" / "main.yml"
     defaults = yaml.safe_load(defaults_file.read_text()) or {}
@@ -333,10 +370,6 @@ def _unavailable_pins(
 ) -> dict[str, list[str]]:
     """Pinned packages or versions the hosts' package source does not offer. A source the
     controller cannot read is skipped with a warning: the hosts check their pins again."""
-    import sys
-
-    from milepost.errors import MilepostError
-    from milepost.inventory import package_index
 
     arch = package_index.controller_arch()
     found: dict[str, list[str]] = {}
@@ -381,8 +414,5 @@ def check_inventory(
     )
     if problems:
         # Whatever an inventory value held, the message stays one line of printable text.
-        problems = [printable(problem) for problem in problems]
-        listed = "; ".join(problems[:MAX_LISTED])
-        more = len(problems) - MAX_LISTED
-        raise UserError(listed + (f"; and {more} more" if more > 0 else ""))
+        raise UserError(one_line([printable(problem) for problem in problems]))
     return CheckedInventory(sources=tuple(sources), hosts=tuple(hosts))

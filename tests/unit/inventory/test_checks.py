@@ -77,14 +77,19 @@ def write_inventory(tmp_path: Path, hosts: str = VALID_HOSTS, **group_vars: str 
     return inventory
 
 
-def maintain(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {
+def run_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a run whose ledger and state are in tmp_path."""
+    return {
         **os.environ,
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "MILEPOST_ROOT": str(ROOT),
         "MILEPOST_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.sqlite'}",
         "MILEPOST_STATE_DIR": str(tmp_path / "state"),
     }
+
+
+def maintain(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = run_env(tmp_path)
     return subprocess.run(
         [sys.executable, "-m", "milepost.cli.main", "maintain", *args],
         capture_output=True,
@@ -661,3 +666,50 @@ def test_test_only_variables_pass_against_the_lab_inventory(tmp_path):
         [inventory], extra_vars={"preflight_window_now": "2026-01-01T00:00:00Z"}
     )
     assert "pay-01.example.invalid" in checked.hosts
+
+
+def first_play(tmp_path: Path, inventory: Path, playbook: Path, *args: str):
+    """A plain ansible-playbook run (as AWX runs it): the checks of the first play."""
+    env = run_env(tmp_path)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
+         str(playbook), *args],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+
+
+def test_the_first_play_refuses_what_the_command_refuses_with_the_same_words(tmp_path):
+    inventory = write_inventory(
+        tmp_path,
+        hosts=VALID_HOSTS.replace("            milepost_vendor: ledgerline_analytics\n", ""),
+        payment_gateway='app_update_versions: {"ruc-pay;rm -rf /": "2.4.0"}\n',
+        all="milepost_interfaces:\n  - {name: payments-api, vendor: x, kind: https}\n",
+    )
+    problems, _ = inventory_problems([inventory], extra_vars={"os_patch_reboot": "always"})
+    proc = first_play(
+        tmp_path, inventory, ROOT / "playbooks" / "maintain.yml", "-e", "os_patch_reboot=always"
+    )
+    assert proc.returncode != 0
+    for expected in [
+        "report-01.example.invalid: no milepost_vendor",
+        "'ruc-pay;rm -rf /' in app_update_versions is not a Debian package name",
+        "interface payments-api has neither a url (https) nor a host (sftp)",
+        "os_patch_reboot must be never or if_required, not 'always'",
+    ]:
+        assert any(expected in line for line in problems)
+        assert expected in proc.stdout, proc.stdout
+    assert "Inventory: " in proc.stdout
+    # The checks run on the controller and stop the run: no host play started.
+    assert "PLAY [Check every RUC host before maintenance]" not in proc.stdout
+
+
+def test_the_first_play_passes_a_valid_inventory(tmp_path):
+    inventory = write_inventory(tmp_path)
+    playbook = tmp_path / "check.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n"
+        "    - milepost_inventory_check:\n"
+    )
+    proc = first_play(tmp_path, inventory, playbook)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 RUC hosts checked" in proc.stdout or "ok: [localhost]" in proc.stdout

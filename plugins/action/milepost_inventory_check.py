@@ -1,0 +1,45 @@
+"""Action plugin milepost_inventory_check: the checks every run makes before any host is
+touched (the first play of maintain.yml), on the inventory Ansible has already read: each
+RUC host's vendor and pinned package names and versions, the vendor interfaces, the OS
+patching options. The rules are milepost.inventory.checks.run_problems, which the command
+line uses too. No module runs. Documentation: plugins/modules/milepost_inventory_check.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+
+from milepost.inventory.checks import one_line, run_problems
+from milepost.inventory.debian import OS_PATCH_CHOICES
+from milepost.inventory.reading import RUC_GROUP
+
+
+class ActionModule(ActionBase):
+    _supports_check_mode = True
+    _requires_connection = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        if self._task.args:
+            unknown = ", ".join(sorted(self._task.args))
+            return {**result, "failed": True, "msg": f"unknown arguments: {unknown}"}
+        hostvars = task_vars.get("hostvars") or {}
+        hosts = {}
+        for name in (task_vars.get("groups") or {}).get(RUC_GROUP) or []:
+            own = hostvars[name]  # templated on access, in the host's own context
+            hosts[name] = tuple(
+                own[key] if key in own else None
+                for key in ("milepost_vendor", "app_update_versions")
+            )
+
+        def controller(key: str) -> Any:
+            return self._templar.template(task_vars[key]) if key in task_vars else None
+
+        options = {key: controller(key) for key in OS_PATCH_CHOICES}
+        problems = run_problems(hosts, controller("milepost_interfaces"), options)
+        if problems:
+            return {**result, "failed": True, "msg": "Inventory: " + one_line(problems)}
+        return {**result, "changed": False, "msg": f"{len(hosts)} RUC hosts checked"}
