@@ -5,9 +5,7 @@ Exit codes: 0 done; 2 bad input (one line on stderr, nothing appended).
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,6 +16,7 @@ from rich.table import Table
 from milepost.cli.common import JsonOption, console, open_ledger, print_json
 from milepost.errors import UserError
 from milepost.input_checks import check_text, shown
+from milepost.ledger.files import atomic_file
 from milepost.oversight.register_export import EXPORT_FORMATS, export
 from milepost.oversight.register_reading import notes
 from milepost.oversight.register_writing import add_note, update_note
@@ -322,19 +321,6 @@ def note_export(
         export(found, fmt, sys.stdout)
         sys.stdout.flush()
         return
-    target = out.resolve()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as bad:
-        raise UserError(f"cannot write {shown(str(out))}: {bad.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            count = export(found, fmt, handle)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except OSError as bad:
-        raise UserError(f"cannot write {shown(str(out))}: {bad.strerror}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_file(out, newline="") as handle:
+        count = export(found, fmt, handle)
     print(f"milepost: exported {count} register entries to {out}", file=sys.stderr)
