@@ -713,3 +713,8 @@ def test_the_first_play_passes_a_valid_inventory(tmp_path):
     proc = first_play(tmp_path, inventory, playbook)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "3 RUC hosts checked" in proc.stdout or "ok: [localhost]" in proc.stdout
+
+
+def test_an_empty_inventory_path_is_refused_not_read_as_the_current_directory(tmp_path):
+    (tmp_path / "hosts.yml").write_text(VALID_HOSTS)  # what the current directory would give
+    assert_refused(tmp_path, maintain(tmp_path, "-i", ""), "--inventory", "is empty")
