@@ -382,13 +382,13 @@ def test_plain_verify_cannot_see_truncation_or_a_full_rehash_a_checkpoint_can(
     """The documented limit, shown: without a checkpoint a truncated or completely
     rehashed chain is valid, just not the true one; a checkpoint taken before catches
     both; a rehash newer than the checkpoint passes even with it (checkpoint often)."""
-    checkpoint = {"checkpoint": ground.checkpoint, "public_key": ground.public_key}
+    checkpoint = load_checkpoint(ground.checkpoint, ground.public_key)
 
     db, ledger = tampered_copy(ground, tmp_path / "truncated", "truncate")
     case = truncate(db, ground, rng)
     plain = ledger.verify()
     assert plain.ok and plain.count == case.first_bad - 1, (case.what, plain.reason)
-    signed = ledger.verify(**checkpoint)
+    signed = ledger.verify(checkpoint)
     assert (signed.ok, signed.first_bad_seq) == (False, case.first_bad)
     assert "removed from the end" in (signed.reason or "")
     ledger.close()
@@ -398,7 +398,7 @@ def test_plain_verify_cannot_see_truncation_or_a_full_rehash_a_checkpoint_can(
     plain = ledger.verify()
     assert plain.ok and plain.count == ground.head, (case.what, plain.reason)
     assert plain.head_hash != ground.rows[-1][7], "a different chain, every hash valid"
-    signed = ledger.verify(**checkpoint)
+    signed = ledger.verify(checkpoint)
     assert (signed.ok, signed.first_bad_seq) == (False, ground.checkpoint_seq)
     assert "rewritten" in (signed.reason or "")
     ledger.close()
@@ -407,7 +407,7 @@ def test_plain_verify_cannot_see_truncation_or_a_full_rehash_a_checkpoint_can(
     start = rng.randint(ground.checkpoint_seq + 1, ground.head)
     rewrite_and_rehash(db, ground, rng, start)
     assert ledger.verify().ok
-    assert ledger.verify(**checkpoint).ok, "records newer than the checkpoint: chain only"
+    assert ledger.verify(checkpoint).ok, "records newer than the checkpoint: chain only"
     ledger.close()
     tally("tamper cases detected", 2)
 
