@@ -43,8 +43,15 @@ lab: venv
 lab-down: venv
 	scripts/lab down
 
+# CISA's KEV catalog, when a copy sits beside the checkout: the sync flags the KEV CVEs.
+KEV_CATALOG ?= $(wildcard ../shared/data/kev/known_exploited_vulnerabilities.json)
+
 demo: lab
+	milepost maintain --check >/dev/null
+	milepost advisory sync $(if $(KEV_CATALOG),--kev $(KEV_CATALOG))
+	milepost exposure
 	milepost maintain
+	milepost exposure
 	milepost report dashboard --out .milepost/dashboard
 
 lint: venv

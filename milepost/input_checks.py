@@ -50,6 +50,10 @@ NEWLINES = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 CVE_ID = re.compile(r"CVE-[0-9]{4}-[0-9]{4,19}")
 VENDOR_ID = re.compile(r"[A-Z][A-Z0-9]{1,15}(?:-[A-Za-z0-9]{1,32}){1,4}")
+#: A Debian upload's advisory (milepost.patching.debian_sync): DEB-<source>-<version>, every
+#: character of the version but letters, digits and '.' written '.' (e.g.
+#: DEB-openssl-3.0.22.1.deb12u2), at most 64 characters.
+DEBIAN_ID = re.compile(r"DEB-[a-z0-9][A-Za-z0-9.-]{1,59}")
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 LIMIT_PATTERN = re.compile(r"[A-Za-z0-9_.*?:,!&\[\]-]+")
 
@@ -161,8 +165,9 @@ def check_multiline(value: str, what: str, *, max_len: int = MAX_INPUT) -> str:
 
 
 def check_advisory_id(value: str, what: str = "advisory id") -> str:
-    """A CVE id (CVE-YYYY-NNNN, four or more digits) or a vendor id such as RUC-2026-001
-    (an id starting CVE- must be a CVE id)."""
+    """A CVE id (CVE-YYYY-NNNN, four or more digits), a vendor id such as RUC-2026-001 or
+    a Debian upload's id such as DEB-openssl-3.0.22.1.deb12u2 (an id starting CVE- must be
+    a CVE id)."""
     text = safe_text(value, what, MAX_ADVISORY_ID)
     if text.startswith("-"):
         raise UserError(
@@ -173,10 +178,11 @@ def check_advisory_id(value: str, what: str = "advisory id") -> str:
             f"{what} {shown(text)} is not a CVE id: use CVE-YYYY-NNNN with four or more"
             " digits after the year, e.g. CVE-2025-12345"
         )
-    if not (CVE_ID.fullmatch(text) or VENDOR_ID.fullmatch(text)):
+    if not (CVE_ID.fullmatch(text) or VENDOR_ID.fullmatch(text) or DEBIAN_ID.fullmatch(text)):
         raise UserError(
             f"{what} {shown(text)} is not an advisory id: use CVE-YYYY-NNNN (e.g."
-            " CVE-2025-12345) or a vendor id in capitals such as RUC-2026-001"
+            " CVE-2025-12345), a vendor id in capitals such as RUC-2026-001 or a Debian"
+            " upload's id such as DEB-openssl-3.0.22.1.deb12u2"
         )
     return text
 

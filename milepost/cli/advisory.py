@@ -1,5 +1,5 @@
 """`milepost advisory ...`: security advisories in the ledger (milepost.patching.advisories;
-imports: milepost.patching.advisory_import).
+imports: milepost.patching.advisory_import; Debian's uploads: milepost.patching.debian_sync).
 
 Exit codes: 0 done, 1 the ledger could not be written, 2 bad input (one line on stderr;
 nothing is recorded then).
@@ -15,14 +15,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from milepost.cli.common import JsonOption, console, open_ledger, print_json
+from milepost.cli.common import InventoryOption, JsonOption, console, open_ledger, print_json, warn
 from milepost.errors import UserError
 from milepost.input_checks import check_advisory_id, check_date, check_text, shown
 from milepost.inventory.debian import check_package_name, check_version
 from milepost.inventory.reading import default_inventory
 from milepost.patching import policy as patch_policy
 from milepost.patching.advisories import add_advisory, load_advisories
-from milepost.patching.advisory_import import import_kev, import_vendor
+from milepost.patching.advisory_import import import_kev, import_vendor, read_kev_catalog
+from milepost.patching.debian_archives import load_archives
+from milepost.patching.debian_reading import ArchiveReader, DirectoryReader, Reader
+from milepost.patching.debian_sync import sync_debian
 
 if TYPE_CHECKING:
     from milepost.patching.advisories import Advisory
@@ -205,6 +208,55 @@ def advisory_import(
         escape(
             f"imported {what}: {summary.entries} entries, {summary.added} added,"
             f" {summary.updated} updated, {summary.unchanged} unchanged{mapped}"
+        )
+    )
+
+
+@advisory_app.command("sync")
+def advisory_sync(
+    inventory: InventoryOption = None,
+    offline: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            metavar="DIR",
+            help="Read .deb files and <package>_<version>.changelog files from this directory"
+            " instead of the archives (air-gapped).",
+        ),
+    ] = None,
+    kev: Annotated[
+        Path | None,
+        typer.Option(
+            "--kev",
+            metavar="FILE",
+            help="CISA's KEV catalog (JSON) to match CVEs against (default: the KEV"
+            " advisories in the ledger).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Record an advisory for every Debian upload newer than what the fleet runs that names
+    a CVE or comes from a security suite (the archives of milepost_debian_archives)."""
+
+    # The quick checks first: the KEV file and the directory, before the archives are read.
+    catalog = read_kev_catalog(kev) if kev is not None else None
+    if offline is not None:
+        reader: Reader = DirectoryReader(offline)
+    else:
+        reader = ArchiveReader(load_archives(inventory))
+    summary = sync_debian(open_ledger(), reader, catalog)
+    for message in summary.warnings:
+        warn(f"warning: {message}")
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    version = f" (KEV catalog {summary.catalog_version})" if summary.catalog_version else ""
+    console.print(
+        escape(
+            f"synced Debian advisories from {summary.origin}: {summary.uploads} uploads read,"
+            f" {summary.added} added, {summary.updated} updated, {summary.unchanged} unchanged,"
+            f" {summary.not_recorded} without a CVE not recorded, {summary.kev} KEV"
+            f" matches{version}, {len(summary.warnings)} warnings"
         )
     )
 

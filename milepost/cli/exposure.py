@@ -56,7 +56,8 @@ def exposure(
     ledger = open_ledger()
     try:
         if advisory is not None:
-            get_advisory(ledger, advisory)
+            # A CVE id Debian fixed in an upload names that upload's advisory.
+            advisory = get_advisory(ledger, advisory).advisory_id
         items = model.exposures(
             ledger,
             settings,

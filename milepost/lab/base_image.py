@@ -1,18 +1,24 @@
-"""The lab's base image: a debootstrap minbase Debian 12 rootfs imported into Docker.
+"""The lab's base image: a debootstrap minbase Debian 12 rootfs, brought up to the newest
+versions Debian's bookworm-updates and bookworm-security offer, imported into Docker.
 
 No image registry is reachable, so the image is built from Debian's packages and cached
-under a tag derived from its recipe: a second `up` finds it and takes seconds.
+under a tag derived from its recipe: a second `up` finds it and takes seconds. Beside it are
+kept the image's .debs and its package list (the versions hosts start on: os_updates).
 """
 
 import hashlib
-import re
+import json
 import shutil
 import subprocess
+from functools import cmp_to_key
 from importlib import resources
 from pathlib import Path
 
-from milepost.errors import MilepostError, UserError
-from milepost.lab import os_updates
+from debian.debian_support import version_compare
+
+from milepost.archive.apt_state import AptState
+from milepost.archive.sources import machine_sources
+from milepost.errors import MilepostError
 from milepost.lab.commands import require, run
 
 SUITE = "bookworm"
@@ -29,8 +35,13 @@ INCLUDE = (
     "iproute2",
 )
 INIT_PATH = "/usr/local/sbin/milepost-lab-init"
-# .debs of the image kept beside it: the lab republishes them as OS updates.
-KEPT_DEBS = os_updates.PACKAGES
+#: Marks the recipe: the image is brought up to Debian's newest updates.
+UPGRADED = "upgraded to bookworm-updates and bookworm-security"
+#: /usr/sbin/policy-rc.d of the image: the lab host's sshd is the container's own process
+#: (milepost-lab-init), so no package script may restart it (that would stop the container).
+SSH_POLICY = '#!/bin/sh\ncase "$1" in ssh|sshd) exit 101 ;; esac\nexit 0\n'
+#: Sorts Debian versions as Debian orders them.
+DEBIAN_ORDER = cmp_to_key(version_compare)
 
 
 def _file(name: str) -> str:
@@ -40,8 +51,8 @@ def _file(name: str) -> str:
 def recipe_tag() -> str:
     """The tag of the image this recipe builds: changes whenever the recipe does."""
     digest = hashlib.sha256()
-    recipe = (SUITE, *INCLUDE, *KEPT_DEBS, _file("milepost-lab-init"))
-    recipe += (_file("sshd-milepost-lab.conf"),)
+    recipe = [SUITE, *INCLUDE, UPGRADED, SSH_POLICY, _file("milepost-lab-init")]
+    recipe.append(_file("sshd-milepost-lab.conf"))
     for part in recipe:
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:12]
@@ -52,32 +63,8 @@ def image_name() -> str:
 
 
 def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
-    """The Debian mirror this machine's apt uses for bookworm main (deb822 or one-line)."""
-    texts = [p.read_text() for p in sorted(sources_dir.glob("sources.list.d/*.sources"))]
-    for text in texts:
-        for stanza in re.split(r"\n\s*\n", text):
-            fields = {}
-            for line in stanza.splitlines():
-                key, sep, value = line.partition(":")
-                if sep and not line.startswith(("#", " ", "\t")):
-                    fields[key.strip().lower()] = value.strip()
-            if (
-                "deb" in fields.get("types", "").split()
-                and SUITE in fields.get("suites", "").split()
-                and "main" in fields.get("components", "").split()
-            ):
-                return fields["uris"].split()[0]
-    one_line = [sources_dir / "sources.list", *sorted(sources_dir.glob("sources.list.d/*.list"))]
-    for path in one_line:
-        if not path.is_file():
-            continue
-        for line in path.read_text().splitlines():
-            words = re.sub(r"\[[^]]*\]", "", line).split()
-            if len(words) >= 4 and words[0] == "deb" and words[2] == SUITE and "main" in words[3:]:
-                return words[1]
-    raise UserError(
-        f"no Debian {SUITE} main source in {sources_dir}/sources.list(.d): add the mirror to apt"
-    )
+    """The Debian mirror this machine's apt uses for bookworm main."""
+    return machine_sources([SUITE], sources_dir=sources_dir)[0].uri
 
 
 def exists(name: str) -> bool:
@@ -86,22 +73,32 @@ def exists(name: str) -> bool:
 
 
 def kept_debs_dir(build_dir: Path) -> Path:
-    """Where the image's kept .debs are, one directory per image recipe."""
+    """Where the image's .debs are kept, one directory per image recipe."""
     return build_dir / f"os-debs-{recipe_tag()}"
 
 
-def ensure(build_dir: Path) -> str:
+def packages_file(build_dir: Path) -> Path:
+    """The image's installed packages, {package: version}, one file per image recipe."""
+    return build_dir / f"image-packages-{recipe_tag()}.json"
+
+
+def installed(build_dir: Path) -> dict[str, str]:
+    """The image's installed packages and versions."""
+    data: dict[str, str] = json.loads(packages_file(build_dir).read_text())
+    return data
+
+
+def ensure(build_dir: Path, state: AptState) -> str:
     """Return the image name, building and importing it first if it is not cached (or its
-    kept .debs are missing)."""
+    package list is missing)."""
     name = image_name()
-    kept = kept_debs_dir(build_dir)
-    if not exists(name) or not all(any(kept.glob(f"{p}_*.deb")) for p in KEPT_DEBS):
-        _build(name, build_dir)
+    if not exists(name) or not packages_file(build_dir).is_file():
+        _build(name, build_dir, state)
     run(["docker", "tag", name, f"{REPOSITORY}:latest"])
     return name
 
 
-def _build(name: str, build_dir: Path) -> None:
+def _build(name: str, build_dir: Path, state: AptState) -> None:
     require("debootstrap", "docker")
     rootfs = build_dir / "rootfs"
     if rootfs.exists():
@@ -120,7 +117,10 @@ def _build(name: str, build_dir: Path) -> None:
         ],
         timeout=1800,
     )
-    _keep_debs(rootfs, kept_debs_dir(build_dir))
+    kept = kept_debs_dir(build_dir)
+    _keep_debs(rootfs, kept)
+    _upgrade(rootfs, state, kept)
+    packages_file(build_dir).write_text(json.dumps(_dpkg_versions(rootfs), indent=1) + "\n")
     _customize(rootfs)
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
     imported = subprocess.run(
@@ -134,20 +134,56 @@ def _build(name: str, build_dir: Path) -> None:
 
 
 def _keep_debs(rootfs: Path, kept: Path) -> None:
-    """Copy the .debs of KEPT_DEBS that debootstrap installed out of the rootfs."""
+    """Copy the .debs debootstrap installed out of the rootfs."""
     if kept.exists():
         shutil.rmtree(kept)
     kept.mkdir(parents=True)
-    for package in KEPT_DEBS:
-        found = sorted((rootfs / "var/cache/apt/archives").glob(f"{package}_*.deb"))
-        if len(found) != 1:
-            raise MilepostError(f"debootstrap left {len(found)} .debs of {package}, expected 1")
-        shutil.copy2(found[0], kept / found[0].name)
+    for deb in sorted((rootfs / "var/cache/apt/archives").glob("*.deb")):
+        shutil.copy2(deb, kept / deb.name)
+
+
+def _dpkg_versions(rootfs: Path) -> dict[str, str]:
+    listing = run(
+        ["chroot", str(rootfs), "dpkg-query", "-W", "-f", "${Package}\t${Version}\n"]
+    ).stdout
+    return dict(line.split("\t", 1) for line in listing.splitlines() if "\t" in line)
+
+
+def _upgrade(rootfs: Path, state: AptState, kept: Path) -> None:
+    """Install the newest version Debian offers of every package debootstrap installed (the
+    .debs are downloaded on the controller: no network inside the image), keeping them."""
+    installed = _dpkg_versions(rootfs)
+    offers = state.offers(installed)
+    debs = []
+    for package, version in sorted(installed.items()):
+        newer = [o for o in offers.get(package, []) if version_compare(o.version, version) > 0]
+        if newer:
+            best = max(newer, key=lambda o: DEBIAN_ORDER(o.version))
+            debs.append(state.download(package, best.version, kept))
+    if not debs:
+        return
+    inbox = rootfs / "root/milepost-upgrade"
+    inbox.mkdir()
+    for deb in debs:
+        shutil.copy2(deb, inbox / deb.name)
+    policy = rootfs / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")  # no service starts inside the build
+    policy.chmod(0o755)
+    try:
+        run(
+            ["chroot", str(rootfs), "dpkg", "--install", "--force-confdef", "--force-confold"]
+            + [f"/root/milepost-upgrade/{deb.name}" for deb in debs],
+            timeout=1800,
+        )
+    finally:
+        policy.unlink()
+        shutil.rmtree(inbox)
 
 
 def _customize(rootfs: Path) -> None:
-    """The ops user with passwordless sudo, key-only sshd, the entry point; no host keys,
-    no Debian mirror (lab hosts install only from the lab repository)."""
+    """The ops user with passwordless sudo, key-only sshd, the entry point, sshd kept out of
+    package scripts' restarts; no host keys, no Debian mirror (lab hosts install only from
+    the lab repository)."""
     run(["chroot", str(rootfs), "useradd", "--create-home", "--shell", "/bin/bash", "ops"])
     sudoers = rootfs / "etc/sudoers.d/ops"
     sudoers.write_text("ops ALL=(ALL) NOPASSWD: ALL\n")
@@ -156,6 +192,9 @@ def _customize(rootfs: Path) -> None:
     init = rootfs / INIT_PATH.lstrip("/")
     init.write_text(_file("milepost-lab-init"))
     init.chmod(0o755)
+    policy = rootfs / "usr/sbin/policy-rc.d"
+    policy.write_text(SSH_POLICY)
+    policy.chmod(0o755)
     for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)

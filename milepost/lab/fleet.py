@@ -38,6 +38,8 @@ class LabPaths:
     debs: Path
     build: Path
     state: Path
+    #: What each host starts on (os_updates.Mirror), for `reset`.
+    os_start: Path
     control: Path
     inventory: Path
 
@@ -53,6 +55,7 @@ class LabPaths:
             debs=lab / "debs",
             build=lab / "build",
             state=lab / "state.json",
+            os_start=lab / "os-start.json",
             control=lab / "cp",
             inventory=paths.project_root() / "inventory" / "lab" / "hosts.yml",
         )
@@ -125,14 +128,19 @@ def up(count: int) -> list[LabHost]:
     lab = LabPaths.here()
     lab.lab.mkdir(parents=True, exist_ok=True)
     dockerd.ensure_running(lab.lab / "dockerd.log")
-    image = base_image.ensure(lab.build)
+    debian = os_updates.debian_state(lab.build)
+    image = base_image.ensure(lab.build, debian)
     _ensure_keypair(lab.key)
     debs = ruc_packages.build_all(lab.debs)
-    os_debs, security_debs = os_updates.build_all(
-        base_image.kept_debs_dir(lab.build), lab.debs / "os"
+    mirrored = os_updates.mirror(
+        debian,
+        base_image.installed(lab.build),
+        lab.build / "debian-debs",
+        base_image.kept_debs_dir(lab.build),
     )
+    mirrored.save(lab.os_start)
     apt_repo.ensure_signing_key(lab.gnupg)
-    apt_repo.build_repo(lab.repo, lab.gnupg, [*debs, *os_debs], security_debs)
+    apt_repo.build_repo(lab.repo, lab.gnupg, [*debs, *mirrored.main], list(mirrored.security))
     port = repo_port()
     _start_repo_server(image, lab.repo, port)
 
@@ -160,7 +168,7 @@ def up(count: int) -> list[LabHost]:
         run(["docker", "start", *stopped])
     _parallel(lambda h: _create_host(h, image, public_key), new)
     _parallel(_wait_for_host_keys, hosts)
-    _parallel(_install_initial_packages, new)
+    _parallel(lambda h: _install_initial_packages(h, mirrored, hosts), new)
 
     lab.known_hosts.write_text("".join(_parallel(_known_hosts_lines, hosts)))
     repo_url = f"http://127.0.0.1:{port}/"
@@ -292,18 +300,34 @@ def _wait_for_host_keys(host: LabHost) -> None:
     _wait(ready, 60, f"sshd on {host.name} (127.0.0.1:{host.port})")
 
 
-def _install_initial_packages(host: LabHost) -> None:
-    """A new host starts on the oldest release of its group's RUC package and the base
-    image's OS packages (a host that was updated since is taken back to them: `reset`)."""
+def _install_initial_packages(
+    host: LabHost, mirrored: os_updates.Mirror, hosts: list[LabHost]
+) -> None:
+    """A host starts on the oldest release of its group's RUC package and on the versions of
+    the OS packages os_updates chose for it (the image's, or older for a behind host). A host
+    that was changed since is taken back to them (`reset`): only what differs is installed."""
     lab = LabPaths.here()
     pkg = ruc_packages.package_for_group(host.group)
+    wanted = {
+        pkg.name: (pkg.initial.version, lab.debs / f"{pkg.name}_{pkg.initial.version}_all.deb"),
+        **mirrored.start(os_updates.is_behind(host, hosts)),
+    }
+    listing = run(
+        [
+            "docker", "exec", host.container, "dpkg-query", "-W", "-f",
+            "${Package}\t${Version}\t${db:Status-Status}\n",
+        ]
+    ).stdout  # fmt: skip
+    now = {}
+    for line in listing.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[2] == "installed":
+            now[parts[0]] = parts[1]
     debs = [
-        lab.debs / f"{pkg.name}_{pkg.initial.version}_all.deb",
-        *(
-            os_updates.original(base_image.kept_debs_dir(lab.build), name)
-            for name in os_updates.PACKAGES
-        ),
+        deb for package, (version, deb) in sorted(wanted.items()) if now.get(package) != version
     ]
+    if not debs:
+        return
     for deb in debs:
         run(["docker", "cp", str(deb), f"{host.container}:/root/{deb.name}"])
     run(
@@ -417,8 +441,9 @@ def reset() -> list[LabHost]:
                 f"rm -rf /var/lib/apt/lists/* {APT_ARCHIVES}/*.deb",
             ]
         )  # fmt: skip
-        _install_initial_packages(host)
+        _install_initial_packages(host, mirrored, hosts)
 
+    mirrored = os_updates.Mirror.load(LabPaths.here().os_start)
     _parallel(one, hosts)
     return hosts
 

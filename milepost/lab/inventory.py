@@ -69,6 +69,16 @@ def render(
                 ),
                 "ansible_control_path_dir": control_text,
                 "ruc_apt_source_uris": [repo_url],
+                # The advisory sync reads the same archive the hosts install from: the lab
+                # repository, Debian's own packages re-signed by the lab key (os_updates).
+                "milepost_debian_archives": [
+                    {
+                        "uri": repo_url,
+                        "suites": ["bookworm", "bookworm-security"],
+                        "components": ["main"],
+                        "signed_by": _plain(repo_key.with_suffix(".gpg"), "repository keyring"),
+                    }
+                ],
                 "ruc_apt_source_signing_key": (
                     "{{ lookup('ansible.builtin.file', '" + repo_key_text + "') }}"
                 ),

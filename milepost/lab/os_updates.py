@@ -1,96 +1,176 @@
-"""OS updates for the lab: real Debian packages of the base image, re-versioned.
+"""The lab's operating-system updates: Debian's real ones.
 
-Lab hosts see no Debian mirror, only the lab repository. To patch their operating system
-for real, the lab republishes packages of the base image (kept from debootstrap, see
-base_image) with a higher version (``<version>+milepost1``), built with dpkg-deb from the
-unpacked original: the same files, a newer version. The originals are published too, so
-a rollback has a version to go back to.
+Lab hosts see no Debian mirror, only the lab repository, as an agency's hosts see only the
+agency's own mirror (and work offline from the internet). So the lab repository mirrors
+Debian: at `scripts/lab up` the controller reads, through a private APT state
+(milepost.archive.apt_state: Release files signed by Debian's keyring, package hashes
+checked), every version Debian's bookworm, bookworm-updates and bookworm-security offer of
+the packages the lab hosts have installed, downloads them once (cached by package and
+version) and the lab repository republishes them re-signed by the lab key: the versions
+from a security suite in the lab's bookworm-security, the others in its bookworm. The .debs
+are Debian's own, changelogs and all.
 
-- libssl3 goes to the security suite (bookworm-security): a security update of a library
-  the running RUC services have loaded, so they must be restarted after it.
-- iproute2 goes to the main suite: a regular, non-security update.
+The base image holds the newest version of every package (see base_image). Hosts marked
+behind (every second host) start instead, for each source package that allows it, on the
+oldest version Debian still offers of all its installed binaries: what Debian fixed since
+then is real exposure, present whenever the lab is built, chosen from what the archive holds
+that day, never from a list. A source is left current when one of its binaries is Essential
+or of priority required or important (the system itself: dpkg, libc, the shell, apt).
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from milepost.errors import UserError
-from milepost.lab.commands import run
+from debian.debian_support import version_compare
 
-SUFFIX = "+milepost1"
+from milepost.archive.apt_state import AptState, Offer
+from milepost.archive.sources import machine_sources
+from milepost.errors import UserError
+from milepost.lab.base_image import DEBIAN_ORDER
+from milepost.lab.commands import run
+from milepost.lab.topology import LabHost
+
+#: Debian's suites the lab mirrors.
+SUITES = ("bookworm", "bookworm-updates", "bookworm-security")
+#: Priorities of the packages the system itself is made of: never started behind.
+SYSTEM_PRIORITIES = ("required", "important")
+
+
+def debian_state(build_dir: Path) -> AptState:
+    """The controller's view of Debian's suites (from this machine's apt sources), updated."""
+    state = AptState(build_dir / "debian-apt", machine_sources(SUITES))
+    state.update()
+    return state
 
 
 @dataclass(frozen=True)
-class OsUpdate:
-    package: str
-    security: bool
+class Mirror:
+    """What the lab repository republishes of Debian, and what hosts start on."""
+
+    #: .debs for the lab's bookworm (regular versions) and bookworm-security.
+    main: tuple[Path, ...]
+    security: tuple[Path, ...]
+    #: {package: (version, .deb)} current hosts start on (the image's versions) and what
+    #: behind hosts start on instead.
+    current: Mapping[str, tuple[str, Path]]
+    behind: Mapping[str, tuple[str, Path]]
+
+    def start(self, behind: bool) -> dict[str, tuple[str, Path]]:
+        """{package: (version, .deb)} a host starts on."""
+        return {**self.current, **(self.behind if behind else {})}
+
+    def save(self, path: Path) -> None:
+        """Keep what hosts start on for `scripts/lab reset` (which reads no archive)."""
+        data = {
+            name: {package: [version, str(deb)] for package, (version, deb) in plan.items()}
+            for name, plan in (("current", self.current), ("behind", self.behind))
+        }
+        path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Mirror:
+        try:
+            data = json.loads(path.read_text())
+            plans = {
+                name: {p: (str(v), Path(d)) for p, (v, d) in data[name].items()}
+                for name in ("current", "behind")
+            }
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"{path} is missing or damaged: run `scripts/lab up` again") from None
+        return cls(main=(), security=(), current=plans["current"], behind=plans["behind"])
 
 
-UPDATES = (OsUpdate("libssl3", security=True), OsUpdate("iproute2", security=False))
-PACKAGES = tuple(update.package for update in UPDATES)
+def behind_versions(
+    installed: Mapping[str, str], offers: Mapping[str, Sequence[Offer]]
+) -> dict[str, Offer]:
+    """{package: the offer a behind host starts on}: per source package, the oldest source
+    version that Debian offers for every installed binary of it and that is older than the
+    installed one; none for a source with an Essential or system-priority binary."""
+    by_source: dict[str, list[str]] = {}
+    for package in installed:
+        for offer in offers.get(package, ()):
+            by_source.setdefault(offer.source, [])
+            if package not in by_source[offer.source]:
+                by_source[offer.source].append(package)
+    chosen: dict[str, Offer] = {}
+    for packages in by_source.values():
+        if any(
+            offer.essential or offer.priority in SYSTEM_PRIORITIES
+            for package in packages
+            for offer in offers[package]
+        ):
+            continue
+        common: set[str] | None = None
+        for package in packages:
+            older = {
+                offer.source_version
+                for offer in offers[package]
+                if version_compare(offer.version, installed[package]) < 0
+            }
+            common = older if common is None else common & older
+        if not common:
+            continue
+        oldest = min(common, key=DEBIAN_ORDER)
+        for package in packages:
+            chosen[package] = next(
+                offer for offer in offers[package] if offer.source_version == oldest
+            )
+    return chosen
 
 
-def original(originals_dir: Path, package: str) -> Path:
-    """The base image's .deb of package, kept when the image was built."""
-    found = sorted(originals_dir.glob(f"{package}_*.deb"))
-    if len(found) != 1:
-        raise UserError(
-            f"{originals_dir} holds {len(found)} .debs of {package}, not 1: rebuild the lab's"
-            " base image (docker rmi milepost-lab-base:latest, then scripts/lab up)"
-        )
-    return found[0]
-
-
-def build_all(originals_dir: Path, out_dir: Path) -> tuple[list[Path], list[Path]]:
-    """Return (main-suite .debs, security-suite .debs): every original, and each update
-    re-versioned into its suite. Rebuilt only when missing (dpkg-deb output is stable)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def mirror(state: AptState, installed: Mapping[str, str], cache: Path, kept: Path) -> Mirror:
+    """Download every version Debian offers of the ``installed`` packages ({package:
+    version}: the image's) that have another version offered; ``kept`` holds the image's
+    own .debs (the version hosts start on, even once Debian no longer offers it)."""
+    offers = state.offers(installed)
+    own = _debs_by_version(kept)
     main: list[Path] = []
     security: list[Path] = []
-    for update in UPDATES:
-        source = original(originals_dir, update.package)
-        main.append(source)
-        newer = _reversioned(source, out_dir)
-        (security if update.security else main).append(newer)
-    return main, security
-
-
-def _reversioned(source: Path, out_dir: Path) -> Path:
-    version = _field(source, "Version")
-    name, arch = _field(source, "Package"), _field(source, "Architecture")
-    target = out_dir / f"{name}_{version.split(':')[-1]}{SUFFIX}_{arch}.deb"
-    if target.is_file() and _field(target, "Version") == version + SUFFIX:
-        return target
-    with tempfile.TemporaryDirectory(prefix="milepost-os-update-") as work:
-        tree = Path(work) / "tree"
-        run(["dpkg-deb", "--raw-extract", str(source), str(tree)])
-        control = tree / "DEBIAN" / "control"
-        lines = control.read_text().splitlines()
-        control.write_text(
-            "".join(
-                f"Version: {version}{SUFFIX}\n" if line.startswith("Version: ") else line + "\n"
-                for line in lines
+    current: dict[str, tuple[str, Path]] = {}
+    moving: dict[str, Sequence[Offer]] = {}
+    for package, version in sorted(installed.items()):
+        found = offers.get(package, [])
+        if all(offer.version == version for offer in found):
+            continue  # nothing to move to or from
+        moving[package] = found
+        for offer in found:
+            deb = state.download(offer.package, offer.version, cache)
+            (security if offer.security else main).append(deb)
+        image_deb = own.get((package, version))
+        if image_deb is None:
+            raise UserError(
+                f"the lab image's .deb of {package} {version} is missing from {kept}: rebuild"
+                " the image (docker rmi milepost-lab-base:latest, then scripts/lab up)"
             )
-        )
-        partial = target.with_suffix(".part")
-        run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(tree), str(partial)])
-        partial.replace(target)
-    return target
-
-
-def _field(deb: Path, name: str) -> str:
-    done = subprocess.run(
-        [shutil.which("dpkg-deb") or "dpkg-deb", "--field", str(deb), name],
-        capture_output=True,
-        text=True,
-        check=False,
+        if not any(offer.version == version for offer in found):
+            main.append(image_deb)  # Debian moved on: the image's version stays published
+        current[package] = (version, image_deb)
+    behind = {
+        package: (offer.version, state.download(offer.package, offer.version, cache))
+        for package, offer in behind_versions(installed, moving).items()
+    }
+    return Mirror(
+        main=tuple(dict.fromkeys(main)),
+        security=tuple(dict.fromkeys(security)),
+        current=current,
+        behind=behind,
     )
-    value = done.stdout.strip()
-    if done.returncode != 0 or not value:
-        raise UserError(f"{deb} has no {name} field: remove it and run scripts/lab up again")
-    return value
+
+
+def _debs_by_version(folder: Path) -> dict[tuple[str, str], Path]:
+    """{(package, version): .deb} of the .debs in ``folder``."""
+    found = {}
+    for deb in sorted(folder.glob("*.deb")):
+        fields = run(["dpkg-deb", "--field", str(deb), "Package", "Version"]).stdout
+        info = dict(line.split(": ", 1) for line in fields.splitlines() if ": " in line)
+        found[(info.get("Package", ""), info.get("Version", ""))] = deb
+    return found
+
+
+def is_behind(host: LabHost, hosts: Sequence[LabHost]) -> bool:
+    """Every second host of the lab starts behind (with six: acct-01, sftp-01, pay-02)."""
+    return [h.name for h in hosts].index(host.name) % 2 == 1

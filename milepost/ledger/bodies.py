@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from milepost.errors import UserError, printable
-from milepost.input_checks import MAX_INPUT, check_advisory_id, check_date, shown
+from milepost.input_checks import CVE_ID, MAX_INPUT, check_advisory_id, check_date, shown
 from milepost.inventory.debian import check_package_name, check_version
 from milepost.inventory.severities import SEVERITIES
 from milepost.ledger.chain import format_time
@@ -204,6 +204,17 @@ def _package_versions(
             check_version(version, f"version of {name}")
 
 
+def _cve_ids(body: Mapping[str, Any], key: str) -> None:
+    value = body.get(key)
+    if value is None:
+        return
+    if not isinstance(value, list) or len(value) > MAX_LIST:
+        raise _fail(f"{key} must be a list of CVE ids, not {type(value).__name__} {shown(value)}")
+    for item in value:
+        if not isinstance(item, str) or not CVE_ID.fullmatch(item):
+            raise _fail(f"{key} holds {shown(item)}, which is not a CVE id")
+
+
 # ------------------------------------------------------------------ rules per kind
 
 
@@ -219,6 +230,12 @@ def _advisory(body: Mapping[str, Any]) -> None:
     if len(_dict(body, "packages", required=True)) > MAX_ADVISORY_PACKAGES:
         raise _fail(f"packages names more than {MAX_ADVISORY_PACKAGES} packages")
     _package_versions(body, "packages", fixed=True)
+    # A Debian upload's advisory (milepost.patching.debian_sync); older advisories lack them.
+    _cve_ids(body, "cves")
+    if body.get("source_package") is not None:
+        check_package_name(body["source_package"], "source_package")
+    _text(body, "urgency", limit=64)
+    _text(body, "origin", limit=1000)
 
 
 def _patch_exception(body: Mapping[str, Any]) -> None:
@@ -392,6 +409,7 @@ def _notice(body: Mapping[str, Any]) -> None:
 def _emergency_patch(body: Mapping[str, Any]) -> None:
     check_advisory_id(_get(body, "advisory_id", True), "advisory_id")
     _package_versions(body, "packages", fixed=False, required=False)
+    _package_versions(body, "install", fixed=False, required=False)
     _texts(body, "candidates")
 
 

@@ -17,7 +17,7 @@ PUBLIC_KEY_FILE = "ledger-signing.pub"
 ENV_PUBLIC_KEY = "MILEPOST_CHECKPOINT_PUBLIC_KEY"
 
 #: Where an advisory came from (milepost.patching.advisories), and the most packages one names.
-ADVISORY_SOURCES = ("kev", "vendor", "manual")
+ADVISORY_SOURCES = ("kev", "vendor", "manual", "debian")
 MAX_ADVISORY_PACKAGES = 200
 #: How a drift check ran (milepost.drift.findings).
 DRIFT_MODES = ("check", "converge")

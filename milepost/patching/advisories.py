@@ -1,10 +1,10 @@
 """Security advisories in the ledger: the model, reading them, and adding or merging them
 by hand or from an import (milepost.patching.advisory_import reads CISA's KEV catalog and
-vendors' advisory files).
+vendors' advisory files; milepost.patching.debian_sync records Debian's uploads).
 
 An advisory is a record of kind ``advisory`` (run_id and host null) whose body is::
 
-    {"advisory_id": "CVE-2025-12345", "source": "kev" | "vendor" | "manual",
+    {"advisory_id": "CVE-2025-12345", "source": "kev" | "vendor" | "manual" | "debian",
      "title": str | None, "severity": "critical" | "high" | "medium" | "low",
      "kev": bool, "published": "YYYY-MM-DD", "due_date": "YYYY-MM-DD" | None,
      "packages": {"ruc-payment-gateway": "2.4.0" | None},
@@ -13,9 +13,17 @@ An advisory is a record of kind ``advisory`` (run_id and host null) whose body i
 
 ``packages`` maps each affected Debian package to the version that fixes it (None: no fix
 known yet). ``due_date`` is the KEV catalog's dueDate (only a KEV advisory has one).
+
+A Debian upload's advisory (id DEB-<source>-<version>) has four more fields: ``cves`` (the
+CVE ids its changelog entry names), ``source_package``, ``urgency`` (the changelog's) and
+``origin`` (the suite and archive, or the offline directory, it was read from). A CVE id
+with no advisory of its own resolves to the Debian advisory of the earliest upload naming
+it (:func:`resolve_advisory`).
+
 Records are never updated: the newest ``advisory`` record of an id is the advisory. A new
-record is appended only when something changed (recorded_by and catalog_version aside:
-``catalog_version`` is the KEV catalog that last changed the advisory).
+record is appended only when something changed (recorded_by, catalog_version and origin
+aside: ``catalog_version`` is the KEV catalog, and ``origin`` where it was read, when the
+advisory last changed).
 
 Every new or changed advisory of one addition or import is appended in one transaction.
 """
@@ -25,13 +33,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from functools import cmp_to_key
 from typing import TYPE_CHECKING, Any
 
+from debian.debian_support import version_compare
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from milepost.errors import UserError
-from milepost.input_checks import check_advisory_id, check_date, check_text, shown
+from milepost.input_checks import CVE_ID, check_advisory_id, check_date, check_text, shown
 from milepost.inventory.debian import check_package_name, check_version
 from milepost.inventory.severities import SEVERITIES
 from milepost.ledger.bodies import usable
@@ -57,12 +67,15 @@ __all__ = [
     "add_advisory",
     "get_advisory",
     "load_advisories",
+    "resolve_advisory",
 ]
 
 KIND = "advisory"
 MAX_TITLE = 300
 #: Body fields that do not make a new record by themselves.
-NOT_COMPARED = ("recorded_by", "catalog_version")
+NOT_COMPARED = ("recorded_by", "catalog_version", "origin")
+#: The fields only a Debian upload's advisory has.
+DEBIAN_FIELDS = ("cves", "source_package", "urgency", "origin")
 
 
 @dataclass(frozen=True)
@@ -83,10 +96,16 @@ class Advisory:
     seq: int
     catalog_version: str | None = None
     recorded_by: str | None = None
+    cves: tuple[str, ...] | None = None
+    source_package: str | None = None
+    urgency: str | None = None
+    origin: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["packages"] = dict(self.packages)
+        if self.cves is not None:
+            data["cves"] = list(self.cves)
         return data
 
     def body(self) -> dict[str, Any]:
@@ -104,7 +123,18 @@ class Advisory:
             "product": self.product,
             "catalog_version": self.catalog_version,
             "recorded_by": self.recorded_by,
+            **_debian_fields(self),
         }
+
+
+def _debian_fields(advisory: Advisory | _Given) -> dict[str, Any]:
+    """The Debian upload's fields that are set (an older advisory has none)."""
+    found: dict[str, Any] = {}
+    for key in DEBIAN_FIELDS:
+        value = getattr(advisory, key)
+        if value is not None:
+            found[key] = list(value) if key == "cves" else value
+    return found
 
 
 @dataclass(frozen=True)
@@ -141,6 +171,10 @@ class _Given:
     vendor_project: str | None = None
     product: str | None = None
     catalog_version: str | None = None
+    cves: list[str] | None = None
+    source_package: str | None = None
+    urgency: str | None = None
+    origin: str | None = None
 
 
 # ------------------------------------------------------------------ reading
@@ -172,6 +206,10 @@ def _from_record(seq: int, recorded_at: str, body: Any) -> Advisory | None:
         seq=seq,
         catalog_version=_opt_text(body.get("catalog_version")),
         recorded_by=_opt_text(body.get("recorded_by")),
+        cves=tuple(map(str, cves)) if isinstance(cves := body.get("cves"), list) else None,
+        source_package=_opt_text(body.get("source_package")),
+        urgency=_opt_text(body.get("urgency")),
+        origin=_opt_text(body.get("origin")),
     )
 
 
@@ -195,14 +233,40 @@ def load_advisories(ledger: Ledger) -> dict[str, Advisory]:
 
 
 def get_advisory(ledger: Ledger, advisory_id: str) -> Advisory:
-    """The advisory ``advisory_id``; UserError if the id is malformed or unknown."""
+    """The advisory ``advisory_id`` names (a CVE id with no advisory of its own: the Debian
+    upload that fixed it, see resolve_advisory); UserError if malformed or unknown."""
     wanted = check_advisory_id(advisory_id)
-    found = load_advisories(ledger).get(wanted)
+    found = resolve_advisory(load_advisories(ledger), wanted)
     if found is None:
         raise UserError(
             f"unknown advisory {wanted}: add it with `milepost advisory add` or import it"
         )
     return found
+
+
+def _earlier(one: Advisory, other: Advisory) -> int:
+    """Which of two uploads naming a CVE came first: the one published first; on the same
+    day, the lower fixed version of a package both name (Debian ordering); then the id."""
+    if one.published != other.published:
+        return -1 if one.published < other.published else 1
+    for name in sorted(set(one.packages) & set(other.packages)):
+        mine, theirs = one.packages[name], other.packages[name]
+        if mine and theirs and version_compare(mine, theirs):
+            return version_compare(mine, theirs)
+    return (one.advisory_id > other.advisory_id) - (one.advisory_id < other.advisory_id)
+
+
+def resolve_advisory(advisories: Mapping[str, Advisory], advisory_id: str) -> Advisory | None:
+    """The advisory ``advisory_id`` names: its own, or for a CVE id with no advisory of its
+    own, the Debian advisory of the earliest upload naming that CVE (its fixed versions
+    close it); None when there is neither. ``advisories``: load_advisories()."""
+    own = advisories.get(advisory_id)
+    if own is not None or not CVE_ID.fullmatch(advisory_id):
+        return own
+    naming = [
+        a for a in advisories.values() if a.source == "debian" and advisory_id in (a.cves or ())
+    ]
+    return min(naming, key=cmp_to_key(_earlier)) if naming else None
 
 
 # ------------------------------------------------------------------ merging
@@ -263,6 +327,8 @@ def _merge(
         "vendor_project": given.vendor_project or old.get("vendor_project"),
         "product": given.product or old.get("product"),
         "catalog_version": given.catalog_version or old.get("catalog_version"),
+        **{key: old[key] for key in DEBIAN_FIELDS if old.get(key) is not None},
+        **_debian_fields(given),
     }
 
 

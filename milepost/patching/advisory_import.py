@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ from milepost.patching.policy import KevProduct
 if TYPE_CHECKING:
     from milepost.ledger.book import Ledger
 
-__all__ = ["import_kev", "import_vendor"]
+__all__ = ["KevCatalog", "import_kev", "import_vendor", "read_kev_catalog"]
 
 MAX_KEV_FILE = 64 * 1024 * 1024
 MAX_VENDOR_FILE = 16 * 1024 * 1024
@@ -91,17 +92,23 @@ def _kev_entry(entry: Any, where: str) -> _Given:
     )
 
 
-def import_kev(ledger: Ledger, path: Path, products: Sequence[KevProduct]) -> ImportSummary:
-    """Import CISA's Known Exploited Vulnerabilities catalog (JSON) from ``path``.
+@dataclass(frozen=True)
+class KevCatalog:
+    """CISA's KEV catalog as read and checked: its catalogVersion and each entry as the
+    advisory it makes, with where it is in the file (for messages)."""
 
-    Each entry becomes (or updates) a KEV advisory: severity critical unless the existing
-    advisory has another, published = dateAdded, due_date = dueDate. Entries whose
-    vendorProject/product one of ``products`` matches affect that product's packages
-    (fixed version unknown unless the existing advisory has one); the others have no
-    packages. The whole catalog is checked first; new and changed advisories are then
-    appended in one ledger transaction. Re-importing the same catalog appends nothing.
-    UserError (one line naming the file and the first bad entry) for bad input.
-    """
+    version: str
+    entries: tuple[tuple[_Given, str], ...]
+
+    def due_dates(self) -> dict[str, str]:
+        """{CVE id: the entry's dueDate}."""
+        return {item.advisory_id: item.due_date for item, _ in self.entries if item.due_date}
+
+
+def read_kev_catalog(path: Path) -> KevCatalog:
+    """Read and check CISA's Known Exploited Vulnerabilities catalog (JSON) at ``path``:
+    the one reader of it (import_kev, milepost.patching.debian_sync). UserError (one line
+    naming the file and the first bad entry) if it is not the catalog."""
     name = shown(str(path), 200)
     data = _file_bytes(path, "KEV catalog", MAX_KEV_FILE)
     try:
@@ -120,7 +127,7 @@ def import_kev(ledger: Ledger, path: Path, products: Sequence[KevProduct]) -> Im
     if not isinstance(version, str):
         raise UserError(f"KEV catalog {name} has no catalogVersion: is it the KEV catalog?")
     version = check_text(version, f"KEV catalog {name} catalogVersion", max_len=MAX_CATALOG_VERSION)
-    given: list[tuple[_Given, str]] = []
+    entries: list[tuple[_Given, str]] = []
     seen: dict[str, int] = {}
     for index, entry in enumerate(catalog["vulnerabilities"]):
         where = f"KEV catalog {name} entry {index}"
@@ -131,7 +138,23 @@ def import_kev(ledger: Ledger, path: Path, products: Sequence[KevProduct]) -> Im
             )
         seen[item.advisory_id] = index
         item.catalog_version = version
-        given.append((item, where))
+        entries.append((item, where))
+    return KevCatalog(version, tuple(entries))
+
+
+def import_kev(ledger: Ledger, path: Path, products: Sequence[KevProduct]) -> ImportSummary:
+    """Import CISA's Known Exploited Vulnerabilities catalog (JSON) from ``path``.
+
+    Each entry becomes (or updates) a KEV advisory: severity critical unless the existing
+    advisory has another, published = dateAdded, due_date = dueDate. Entries whose
+    vendorProject/product one of ``products`` matches affect that product's packages
+    (fixed version unknown unless the existing advisory has one); the others have no
+    packages. The whole catalog is checked first; new and changed advisories are then
+    appended in one ledger transaction. Re-importing the same catalog appends nothing.
+    UserError (one line naming the file and the first bad entry) for bad input.
+    """
+    catalog = read_kev_catalog(path)
+    given = list(catalog.entries)
     mapped = sum(
         1
         for item, _ in given
@@ -141,7 +164,7 @@ def import_kev(ledger: Ledger, path: Path, products: Sequence[KevProduct]) -> Im
         ledger,
         given,
         need_packages=False,
-        catalog_version=version,
+        catalog_version=catalog.version,
         mapped=mapped,
         kev_products=products,
     )

@@ -28,14 +28,17 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import cmp_to_key
 from pathlib import Path
 from typing import Any
 
 import typer
+from debian.debian_support import version_compare
 from rich.console import Console
 from rich.markup import escape
 
 from milepost.ansible.runner import Interrupted, run_playbook, signals_held
+from milepost.archive.apt_state import AptState
 from milepost.errors import UserError
 from milepost.input_checks import (
     TEMPLATE_MARKERS,
@@ -55,6 +58,7 @@ from milepost.operator import operator_name
 from milepost.patching import kill_switch
 from milepost.patching import policy as patch_policy
 from milepost.patching.advisories import get_advisory
+from milepost.patching.debian_archives import apt_state_dir, load_archives
 from milepost.patching.emergency_progress import _Progress
 from milepost.patching.emergency_summary import Summary, summarise
 from milepost.patching.exposure import exposures, installed_packages
@@ -135,9 +139,13 @@ def record_refusal(advisory: object, problem: str, exit_code: int) -> None:
 
 @dataclass(frozen=True)
 class Plan:
-    """What the run will do: the fixed versions, and which hosts and why."""
+    """What the run will do: the fixed versions, the versions installed to reach them, and
+    which hosts and why."""
 
     packages: dict[str, str]
+    #: {package: the version installed on an exposed host}: the fixed one, or for a Debian
+    #: advisory the newest the archive offers at or above it (Debian keeps only the latest).
+    install: dict[str, str]
     exposed: list[str]
     unknown: list[str]
     excepted: list[str]
@@ -181,7 +189,33 @@ def plan(request: Request) -> Plan:
     excepted = sorted({e.host for e in items if e.status == "excepted"} - set(exposed))
     fixed = sorted(known - set(exposed) - set(excepted))
     unknown = sorted(scope - known)
-    return Plan(ansible_packages(advisory.packages), exposed, unknown, excepted, fixed)
+    packages = ansible_packages(advisory.packages)
+    install = (
+        debian_install_versions(packages, request.inventory)
+        if advisory.source == "debian"
+        else packages
+    )
+    return Plan(packages, install, exposed, unknown, excepted, fixed)
+
+
+def debian_install_versions(fixed: Mapping[str, str], inventory: Path | None) -> dict[str, str]:
+    """{package: the newest version the configured Debian archives offer, at or above its
+    fixed version} (UserError, one line, when an archive cannot be read or offers none)."""
+    state = AptState(apt_state_dir(), load_archives(inventory))
+    state.update()
+    offers = state.offers(fixed)
+    chosen: dict[str, str] = {}
+    for package, version in fixed.items():
+        good = [
+            o.version for o in offers.get(package, []) if version_compare(o.version, version) >= 0
+        ]
+        if not good:
+            raise UserError(
+                f"the Debian archives offer no {package} at or above its fixed version {version}:"
+                " update the mirror, then `milepost advisory sync`"
+            )
+        chosen[package] = max(good, key=cmp_to_key(version_compare))
+    return ansible_packages(chosen)
 
 
 def ansible_packages(packages: Mapping[str, str | None]) -> dict[str, str]:
@@ -206,7 +240,11 @@ def _record(kind: str, run_id: str, body: Mapping[str, Any]) -> None:
 
 
 def _print_plan(console: Console, request: Request, chosen: Plan) -> None:
-    targets = ", ".join(f"{name} {version}" for name, version in sorted(chosen.packages.items()))
+    targets = ", ".join(
+        f"{name} {version}"
+        + (f" (fixed in {chosen.packages[name]})" if version != chosen.packages.get(name) else "")
+        for name, version in sorted(chosen.install.items())
+    )
     console.print(f"Emergency patch for {escape(request.advisory_id)}: install {escape(targets)}")
     console.print(f"  exposed (ledger): {escape(', '.join(chosen.exposed) or 'none')}")
     if chosen.unknown:
@@ -271,6 +309,7 @@ def emergency_patch(
                 {
                     "advisory_id": request.advisory_id,
                     "packages": chosen.packages,
+                    "install": chosen.install,
                     "reason": request.reason,
                     "operator": operator_name(),
                     "limit": request.limit,
@@ -295,6 +334,7 @@ def emergency_patch(
                     extravars={
                         "emergency_patch_advisory": request.advisory_id,
                         "emergency_patch_packages": ansible_packages(chosen.packages),
+                        "emergency_patch_install": ansible_packages(chosen.install),
                         "emergency_patch_canary": request.canary,
                         "preflight_override_window": True,
                         "preflight_override_reason": (

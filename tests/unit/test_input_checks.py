@@ -78,7 +78,15 @@ def test_check_text_collapses_whitespace_and_limits_length():
 
 @pytest.mark.parametrize(
     "value",
-    ["CVE-2025-1234", "CVE-2021-44228", "CVE-2025-1234567", "RUC-2026-001", "HPSA-2026-0042"],
+    [
+        "CVE-2025-1234",
+        "CVE-2021-44228",
+        "CVE-2025-1234567",
+        "RUC-2026-001",
+        "HPSA-2026-0042",
+        "DEB-openssl-3.0.22.1.deb12u2",
+        "DEB-zlib-1.1.2.13.dfsg.1.deb12u1",
+    ],
 )
 def test_advisory_ids_accepted(value):
     assert check_advisory_id(value) == value
@@ -98,6 +106,9 @@ def test_advisory_ids_accepted(value):
         "R-1",
         "RUC-2026-001-a-b-c-d",
         "RUC-" + "A" * 70,
+        "DEB-openssl-3.0.22-1~deb12u2",
+        "DEB-Openssl-3.0",
+        "DEB-" + "a" * 61,
     ],
 )
 def test_advisory_ids_refused(value):

@@ -80,7 +80,7 @@ def test_mirror_is_read_from_one_line_sources(tmp_path: Path):
 def test_no_mirror_is_a_user_error(tmp_path: Path):
     from milepost.errors import UserError
 
-    with pytest.raises(UserError, match="no Debian bookworm main source"):
+    with pytest.raises(UserError, match="no Debian source for bookworm main"):
         debian_mirror(tmp_path)
 
 
