@@ -77,7 +77,7 @@ def lab_offers() -> dict[str, list[tuple[str, str]]]:
 
     found: dict[str, list[tuple[str, str]]] = {}
     for index in sorted(REPO.glob("dists/*/main/binary-*/Packages")):
-        suite = index.parts[-5]
+        suite = index.parts[-4]
         with index.open() as handle:
             for stanza in Packages.iter_paragraphs(handle, use_apt_pkg=False):
                 found.setdefault(stanza["Package"], []).append((stanza["Version"], suite))

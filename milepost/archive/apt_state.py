@@ -13,6 +13,7 @@ Nothing here runs on a managed host.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -68,6 +69,8 @@ class Offer:
     #: The Priority field (required, important, standard, optional) and Essential: yes.
     priority: str = "optional"
     essential: bool = False
+    #: The packages it Depends or Pre-Depends on (every alternative), names only.
+    depends: tuple[str, ...] = ()
 
     @property
     def security(self) -> bool:
@@ -194,6 +197,11 @@ class AptState:
                         suite=codename,
                         label=label,
                         architecture=stanza.get("Architecture", ""),
+                        priority=stanza.get("Priority", "optional"),
+                        essential=stanza.get("Essential", "no").strip() == "yes",
+                        depends=_names(
+                            stanza.get("Pre-Depends", "") + "," + stanza.get("Depends", "")
+                        ),
                     )
                 )
         return found
@@ -217,6 +225,17 @@ class AptState:
             target = cache / got[0].name
             os.replace(got[0], target)
         return target
+
+
+def _names(relations: str) -> tuple[str, ...]:
+    """The package names of a Depends field: every alternative, without versions or
+    architecture qualifiers."""
+    names = []
+    for part in re.split(r"[,|]", relations):
+        name = part.strip().split(" ", 1)[0].split("(", 1)[0].split(":", 1)[0]
+        if name and name not in names:
+            names.append(name)
+    return tuple(names)
 
 
 def _first_error(text: str) -> str:

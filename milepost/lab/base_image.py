@@ -170,8 +170,11 @@ def _upgrade(rootfs: Path, state: AptState, kept: Path) -> None:
     policy.write_text("#!/bin/sh\nexit 101\n")  # no service starts inside the build
     policy.chmod(0o755)
     try:
+        # apt, not dpkg: it orders the unpacking by Pre-Depends (libpam0g before the PAM
+        # modules); every file is local, nothing is fetched.
         run(
-            ["chroot", str(rootfs), "dpkg", "--install", "--force-confdef", "--force-confold"]
+            ["chroot", str(rootfs), "apt-get", "install", "--yes", "--quiet"]
+            + ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
             + [f"/root/milepost-upgrade/{deb.name}" for deb in debs],
             timeout=1800,
         )

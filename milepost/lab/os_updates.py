@@ -14,8 +14,9 @@ The base image holds the newest version of every package (see base_image). Hosts
 behind (every second host) start instead, for each source package that allows it, on the
 oldest version Debian still offers of all its installed binaries: what Debian fixed since
 then is real exposure, present whenever the lab is built, chosen from what the archive holds
-that day, never from a list. A source is left current when one of its binaries is Essential
-or of priority required or important (the system itself: dpkg, libc, the shell, apt).
+that day, never from a list. A source is left current when one of its binaries is part of
+the system itself: Essential, of priority required or important, or a dependency of one of
+those (dpkg, libc, the shell, apt and the libraries they need).
 """
 
 from __future__ import annotations
@@ -84,12 +85,40 @@ class Mirror:
         return cls(main=(), security=(), current=plans["current"], behind=plans["behind"])
 
 
+def system_packages(
+    installed: Mapping[str, str], offers: Mapping[str, Sequence[Offer]]
+) -> set[str]:
+    """The installed packages the system itself is made of: the Essential ones and those of
+    priority required or important, and every installed package they depend on, at any
+    depth (libc6, for one, is "optional" but every Essential package needs it)."""
+
+    def offer_of(package: str) -> Offer | None:
+        return next((o for o in offers.get(package, ()) if o.version == installed[package]), None)
+
+    todo = [
+        package
+        for package in installed
+        if (o := offer_of(package)) is not None and (o.essential or o.priority in SYSTEM_PRIORITIES)
+    ]
+    system: set[str] = set()
+    while todo:
+        package = todo.pop()
+        if package in system:
+            continue
+        system.add(package)
+        found = offer_of(package)
+        todo.extend(d for d in (found.depends if found else ()) if d in installed)
+    return system
+
+
 def behind_versions(
     installed: Mapping[str, str], offers: Mapping[str, Sequence[Offer]]
 ) -> dict[str, Offer]:
     """{package: the offer a behind host starts on}: per source package, the oldest source
-    version that Debian offers for every installed binary of it and that is older than the
-    installed one; none for a source with an Essential or system-priority binary."""
+    version Debian offers for every installed binary of it, older than the installed one;
+    none for a source one of whose binaries the system itself is made of (system_packages).
+    ``offers`` must hold every installed package's offers (its dependencies too)."""
+    system = system_packages(installed, offers)
     by_source: dict[str, list[str]] = {}
     for package in installed:
         for offer in offers.get(package, ()):
@@ -98,11 +127,7 @@ def behind_versions(
                 by_source[offer.source].append(package)
     chosen: dict[str, Offer] = {}
     for packages in by_source.values():
-        if any(
-            offer.essential or offer.priority in SYSTEM_PRIORITIES
-            for package in packages
-            for offer in offers[package]
-        ):
+        if any(package in system for package in packages):
             continue
         common: set[str] | None = None
         for package in packages:
@@ -131,12 +156,10 @@ def mirror(state: AptState, installed: Mapping[str, str], cache: Path, kept: Pat
     main: list[Path] = []
     security: list[Path] = []
     current: dict[str, tuple[str, Path]] = {}
-    moving: dict[str, Sequence[Offer]] = {}
     for package, version in sorted(installed.items()):
         found = offers.get(package, [])
         if all(offer.version == version for offer in found):
             continue  # nothing to move to or from
-        moving[package] = found
         for offer in found:
             deb = state.download(offer.package, offer.version, cache)
             (security if offer.security else main).append(deb)
@@ -151,7 +174,7 @@ def mirror(state: AptState, installed: Mapping[str, str], cache: Path, kept: Pat
         current[package] = (version, image_deb)
     behind = {
         package: (offer.version, state.download(offer.package, offer.version, cache))
-        for package, offer in behind_versions(installed, moving).items()
+        for package, offer in behind_versions(installed, offers).items()
     }
     return Mirror(
         main=tuple(dict.fromkeys(main)),

@@ -143,8 +143,8 @@ class Plan:
     which hosts and why."""
 
     packages: dict[str, str]
-    #: {package: the version installed on an exposed host}: the fixed one, or for a Debian
-    #: advisory the newest the archive offers at or above it (Debian keeps only the latest).
+    #: {package: the version an exposed host gets}: the fixed one, or for a Debian advisory
+    #: whose fixed version the archive no longer offers, the newest it offers above it.
     install: dict[str, str]
     exposed: list[str]
     unknown: list[str]
@@ -199,8 +199,10 @@ def plan(request: Request) -> Plan:
 
 
 def debian_install_versions(fixed: Mapping[str, str], inventory: Path | None) -> dict[str, str]:
-    """{package: the newest version the configured Debian archives offer, at or above its
-    fixed version} (UserError, one line, when an archive cannot be read or offers none)."""
+    """{package: what the configured Debian archives give it}: its fixed version when they
+    offer it (a pinned RUC release), else the newest they offer above it (Debian keeps only
+    the newest version of a package). UserError, one line, when an archive cannot be read
+    or offers no version at or above the fix."""
     state = AptState(apt_state_dir(), load_archives(inventory))
     state.update()
     offers = state.offers(fixed)
@@ -214,7 +216,7 @@ def debian_install_versions(fixed: Mapping[str, str], inventory: Path | None) ->
                 f"the Debian archives offer no {package} at or above its fixed version {version}:"
                 " update the mirror, then `milepost advisory sync`"
             )
-        chosen[package] = max(good, key=cmp_to_key(version_compare))
+        chosen[package] = version if version in good else max(good, key=cmp_to_key(version_compare))
     return ansible_packages(chosen)
 
 
@@ -334,7 +336,6 @@ def emergency_patch(
                     extravars={
                         "emergency_patch_advisory": request.advisory_id,
                         "emergency_patch_packages": ansible_packages(chosen.packages),
-                        "emergency_patch_install": ansible_packages(chosen.install),
                         "emergency_patch_canary": request.canary,
                         "preflight_override_window": True,
                         "preflight_override_reason": (

@@ -7,13 +7,13 @@ short_description: Packages of an advisory installed at a version older than the
 description:
   - Takes the advisory's packages and fixed versions (a mapping of package name to fixed
     version) and the host's package facts (C(ansible_facts.packages), as
-    ansible.builtin.package_facts gathers them) and returns, for every package that is
-    installed and older than its fixed version (Debian version ordering, python-debian),
-    the version to install - its O(install) version, else the fixed version.
+    ansible.builtin.package_facts gathers them) and returns the same kind of mapping for
+    every package that is installed and older than its fixed version, in Debian version
+    ordering (python-debian).
   - A package whose fixed version is null is returned as exposed (no fix is known); the
     emergency patch refuses such advisories before any host is touched.
   - Runs on the controller; needs the milepost package (milepost.patching.exposure).
-positional: _input, packages, install
+positional: _input, packages
 options:
   _input:
     description: The advisory's packages and fixed versions.
@@ -23,13 +23,6 @@ options:
     description: The host's package facts (ansible_facts.packages).
     type: dict
     required: true
-  install:
-    description:
-      - The version to install of each package, when it is not the fixed version itself
-        (Debian's archive keeps only the newest version of a package, at or above the fix).
-      - An exposed package this mapping does not name gets its fixed version.
-    type: dict
-    default: {}
 """
 
 EXAMPLES = r"""
@@ -40,14 +33,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The exposed packages and the versions to install.
+  description: The exposed packages and their fixed versions.
   type: dict
 """
 
 from ansible.errors import AnsibleFilterError
 
 
-def milepost_exposed(fixed_versions, packages, install=None):
+def milepost_exposed(fixed_versions, packages):
     try:
         from milepost.patching.exposure import exposed_packages
     except ImportError as exc:
@@ -62,13 +55,7 @@ def milepost_exposed(fixed_versions, packages, install=None):
         if isinstance(found, list) and found and found[0].get("version")
     }
     fixed = {str(k): (None if v is None else str(v)) for k, v in fixed_versions.items()}
-    if install is not None and not isinstance(install, dict):
-        raise AnsibleFilterError("milepost_exposed: install must map packages to versions")
-    chosen = {str(k): str(v) for k, v in (install or {}).items()}
-    return {
-        name: chosen.get(name, version)
-        for name, version in exposed_packages(fixed, installed).items()
-    }
+    return exposed_packages(fixed, installed)
 
 
 class FilterModule:

@@ -205,6 +205,14 @@ def excluded(name, patterns):
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
+def only_matching(plan, patterns):
+    """The entries of an upgrade plan whose package matches one of ``patterns`` (all of
+    them when there is none)."""
+    if not patterns:
+        return list(plan)
+    return [item for item in plan if excluded(item["package"], patterns)]
+
+
 def select_upgrades(records, scope, exclude, compare):
     """Plan the upgrades: [{package, from_version, to_version, security}] sorted by name.
 

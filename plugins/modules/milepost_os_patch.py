@@ -52,6 +52,13 @@ options:
     type: list
     elements: str
     default: []
+  only:
+    description:
+      - Shell-style patterns of the package names to upgrade, nothing else (the packages of
+        one advisory, in an emergency patch); empty - every package the scope selects.
+    type: list
+    elements: str
+    default: []
   package_manager:
     description: The package manager to use; V(auto) picks apt-get or dnf, whichever the host has.
     type: str
@@ -197,6 +204,7 @@ from ansible.module_utils.milepost_packages import (  # noqa: E402, F401
     excluded,
     is_security_origin,
     parse_dpkg_query,
+    only_matching,
     select_upgrades,
     upgrade_records,
 )
@@ -521,6 +529,7 @@ def main():
         argument_spec={
             "scope": {"type": "str", "choices": ["all", "security"], "default": "all"},
             "exclude": {"type": "list", "elements": "str", "default": []},
+            "only": {"type": "list", "elements": "str", "default": []},
             "package_manager": {
                 "type": "str",
                 "choices": ["auto", "apt", "dnf"],
@@ -539,6 +548,7 @@ def main():
     )
     scope = module.params["scope"]
     exclude = [p.strip() for p in module.params["exclude"] if p and p.strip()]
+    only = [p.strip() for p in module.params["only"] if p and p.strip()]
     manager = _pick_manager(module, module.params["package_manager"])
     host = Host(module, manager)
 
@@ -552,6 +562,7 @@ def main():
                 msg="Could not open the APT cache: %s" % exc, milepost_package_changes=[]
             )
         plan = select_upgrades(records, scope, exclude, apt_pkg.version_compare)
+        plan = only_matching(plan, only)
         argv = apt_command(plan, module.params["lock_timeout"])
     else:
         rc, out, err = host.run(dnf_list_command(scope, exclude), check=False)
@@ -562,6 +573,7 @@ def main():
                 milepost_package_changes=[],
             )
         plan = plan_dnf(parse_dnf_check_update(out) if rc == 100 else [], before, exclude)
+        plan = only_matching(plan, only)
         argv = dnf_upgrade_command(plan, scope)
 
     result = {

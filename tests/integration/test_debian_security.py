@@ -2,7 +2,8 @@
 reads the changelogs of the updates the lab repository mirrors from Debian and records the
 real CVEs they fix; the behind hosts are exposed to them; the emergency patch of one CVE
 installs Debian's real security update and closes it. No package, version or CVE id is
-written here: they are whatever Debian has published."""
+written here: they are whatever Debian has published. (The RUC packages are Debian packages
+too: their changelogs name the lab's own CVEs, and the sync reads them as well.)"""
 
 import json
 import subprocess
@@ -36,7 +37,11 @@ def test_real_cves_are_synced_found_open_and_closed_by_an_emergency_patch(fresh_
     assert any(a["cves"] for a in debian), "no synced upload names a CVE"
 
     exposures = as_json(milepost(env, "exposure", "--json"))
-    open_ = [e for e in exposures if e["status"] == "exposed"]
+    # Debian's own packages (the RUC packages' changelogs name the lab's CVEs, and every
+    # host starts on an old RUC release): only the hosts the lab started behind are exposed.
+    open_ = [
+        e for e in exposures if e["status"] == "exposed" and not e["package"].startswith("ruc-")
+    ]
     assert open_ and {e["host"] for e in open_} <= behind, open_
     # One real CVE that is open on a behind host.
     by_id = {a["advisory_id"]: a for a in debian}

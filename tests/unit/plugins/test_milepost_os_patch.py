@@ -84,6 +84,16 @@ def test_security_scope_takes_only_versions_from_a_security_source():
     assert all(p["security"] for p in plan)
 
 
+def test_only_keeps_the_packages_of_one_advisory():
+    plan = osp.select_upgrades(RECORDS, "all", ["ruc-*"], cmp)
+    assert [p["package"] for p in osp.only_matching(plan, ["libssl3", "openssh-*"])] == [
+        "libssl3",
+        "openssh-server",
+    ]
+    assert osp.only_matching(plan, []) == plan
+    assert osp.only_matching(plan, ["libexpat1"]) == []
+
+
 def test_nothing_to_do_plans_nothing():
     assert osp.select_upgrades({"tzdata": RECORDS["tzdata"]}, "all", [], cmp) == []
     assert osp.select_upgrades(RECORDS, "all", ["*"], cmp) == []
