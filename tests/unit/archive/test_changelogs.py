@@ -24,9 +24,10 @@ from milepost.archive.changelogs import (
 )
 from milepost.errors import UserError
 from milepost.input_checks import CVE_ID
+from milepost.inventory.debian import PACKAGE_NAME
 
 HEADER = re.compile(
-    r"^(?P<source>[a-z0-9][a-z0-9+.-]+) \((?P<version>[^)\s]+)\) (?P<dists>[^;]+);"
+    rf"^(?P<source>{PACKAGE_NAME.pattern}) \((?P<version>[^)\s]+)\) (?P<dists>[^;]+);"
     r".*?urgency=(?P<urgency>\w+)",
     re.MULTILINE,
 )
