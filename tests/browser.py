@@ -32,7 +32,13 @@ class DashboardDom(HTMLParser):
         self.tags[tag] = self.tags.get(tag, 0) + 1
         self.attrs_seen.append({"tag": tag, **found})
         if tag == "tr":
-            for key in ("data-system", "data-interface", "data-glitch", "data-vendor"):
+            for key in (
+                "data-system",
+                "data-interface",
+                "data-glitch",
+                "data-vendor",
+                "data-update",
+            ):
                 if key in found:
                     row = {"attrs": found, "text": ""}
                     self.rows[f"{key}={found[key]}"] = row

@@ -205,9 +205,7 @@ def _build_status(
         interfaces=_interfaces(ledger, inventory, clean),
         glitches=_glitches(open_glitches, systems, clean),
         changes=recent_changes(ledger, systems, moment),
-        exposure=_exposure_summary(
-            items, sum(1 for a in advisories.values() if a.packages), systems
-        ),
+        exposure=_exposure_summary(items, advisories, systems, today),
         vendors=_vendor_rows(cards, inventory.vendors),
         patch_compliance=compliance,
         availability=availability,

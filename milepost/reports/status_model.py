@@ -15,6 +15,7 @@ from milepost.reports.recent_changes import ChangeRow
 __all__ = [
     "DashboardStatus",
     "ExposureSummary",
+    "UpdateRow",
     "GlitchRow",
     "Integrity",
     "InterfaceRow",
@@ -87,6 +88,25 @@ class GlitchRow:
 
 
 @dataclass
+class UpdateRow:
+    """One security update the fleet needed: its CVEs, its deadline, the servers still
+    waiting for it and those it was installed on."""
+
+    advisory_id: str
+    title: str
+    cves: list[str]
+    kev: bool
+    severity: str
+    due: str
+    overdue: bool
+    packages: list[str]
+    open_hosts: list[str]
+    closed_hosts: list[str]
+    #: When the last server got it (only once none is waiting).
+    closed_on: str | None
+
+
+@dataclass
 class ExposureSummary:
     text: str
     advisories: int
@@ -97,6 +117,9 @@ class ExposureSummary:
     systems_exposed: list[str]
     systems_overdue: list[str]
     hosts: list[str]
+    #: The updates waiting (deadline first), then those installed in the last
+    #: CLOSED_SHOWN_DAYS days (milepost.reports.status_sections).
+    updates: list[UpdateRow] = field(default_factory=list)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from milepost.reports.status_model import (
     InterfaceRow,
     MonthPoint,
     NextWindow,
+    UpdateRow,
     VendorRow,
 )
 
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from milepost.ledger.book import Ledger
     from milepost.oversight.registers import Note
     from milepost.oversight.scorecard import Period
+    from milepost.patching.advisories import Advisory
     from milepost.patching.exposure import Exposure
 
 __all__: list[str] = []
@@ -227,8 +229,57 @@ def _glitches(
     return rows
 
 
+#: Security updates listed on the dashboard at most; and how long one stays listed once
+#: every server has it.
+MAX_UPDATES_SHOWN = 20
+CLOSED_SHOWN_DAYS = 30
+
+
+def _update_rows(
+    items: Sequence[Exposure], advisories: Mapping[str, Advisory], today: date
+) -> list[UpdateRow]:
+    """Per advisory: the servers waiting for it and those that got it (a server that never
+    needed it is neither); waiting ones first, the nearest deadline first."""
+    by_advisory: dict[str, list[Exposure]] = {}
+    for item in items:
+        by_advisory.setdefault(item.advisory_id, []).append(item)
+    rows = []
+    for advisory_id, found in by_advisory.items():
+        waiting = sorted({e.host for e in found if e.status == "exposed"})
+        closed = [e for e in found if e.status == "fixed" and e.closed_at]
+        last = max((e.closed_at or "" for e in closed), default="")[:10] or None
+        if not waiting and (
+            last is None or (today - date.fromisoformat(last)).days > CLOSED_SHOWN_DAYS
+        ):
+            continue
+        advisory = advisories.get(advisory_id)
+        cves = list(advisory.cves or ()) if advisory is not None else []
+        if not cves and advisory_id.startswith("CVE-"):
+            cves = [advisory_id]
+        rows.append(
+            UpdateRow(
+                advisory_id=advisory_id,
+                title=(advisory.title if advisory is not None and advisory.title else advisory_id),
+                cves=cves,
+                kev=any(e.kev for e in found),
+                severity=found[0].severity,
+                due=min(e.due for e in found),
+                overdue=any(e.overdue for e in found if e.status == "exposed"),
+                packages=sorted({e.package for e in found}),
+                open_hosts=waiting,
+                closed_hosts=sorted({e.host for e in closed} - set(waiting)),
+                closed_on=None if waiting else last,
+            )
+        )
+    rows.sort(key=lambda r: (not r.open_hosts, not r.overdue, r.due, r.advisory_id))
+    return rows[:MAX_UPDATES_SHOWN]
+
+
 def _exposure_summary(
-    items: Sequence[Exposure], advisories: int, systems: Mapping[str, System]
+    items: Sequence[Exposure],
+    advisories: Mapping[str, Advisory],
+    systems: Mapping[str, System],
+    today: date,
 ) -> ExposureSummary:
 
     exposed = open_hosts(items)
@@ -236,7 +287,7 @@ def _exposure_summary(
     pending = [e.due for e in items if e.status == "exposed" and not e.overdue]
     late = [e.due for e in items if e.overdue]
     next_due = min(pending) if pending else None
-    if not advisories or not items:
+    if not any(a.packages for a in advisories.values()) or not items:
         text = NO_ADVISORIES
     elif not exposed:
         text = "Every server has the security updates of the known advisories"
@@ -247,7 +298,7 @@ def _exposure_summary(
         )
     return ExposureSummary(
         text=text,
-        advisories=advisories,
+        advisories=sum(1 for a in advisories.values() if a.packages),
         hosts_exposed=len(exposed),
         hosts_overdue=len(overdue),
         next_due=next_due,
@@ -255,6 +306,7 @@ def _exposure_summary(
         systems_exposed=[s.name for s in systems_of_hosts(systems, exposed)],
         systems_overdue=[s.name for s in systems_of_hosts(systems, overdue)],
         hosts=exposed,
+        updates=_update_rows(items, advisories, today),
     )
 
 

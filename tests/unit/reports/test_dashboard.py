@@ -282,6 +282,14 @@ def test_the_dashboard_in_a_real_browser(ledger, inventory, tmp_path):
     assert "Operating-system updates installed (3 packages)" in page
     assert "Rolled back after a failed health check" in page
     assert "1 server waiting for a security update, 1 of them past the deadline" in page
+    # Each security update: what it fixes, its deadline, the servers waiting for it.
+    updates = {k.split("=", 1)[1]: words(v["text"]) for k, v in dom.rows.items()
+               if k.startswith("data-update=")}  # fmt: skip
+    assert list(updates) == ["RUC-2026-0101"]
+    assert "Account API session fixation" in updates["RUC-2026-0101"]
+    assert "Waiting on 1 server" in updates["RUC-2026-0101"]
+    assert "Past the deadline" in updates["RUC-2026-0101"]
+    assert [u["advisory_id"] for u in data["exposure"]["updates"]] == ["RUC-2026-0101"]
 
     # Charts: SVG images with a title, and their figures as a table.
     charts = [s for s in dom.svgs if s["attrs"].get("role") == "img"]
@@ -374,3 +382,46 @@ def test_bad_months_are_refused(ledger, inventory, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 2
     assert "--months" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_security_updates_list_waiting_ones_then_those_installed_lately():
+    from datetime import date
+
+    from milepost.patching.advisories import Advisory
+    from milepost.patching.exposure import Exposure
+    from milepost.reports.status_sections import _update_rows
+
+    def advisory(advisory_id, cves):
+        return Advisory(
+            advisory_id=advisory_id, source="debian", title=f"{advisory_id} upload",
+            severity="high", kev=False, published="2026-11-01", due_date=None,
+            packages={"libexpat1": "2.5.0-1+deb12u3"}, vendor_project=None, product=None,
+            recorded_at="2026-11-02T00:00:00.000000Z", seq=1, cves=tuple(cves),
+        )  # fmt: skip
+
+    def exposure(host, advisory_id, status, closed_at=None, kev=False):
+        return Exposure(
+            host=host, advisory_id=advisory_id, package="libexpat1", installed="2.5.0-1+deb12u2",
+            fixed="2.5.0-1+deb12u3", status=status, severity="high", kev=kev,
+            due="2026-12-15", days_left=8, overdue=False, closed_at=closed_at,
+        )  # fmt: skip
+
+    advisories = {
+        "DEB-expat-1": advisory("DEB-expat-1", ["CVE-2026-0001", "CVE-2026-0002"]),
+        "DEB-expat-2": advisory("DEB-expat-2", ["CVE-2026-0003"]),
+        "DEB-expat-3": advisory("DEB-expat-3", []),
+    }
+    items = [
+        exposure("acct-01", "DEB-expat-1", "fixed", "2026-12-06T10:00:00Z"),
+        exposure("pay-02", "DEB-expat-1", "fixed", "2026-12-07T10:00:00Z"),
+        exposure("pay-01", "DEB-expat-1", "fixed"),  # never needed it
+        exposure("sftp-01", "DEB-expat-2", "exposed", kev=True),
+        exposure("acct-01", "DEB-expat-3", "fixed", "2026-09-01T10:00:00Z"),  # long ago
+    ]
+    rows = _update_rows(items, advisories, date(2026, 12, 7))
+    assert [r.advisory_id for r in rows] == ["DEB-expat-2", "DEB-expat-1"]
+    waiting, installed = rows
+    assert (waiting.open_hosts, waiting.cves, waiting.kev) == (["sftp-01"], ["CVE-2026-0003"], True)
+    assert (installed.open_hosts, installed.closed_hosts) == ([], ["acct-01", "pay-02"])
+    assert installed.closed_on == "2026-12-07"
+    assert installed.cves == ["CVE-2026-0001", "CVE-2026-0002"]
