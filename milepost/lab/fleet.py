@@ -18,9 +18,17 @@ from typing import Any, TypeVar
 
 from milepost import paths
 from milepost.errors import MilepostError, UserError
-from milepost.lab import apt_repo, base_image, dockerd, inventory, os_updates, ruc_packages
+from milepost.lab import (
+    apt_repo,
+    base_image,
+    dockerd,
+    inventory,
+    os_updates,
+    ruc_packages,
+    vendor_endpoints,
+)
 from milepost.lab.commands import require, run
-from milepost.lab.topology import REPO_PORT, SSH_PORT_BASE, LabHost, plan
+from milepost.lab.topology import REPO_PORT, SSH_PORT_BASE, VENDOR_PORT_BASE, LabHost, plan
 
 LABEL = "milepost.lab"
 REPO_CONTAINER = "milepost-lab-repo"
@@ -40,6 +48,8 @@ class LabPaths:
     state: Path
     #: What each host starts on (os_updates.Mirror), for `reset`.
     os_start: Path
+    #: The lab CA and the vendor APIs' certificates.
+    tls: Path
     control: Path
     inventory: Path
 
@@ -56,6 +66,7 @@ class LabPaths:
             build=lab / "build",
             state=lab / "state.json",
             os_start=lab / "os-start.json",
+            tls=lab / "tls",
             control=lab / "cp",
             inventory=paths.project_root() / "inventory" / "lab" / "hosts.yml",
         )
@@ -76,6 +87,10 @@ def ssh_port_base() -> int:
 
 def repo_port() -> int:
     return _port_setting("MILEPOST_LAB_REPO_PORT", REPO_PORT)
+
+
+def vendor_port_base() -> int:
+    return _port_setting("MILEPOST_LAB_VENDOR_PORT_BASE", VENDOR_PORT_BASE)
 
 
 def _parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
@@ -143,6 +158,9 @@ def up(count: int) -> list[LabHost]:
     apt_repo.build_repo(lab.repo, lab.gnupg, [*debs, *mirrored.main], list(mirrored.security))
     port = repo_port()
     _start_repo_server(image, lab.repo, port)
+    served = vendor_endpoints.endpoints(lab.tls, vendor_port_base())
+    vendor_endpoints.ensure_tls(lab.tls, served)
+    vendor_endpoints.start(image, lab.tls, served, LABEL)
 
     public_key = lab.key.with_suffix(".pub").read_text().strip()
     existing = _containers()
@@ -169,6 +187,9 @@ def up(count: int) -> list[LabHost]:
     _parallel(lambda h: _create_host(h, image, public_key), new)
     _parallel(_wait_for_host_keys, hosts)
     _parallel(lambda h: _install_initial_packages(h, mirrored, hosts), new)
+    exchange = vendor_endpoints.exchange_host(hosts)
+    if exchange is not None:
+        vendor_endpoints.add_exchange_user(exchange, public_key)
 
     lab.known_hosts.write_text("".join(_parallel(_known_hosts_lines, hosts)))
     repo_url = f"http://127.0.0.1:{port}/"
@@ -181,6 +202,9 @@ def up(count: int) -> list[LabHost]:
             control_dir=lab.control,
             repo_url=repo_url,
             repo_key=lab.repo / "milepost-lab.asc",
+            interfaces=inventory.interfaces(
+                served, vendor_endpoints.ca_file(lab.tls), exchange, lab.key, lab.known_hosts
+            ),
         ),
     )
     lab.state.write_text(

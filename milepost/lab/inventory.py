@@ -7,7 +7,8 @@ from typing import Any
 import yaml
 
 from milepost.errors import UserError
-from milepost.lab.topology import GROUPS, LabHost
+from milepost.lab.topology import EXCHANGE_DIR, EXCHANGE_USER, GROUPS, LabHost
+from milepost.lab.vendor_endpoints import Endpoint
 
 #: Characters a path written into the inventory may not hold: Ansible templates inventory
 #: text ({{ {% {#), and the signing key's path sits in a quoted Jinja string (' \\).
@@ -38,6 +39,43 @@ def _plain(path: Path, what: str) -> str:
     return text
 
 
+def interfaces(
+    served: list[Endpoint],
+    ca_file: Path,
+    exchange: LabHost | None,
+    key_file: Path,
+    known_hosts: Path,
+) -> list[dict[str, Any]]:
+    """milepost_interfaces of the lab: its vendor APIs over HTTPS (trusting the lab CA) and
+    the file exchange over SFTP (milepost.lab.vendor_endpoints)."""
+    found: list[dict[str, Any]] = [
+        {
+            "name": e.name,
+            "vendor": e.vendor,
+            "kind": "https",
+            "url": e.url,
+            "ca_file": _plain(ca_file, "CA file"),
+            "expected_api_version": e.api_version,
+        }
+        for e in served
+    ]
+    if exchange is not None:
+        found.append(
+            {
+                "name": "file-exchange",
+                "vendor": exchange.vendor,
+                "kind": "sftp",
+                "host": "127.0.0.1",
+                "port": exchange.port,
+                "username": EXCHANGE_USER,
+                "private_key_file": _plain(key_file, "SSH key"),
+                "known_hosts_file": _plain(known_hosts, "known_hosts file"),
+                "remote_dir": EXCHANGE_DIR,
+            }
+        )
+    return found
+
+
 def render(
     hosts: list[LabHost],
     *,
@@ -46,6 +84,7 @@ def render(
     control_dir: Path,
     repo_url: str,
     repo_key: Path,
+    interfaces: list[dict[str, Any]] | None = None,
 ) -> str:
     key_text = _plain(key_file, "SSH key")
     known_text = _plain(known_hosts, "known_hosts file")
@@ -68,6 +107,7 @@ def render(
                     f"-o UserKnownHostsFile={shlex.quote(known_text)} -o StrictHostKeyChecking=yes"
                 ),
                 "ansible_control_path_dir": control_text,
+                "milepost_interfaces": interfaces or [],
                 "ruc_apt_source_uris": [repo_url],
                 # The advisory sync reads the same archive the hosts install from: the lab
                 # repository, Debian's own packages re-signed by the lab key (os_updates).

@@ -7,6 +7,8 @@ MAX_HOSTS = 50
 DEFAULT_HOSTS = 6
 SSH_PORT_BASE = 2201
 REPO_PORT = 8780
+#: The vendors' HTTPS endpoints listen from here on, one port per group (in GROUPS order).
+VENDOR_PORT_BASE = 8443
 
 # Group order decides the assignment: host i joins GROUPS[i % 5], so the default six hosts
 # give the payment gateway two hosts, enough for a rolling update.
@@ -18,6 +20,20 @@ GROUPS: tuple[tuple[str, str, str], ...] = (
     ("sftp_exchange", "sftp", "relay_file_exchange"),
     ("reporting", "report", "ledgerline_analytics"),
 )
+
+#: Each group's vendor API the lab serves over HTTPS (a real TLS server on 127.0.0.1, with a
+#: certificate from the lab's CA): (interface name, the API version it reports).
+VENDOR_APIS: dict[str, tuple[str, str]] = {
+    "payment_gateway": ("payments-api", "2.1"),
+    "account_management": ("accounts-api", "1.4"),
+    "mileage_ingest": ("mileage-ingest-api", "3.0"),
+    "sftp_exchange": ("exchange-status-api", "1.0"),
+    "reporting": ("reporting-api", "5.1"),
+}
+#: The file exchange the lab serves: SFTP on the first host of this group, this user.
+EXCHANGE_GROUP = "sftp_exchange"
+EXCHANGE_USER = "exchange"
+EXCHANGE_DIR = "/srv/exchange/inbound"
 
 
 @dataclass(frozen=True)

@@ -252,25 +252,41 @@ def test_the_example_inventory_vendors_load():
     assert vendors["relay_file_exchange"].interfaces == ("mileage-file-exchange",)
 
 
-def lab_hosts_yml(count: int = 6) -> str:
-    groups: dict = {}
-    for host in topology.plan(count):
-        entry = groups.setdefault(
-            host.group, {"vars": {"milepost_vendor": host.vendor}, "hosts": {}}
-        )
-        entry["hosts"][host.name] = {"ansible_host": "127.0.0.1", "ansible_port": host.port}
-    return yaml.safe_dump({"all": {"children": {"ruc": {"children": groups}}}})
-
-
 def test_the_lab_inventory_vendors_load(tmp_path):
+    from milepost.lab import inventory as lab_inventory
+    from milepost.lab import vendor_endpoints
+
     lab = tmp_path / "lab"
     shutil.copytree(ROOT / "inventory" / "lab" / "group_vars", lab / "group_vars")
-    (lab / "hosts.yml").write_text(lab_hosts_yml(topology.MAX_HOSTS))
+    hosts = topology.plan(topology.MAX_HOSTS)
+    served = vendor_endpoints.endpoints(tmp_path / "tls", topology.VENDOR_PORT_BASE)
+    interfaces = lab_inventory.interfaces(
+        served,
+        tmp_path / "tls" / "ca.pem",
+        vendor_endpoints.exchange_host(hosts),
+        tmp_path / "id_ed25519",
+        tmp_path / "known_hosts",
+    )
+    (lab / "hosts.yml").write_text(
+        lab_inventory.render(
+            hosts,
+            key_file=tmp_path / "id_ed25519",
+            known_hosts=tmp_path / "known_hosts",
+            control_dir=tmp_path / "cp",
+            repo_url="http://127.0.0.1:8780/",
+            repo_key=tmp_path / "repo" / "milepost-lab.asc",
+            interfaces=interfaces,
+        )
+    )
     vendors = load_vendors([lab])
     assert sorted(vendors) == sorted(vendor for _, _, vendor in topology.GROUPS)
     for group, _, key in topology.GROUPS:
         assert vendors[key].groups == (group,)
-        assert vendors[key].interfaces == ()
+        # Each vendor runs its group's API; the file exchange's operator runs the exchange too.
+        expected = (topology.VENDOR_APIS[group][0],)
+        if group == topology.EXCHANGE_GROUP:
+            expected += ("file-exchange",)
+        assert vendors[key].interfaces == expected
     harbor = vendors["harbor_payments"].commitments
     assert harbor.patch_days == {"critical": 15, "high": 15, "medium": 60, "low": 90}
     assert (harbor.question_response_hours, harbor.interface_availability_percent) == (24, 99.5)
