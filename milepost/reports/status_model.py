@@ -69,6 +69,8 @@ class InterfaceRow:
     last_checked: str | None
     last_checked_text: str
     messages: list[str]
+    #: Whole days left on the server's certificate (HTTPS), as last checked.
+    cert_days_left: int | None = None
 
 
 @dataclass

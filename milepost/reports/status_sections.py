@@ -362,6 +362,7 @@ def _interfaces(ledger: Ledger, inventory: _Inventory, clean: _Cleaner) -> list[
         vendor = str(entry["vendor"]) if entry.get("vendor") else None
         known = inventory.vendors.get(vendor) if vendor else None
         checked = newest.get(name)
+        days: int | None = None
         if checked is None:
             status, words, at, messages = "unknown", "Not yet checked", None, []
         else:
@@ -370,6 +371,8 @@ def _interfaces(ledger: Ledger, inventory: _Inventory, clean: _Cleaner) -> list[
             words = INTERFACE_WORDS.get(status, "Not yet checked")
             listed = body.get("messages")
             messages = [clean(m, 300) for m in listed] if isinstance(listed, list) else []
+            left = body.get("cert_days_left")
+            days = left if isinstance(left, int) and not isinstance(left, bool) else None
         rows.append(
             InterfaceRow(
                 name=name,
@@ -381,6 +384,7 @@ def _interfaces(ledger: Ledger, inventory: _Inventory, clean: _Cleaner) -> list[
                 last_checked=at,
                 last_checked_text=plain_time(at) if at else "Never",
                 messages=messages,
+                cert_days_left=days,
             )
         )
     return rows

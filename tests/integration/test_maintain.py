@@ -113,12 +113,17 @@ def first_cycle(lab_hosts, tmp_path_factory) -> Iterator[Cycle]:
     inventory = tmp_path / "inventory"
     shutil.copytree(INVENTORY.parent, inventory)
     env = {k: v for k, v in env_for(tmp_path).items() if k not in PROXY_VARIABLES}
+    hosts = str(inventory / "hosts.yml")
+    # As `make demo`: what each host has installed (a dry run), then Debian's advisories.
+    for argv in (["maintain", "--check", "-i", hosts], ["advisory", "sync", "-i", hosts]):
+        done = subprocess.run(["milepost", *argv], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     with smtp_server() as mail, webhook_server() as hooks:
         (inventory / "group_vars" / "all" / "notify.yml").write_text(
             NOTIFY.format(port=mail.port, hook=f"{hooks.base_url}/hooks/comms")
         )
         proc = subprocess.run(
-            ["milepost", "maintain", "-i", str(inventory / "hosts.yml")],
+            ["milepost", "maintain", "-i", hosts],
             capture_output=True,
             text=True,
             env=env,
@@ -224,9 +229,28 @@ def test_the_dashboard_shows_every_lab_system_and_its_last_maintenance(
         assert system["name"] in text
         assert row["attrs"]["data-status"] == "normal", text
         assert f"{today.day} {today:%B %Y}" in text and "Completed successfully" in text, text
+        assert "Window open now" in text, text  # the lab's window (group_vars/all/windows.yml)
+    # The vendor interfaces the lab serves (HTTPS through the lab CA, SFTP), checked by the
+    # cycle, each with its certificate days.
+    interfaces = {k.split("=", 1)[1]: " ".join(v["text"].split())
+                  for k, v in dom.rows.items() if k.startswith("data-interface=")}  # fmt: skip
+    assert {*topology_apis(), "file-exchange"} <= set(interfaces), interfaces
+    assert all("Up" in text for text in interfaces.values()), interfaces
+    assert all("days left" in interfaces[name] for name in topology_apis()), interfaces
+    # Debian's real security updates the cycle installed, with the CVE ids they fix.
+    updates = [" ".join(v["text"].split()) for k, v in dom.rows.items()
+               if k.startswith("data-update=DEB-")]  # fmt: skip
+    installed = [text for text in updates if "Installed on" in text and "CVE-" in text]
+    assert installed, updates
     shot = tmp_path / "dashboard.png"
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", index.as_uri())
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def topology_apis() -> list[str]:
+    from milepost.lab.topology import VENDOR_APIS
+
+    return [name for name, _version in VENDOR_APIS.values()]
 
 
 def test_a_rerun_changes_nothing_and_a_plain_playbook_run_sends_the_notices_too(first_cycle):

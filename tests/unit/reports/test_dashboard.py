@@ -106,8 +106,10 @@ def at(record: dict, when: str) -> dict:
     return {**record, "recorded_at": when}
 
 
-def interface_check(name: str, status: str, when: str, messages=()) -> dict:
+def interface_check(name: str, status: str, when: str, messages=(), cert_days=None) -> dict:
     body = {"name": name, "kind": "https", "status": status, "messages": list(messages)}
+    if cert_days is not None:
+        body["cert_days_left"] = cert_days
     return {"kind": "interface_check", "run_id": None, "host": None, "recorded_at": when,
             "body": body}  # fmt: skip
 
@@ -192,7 +194,8 @@ def build_ledger(ledger, now: datetime) -> str:
     update_note(ledger, old.note_id, status="resolved", resolution="Cache restarted.")
     # Interface checks: payments up every month, file exchange slow at last, accounts never.
     ledger.append(
-        [interface_check("payments-api", "ok", ago(now, days)) for days in (5, 40, 70, 100)]
+        [interface_check("payments-api", "ok", ago(now, days), cert_days=60 + days)
+         for days in (5, 40, 70, 100)]
         + [
             interface_check("mileage-file-exchange", "ok", ago(now, 6)),
             interface_check("mileage-file-exchange", "warning", ago(now, 1),
@@ -273,6 +276,8 @@ def test_the_dashboard_in_a_real_browser(ledger, inventory, tmp_path):
     interfaces = {k.split("=", 1)[1]: words(v["text"]) for k, v in dom.rows.items()
                   if k.startswith("data-interface=")}  # fmt: skip
     assert "Up" in interfaces["payments-api"]
+    assert "65 days left" in interfaces["payments-api"]  # its certificate, as last checked
+    assert "None" in interfaces["accounts-api"]
     assert "Slow or warning" in interfaces["mileage-file-exchange"]
     assert "Not yet checked" in interfaces["accounts-api"]
 
