@@ -416,29 +416,52 @@ class Dpkg:
         return [line for line in out.splitlines() if line.strip()]
 
     def repair(self):
-        """Repair an interrupted run; returns the audit lines that remain."""
+        """Repair an interrupted run; returns the audit lines that remain.
+
+        Packages a killed dpkg left half-installed are installed again together, from the
+        .debs still in APT's cache (apt refuses to touch a half-installed package without
+        an archive of its own) or else by apt: they often depend on each other (a library
+        and its -minimal half). Then apt fetches what dpkg could not configure them
+        without (a dependency the interrupted run had not unpacked yet)."""
         rc, _, _ = self.run(["dpkg", "--configure", "-a"])
         first_failed = rc != 0
-        _, status, _ = self.run(["dpkg-query", "-W", "-f", STATUS_FORMAT])
-        left = half_installed(parse_status(status))
-        for package in left:
-            deb = newest_archive("/var/cache/apt/archives", package)
-            if deb:
-                argv = ["dpkg"] + self.KEEP_CONFIG + ["--install", deb]
-            else:
-                argv = ["apt-get", "install", "--reinstall", "--yes", "--quiet"]
-                argv += ["-o", "Dpkg::Options::=--force-confdef"]
-                argv += ["-o", "Dpkg::Options::=--force-confold", package]
-            rc, out, err = self.run(argv)
-            if rc != 0:
+        left = self.half_installed()
+        if left:
+            debs = dict(
+                (package, newest_archive("/var/cache/apt/archives", package)) for package in left
+            )
+            local = [deb for deb in debs.values() if deb]
+            if local:
+                self.run(["dpkg"] + self.KEEP_CONFIG + ["--install"] + local)
+            missing = [package for package, deb in debs.items() if not deb]
+            apt = ["apt-get", "install", "--yes", "--quiet"]
+            apt += [
+                "-o",
+                "Dpkg::Options::=--force-confdef",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+            ]
+            if missing:
+                self.run(apt[:2] + ["--reinstall"] + apt[2:] + missing)
+            rc, out, err = self.run(apt[:2] + ["--fix-broken"] + apt[2:])
+            still = self.half_installed()
+            if still:
                 self.module.fail_json(
                     msg="could not finish installing %s, which an interrupted dpkg left"
                     " half-installed (exit %d): %s"
-                    % (package, rc, ((err or out).strip().splitlines() or ["no output"])[-1])
+                    % (
+                        ", ".join(still),
+                        rc,
+                        ((err or out).strip().splitlines() or ["no output"])[-1],
+                    )
                 )
         if first_failed or left:
             self.run(["dpkg", "--configure", "-a"])
         return self.audit()
+
+    def half_installed(self):
+        _, status, _ = self.run(["dpkg-query", "-W", "-f", STATUS_FORMAT])
+        return half_installed(parse_status(status))
 
 
 def main():

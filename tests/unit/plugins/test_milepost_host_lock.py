@@ -214,7 +214,10 @@ def test_dpkg_ready_repairs_an_interrupted_run_and_reinstalls_half_installed() -
                 (0, "", ""),
             ],
             "dpkg --configure": [(1, "", "error")],
-            "dpkg-query -W": [(0, "iHR\truc-x\t1.0\nii\tbash\t5.2\n", "")],
+            "dpkg-query -W": [
+                (0, "iHR\truc-x\t1.0\nii\tbash\t5.2\n", ""),
+                (0, "ii\truc-x\t1.0\nii\tbash\t5.2\n", ""),
+            ],
         }
     )
     done = mhl.dpkg_ready(module, PARAMS)
@@ -223,6 +226,32 @@ def test_dpkg_ready_repairs_an_interrupted_run_and_reinstalls_half_installed() -
     reinstall = [argv for argv in module.ran if argv[:2] == ["apt-get", "install"]]
     assert reinstall and reinstall[0][-1] == "ruc-x"
     assert sum(argv[:2] == ["dpkg", "--configure"] for argv in module.ran) == 2
+
+
+def test_packages_left_half_installed_together_are_installed_together(monkeypatch) -> None:
+    """A killed upgrade of a library and its -minimal half: one dpkg run for both .debs
+    (each needs the other), then apt for what they still need."""
+    module = _Module(
+        {
+            "dpkg --audit": [(1, "half installed\n", ""), (0, "", "")],
+            "dpkg-query -W": [
+                (0, "iHR\tlibpython3.11-stdlib\t3.11.2-6+deb12u8\n"
+                    "iHR\tlibpython3.11-minimal\t3.11.2-6+deb12u8\n", ""),
+                (0, "ii\tlibpython3.11-stdlib\t3.11.2-6+deb12u9\n"
+                    "ii\tlibpython3.11-minimal\t3.11.2-6+deb12u9\n", ""),
+            ],
+        }
+    )  # fmt: skip
+    archives = {
+        "libpython3.11-stdlib": "/var/cache/apt/archives/libpython3.11-stdlib_u9.deb",
+        "libpython3.11-minimal": "/var/cache/apt/archives/libpython3.11-minimal_u9.deb",
+    }
+    monkeypatch.setattr(mhl, "newest_archive", lambda _folder, package: archives.get(package))
+    done = mhl.dpkg_ready(module, PARAMS)
+    assert done["dpkg_repaired"] is True
+    installs = [argv for argv in module.ran if argv[0] == "dpkg" and "--install" in argv]
+    assert len(installs) == 1 and set(archives.values()) <= set(installs[0])
+    assert any(argv[:3] == ["apt-get", "install", "--fix-broken"] for argv in module.ran)
 
 
 def test_dpkg_ready_repairs_nothing_in_check_mode() -> None:
