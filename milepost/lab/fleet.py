@@ -168,7 +168,7 @@ def up(count: int) -> list[LabHost]:
     stale = [
         name
         for name, info in existing.items()
-        if name != REPO_CONTAINER
+        if name not in (REPO_CONTAINER, vendor_endpoints.CONTAINER)
         and (name not in wanted or info["image"] != image or info["key"] != _key_id(public_key))
     ]
     if stale:
