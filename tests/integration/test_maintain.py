@@ -271,9 +271,13 @@ def test_a_rerun_changes_nothing_and_a_plain_playbook_run_sends_the_notices_too(
     assert len(records(env, "package_change")) == changes
     # The notices come from the playbook and its callback, not from `milepost maintain`:
     # ansible-playbook alone sends them too (docs/SAFETY.md, invariant 5).
-    assert len(first_cycle.mail.messages) == 8
+    # The lab's window is open all day: this run falls in the opening the cycle already
+    # announced, and an opening is announced to an audience once; the completed notice
+    # goes out again.
+    assert len(first_cycle.mail.messages) == 6
     ours = [n for n in records(env, "notice") if n["run_id"] == newest["run_id"]]
-    assert [n["body"]["notice"] for n in ours] == ["upcoming"] * 3 + ["completed"] * 3
+    sent = [n["body"]["notice"] for n in ours if n["body"].get("result") == "sent"]
+    assert sent == ["completed"] * 3
     assert subprocess.run(["milepost", "ledger", "verify"], env=env).returncode == 0
 
 

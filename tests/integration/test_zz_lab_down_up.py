@@ -28,7 +28,7 @@ def listening(port: int) -> bool:
 
 
 def test_down_removes_everything_and_up_after_down_works(lab_hosts):
-    ports = [h["port"] for h in lab_hosts] + [8780]
+    ports = [h["port"] for h in lab_hosts] + [8780, *range(8443, 8448)]  # repository, vendor APIs
     size = len(lab_hosts)
 
     proc = lab("down")
@@ -44,7 +44,8 @@ def test_down_removes_everything_and_up_after_down_works(lab_hosts):
     assert proc.returncode == 0, proc.stderr
     rows = lab_status()
     assert [r["reachable"] for r in rows] == [True, True]
-    assert len(lab_containers()) == 3  # two hosts and the repository server
+    # Two hosts, the repository server and the vendors' APIs.
+    assert len(lab_containers()) == 4
 
     proc = lab("up", "--hosts", str(size))
     assert proc.returncode == 0, proc.stderr
