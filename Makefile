@@ -10,7 +10,8 @@ export PATH := $(BIN):$(PATH)
 HOSTS ?= 6
 SCENARIOS := $(notdir $(wildcard molecule/*))
 
-.PHONY: help deps venv setup postgres lab lab-down demo test lint unit ledger-tests integration molecule \
+.PHONY: help deps venv setup postgres lab lab-down demo test lint unit ledger-tests integration integration-fleet \
+	integration-down-up molecule \
 	reliability reliability-fast reliability-fast-nolab reliability-fast-lab requirements \
 	cli-reference clean
 
@@ -76,6 +77,15 @@ ledger-tests: venv postgres
 integration: lab
 	pytest -q --durations=10 tests/integration
 
+# The same in two parts for `make test`: the tests that share the fleet (beside lint, unit
+# and molecule), then the one that takes the whole lab down and up again.
+DOWN_UP = tests/integration/test_zz_lab_down_up.py
+integration-fleet: lab
+	pytest -q --durations=25 --ignore=$(DOWN_UP) tests/integration
+
+integration-down-up: lab
+	pytest -q $(DOWN_UP)
+
 molecule: lab
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; molecule test -s $$s; done
 
@@ -99,9 +109,9 @@ reliability-fast-lab: lab postgres
 # What every test stage needs: the apt packages, the venv, PostgreSQL.
 setup: venv postgres
 
-# lint, unit, ledger-tests and the reliability trials without the lab beside lab and
-# molecule (two lanes), then integration and the reliability trials on the lab fleet; each
-# stage's time at the end: scripts/test-stages.
+# Two lanes: lint, unit, ledger-tests, the reliability trials without the lab and the
+# molecule scenarios in one; lab, integration and the reliability trials on the fleet in the
+# other; then the lab's down-and-up test. Each stage's time at the end: scripts/test-stages.
 test:
 	@MAKE="$(MAKE)" scripts/test-stages
 

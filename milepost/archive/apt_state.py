@@ -71,6 +71,8 @@ class Offer:
     essential: bool = False
     #: The packages it Depends or Pre-Depends on (every alternative), names only.
     depends: tuple[str, ...] = ()
+    #: Installed-Size: its size once unpacked, in KiB.
+    installed_size: int = 0
 
     @property
     def security(self) -> bool:
@@ -202,6 +204,7 @@ class AptState:
                         depends=_names(
                             stanza.get("Pre-Depends", "") + "," + stanza.get("Depends", "")
                         ),
+                        installed_size=_kib(stanza.get("Installed-Size", "")),
                     )
                 )
         return found
@@ -225,6 +228,12 @@ class AptState:
             target = cache / got[0].name
             os.replace(got[0], target)
         return target
+
+
+def _kib(field: str) -> int:
+    """An Installed-Size field as a number (0 when absent or not a number)."""
+    field = field.strip()
+    return int(field) if field.isdigit() else 0
 
 
 def _names(relations: str) -> tuple[str, ...]:

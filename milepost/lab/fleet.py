@@ -24,6 +24,7 @@ from milepost.lab import (
     dockerd,
     inventory,
     os_updates,
+    provision,
     ruc_packages,
     vendor_endpoints,
 )
@@ -184,7 +185,8 @@ def up(count: int) -> list[LabHost]:
     stopped = [h.container for h in hosts if existing.get(h.container, {}).get("state") == "exited"]
     if stopped:
         run(["docker", "start", *stopped])
-    _parallel(lambda h: _create_host(h, image, public_key), new)
+    sysctl = provision.sysctl_file(paths.project_root())
+    _parallel(lambda h: _create_host(h, image, public_key, sysctl), new)
     _parallel(_wait_for_host_keys, hosts)
     _parallel(lambda h: _install_initial_packages(h, mirrored, hosts), new)
     exchange = vendor_endpoints.exchange_host(hosts)
@@ -269,7 +271,9 @@ APT_ARCHIVES_SIZE = "1g"
 HOST_LAYOUT = f"tmpfs {APT_ARCHIVES} {APT_ARCHIVES_SIZE}"
 
 
-def _create_host(host: LabHost, image: str, public_key: str) -> None:
+def _create_host(host: LabHost, image: str, public_key: str, sysctl: tuple[str, str]) -> None:
+    """Start the host's container and provision it (`provision`): the baseline's sysctl
+    file."""
     run(
         [
             "docker",
@@ -300,6 +304,11 @@ def _create_host(host: LabHost, image: str, public_key: str) -> None:
             image,
             base_image.INIT_PATH,
         ]
+    )
+    path, text = sysctl
+    run(
+        ["docker", "exec", "-i", host.container, "sh", "-c", 'cat > "$1"', "sh", path],
+        input=text.encode(),
     )
 
 

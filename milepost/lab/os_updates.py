@@ -11,12 +11,15 @@ from a security suite in the lab's bookworm-security, the others in its bookworm
 are Debian's own, changelogs and all.
 
 The base image holds the newest version of every package (see base_image). Hosts marked
-behind (every second host) start instead, for each source package that allows it, on the
-oldest version Debian still offers of all its installed binaries: what Debian fixed since
-then is real exposure, present whenever the lab is built, chosen from what the archive holds
-that day, never from a list. A source is left current when one of its binaries is part of
-the system itself: Essential, of priority required or important, or a dependency of one of
-those (dpkg, libc, the shell, apt and the libraries they need).
+behind (every second host) start instead, for a few source packages, on the oldest version
+Debian still offers of all their installed binaries: what Debian fixed since then is real
+exposure, present whenever the lab is built, chosen from what the archive holds that day,
+never from a list. The sources chosen are those whose way back up passes a security upload,
+the smallest first (every cycle and every `reset` moves them, so the lab stays fast), at
+most BEHIND_SOURCES; one whose newest version is a regular update comes first, so that
+security-only patching differs from patching all. A source is never chosen when one of
+its binaries is part of the system itself: Essential, of priority required or important,
+or a dependency of one of those (dpkg, libc, the shell, apt and the libraries they need).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from milepost.lab.topology import LabHost
 SUITES = ("bookworm", "bookworm-updates", "bookworm-security")
 #: Priorities of the packages the system itself is made of: never started behind.
 SYSTEM_PRIORITIES = ("required", "important")
+#: How many source packages a behind host starts behind on.
+BEHIND_SOURCES = 3
 
 
 def debian_state(build_dir: Path) -> AptState:
@@ -117,6 +122,9 @@ def behind_versions(
     """{package: the offer a behind host starts on}: per source package, the oldest source
     version Debian offers for every installed binary of it, older than the installed one;
     none for a source one of whose binaries the system itself is made of (system_packages).
+    Of those sources, only the ones with a security upload newer than that start, at most
+    BEHIND_SOURCES: the smallest (installed size of their binaries) whose newest version is
+    a regular update, then the smallest others.
     ``offers`` must hold every installed package's offers (its dependencies too)."""
     system = system_packages(installed, offers)
     by_source: dict[str, list[str]] = {}
@@ -125,8 +133,8 @@ def behind_versions(
             by_source.setdefault(offer.source, [])
             if package not in by_source[offer.source]:
                 by_source[offer.source].append(package)
-    chosen: dict[str, Offer] = {}
-    for packages in by_source.values():
+    candidates: list[tuple[bool, int, str, dict[str, Offer]]] = []
+    for source, packages in by_source.items():
         if any(package in system for package in packages):
             continue
         common: set[str] | None = None
@@ -140,10 +148,28 @@ def behind_versions(
         if not common:
             continue
         oldest = min(common, key=DEBIAN_ORDER)
-        for package in packages:
-            chosen[package] = next(
-                offer for offer in offers[package] if offer.source_version == oldest
-            )
+        start = {
+            package: next(o for o in offers[package] if o.source_version == oldest)
+            for package in packages
+        }
+        newer = [
+            o
+            for package in packages
+            for o in offers[package]
+            if version_compare(o.version, start[package].version) > 0
+        ]
+        if any(o.security for o in newer):
+            newest = max(newer, key=lambda o: DEBIAN_ORDER(o.version))
+            size = sum(offer.installed_size for offer in start.values())
+            candidates.append((not newest.security, size, source, start))
+    # The smallest source whose way up ends on a regular update after a security one first
+    # (so that security-only patching and patching all differ on a behind host), then the
+    # smallest others.
+    both = sorted(c[1:] for c in candidates if c[0])
+    rest = sorted(c[1:] for c in candidates if c[1:] not in both[:1])
+    chosen: dict[str, Offer] = {}
+    for _size, _source, start in (both[:1] + rest)[:BEHIND_SOURCES]:
+        chosen.update(start)
     return chosen
 
 

@@ -1,5 +1,5 @@
 """Runs last: `down` leaves nothing of the lab behind and `up` after `down` works.
-It ends with the fleet brought back to the size it had, for the molecule scenarios."""
+It ends with the fleet brought back to the size it had."""
 
 import json
 import socket

@@ -2,7 +2,7 @@
 decided from what the archive offers (here: offers as the APT state reads them)."""
 
 from milepost.archive.apt_state import Offer
-from milepost.lab.os_updates import behind_versions, is_behind
+from milepost.lab.os_updates import BEHIND_SOURCES, behind_versions, is_behind
 from milepost.lab.topology import plan
 
 
@@ -59,6 +59,34 @@ def test_the_system_itself_is_never_started_behind():
         ],
     }
     assert behind_versions(installed, offers) == {}
+
+
+def test_only_sources_a_security_upload_fixed_since_start_behind_the_smallest_first():
+    sizes = [9000, 200, 50, 700, 3000]
+    installed = {f"lib{i}": "1.0-2" for i in range(len(sizes))} | {"tzdata": "2025b-1"}
+    offers = {
+        f"lib{i}": [
+            offer(f"lib{i}", "1.0-2", "bookworm-security", installed_size=size),
+            offer(f"lib{i}", "1.0-1", installed_size=size),
+        ]
+        for i, size in enumerate(sizes)
+    }
+    # Newer in bookworm-updates only: no security upload between, so never behind.
+    offers["tzdata"] = [
+        offer("tzdata", "2025b-1", "bookworm-updates", installed_size=1),
+        offer("tzdata", "2024a-1", installed_size=1),
+    ]
+    chosen = behind_versions(installed, offers)
+    smallest = sorted(range(len(sizes)), key=sizes.__getitem__)[:BEHIND_SOURCES]
+    assert set(chosen) == {f"lib{i}" for i in smallest}
+    assert all(o.version == "1.0-1" for o in chosen.values())
+
+    # The biggest goes on past its security upload to a regular update: it comes first, so
+    # that security-only patching and patching all differ.
+    installed["lib0"] = "1.0-3"
+    offers["lib0"].append(offer("lib0", "1.0-3", installed_size=9000))
+    chosen = behind_versions(installed, offers)
+    assert set(chosen) == {"lib0", *(f"lib{i}" for i in smallest[: BEHIND_SOURCES - 1])}
 
 
 def test_every_second_host_starts_behind():
