@@ -3,8 +3,10 @@ uploads between two versions. For the advisory sync (milepost.patching.debian_sy
 records one advisory per upload.
 
 A binary package carries its source's changelog as
-``./usr/share/doc/<package>/changelog.Debian.gz``. Some carry none: their doc directory is
-a symlink to another binary package's of the same source, named in :class:`DebChangelog`.
+``./usr/share/doc/<package>/changelog.Debian.gz``, or, built from a native source (Debian's
+own, such as ca-certificates), as ``changelog.gz`` (Debian Policy 12.7), which is then in
+Debian's changelog format. Some carry none: their doc directory is a symlink to another
+binary package's of the same source, named in :class:`DebChangelog`.
 ``dpkg-deb --fsys-tarfile`` streams the package's files into :mod:`tarfile` (no shell);
 the stream stops at the changelog.
 
@@ -61,6 +63,8 @@ MAX_CHANGELOG = 32 * 1024 * 1024
 DPKG_DEB_TIMEOUT = 300
 #: What a changelog file's name ends with (as the sync's cache writes them).
 CHANGELOG_SUFFIX = ".changelog"
+#: The first line of a changelog in Debian's format: "source (version) suites; urgency=".
+DEBIAN_FORMAT = re.compile(r"[a-z0-9][a-z0-9+.-]+ \([^ ()]+\) [^;\n]+;")
 
 
 class BadPackage(UserError):
@@ -195,22 +199,27 @@ def deb_changelog(deb: Path, package: str) -> DebChangelog:
     """The changelog ``deb`` (a .deb of binary package ``package``) carries, or the package
     its doc directory is a symlink to. BadPackage (one line) if the file is not a .deb."""
     doc = f"usr/share/doc/{package}"
-    wanted = f"{doc}/changelog.Debian.gz"
-    what = f"{shown(str(deb), 200)} {wanted}"
+    debian, native = f"{doc}/changelog.Debian.gz", f"{doc}/changelog.gz"
     points_to = None
+    native_text = None
     with _fsys_tar(deb) as tar:
         for member in tar:
             name = _member_name(member.name)
             if name == doc and member.issym() and PACKAGE_NAME.fullmatch(member.linkname):
                 points_to = member.linkname
-            if name != wanted:
-                continue
-            if not member.isfile():
-                break  # a symlink to another file: not this package's own changelog
+            if name not in (debian, native) or not member.isfile():
+                continue  # a symlink to another file: not this package's own changelog
             handle = tar.extractfile(member)
             if handle is None:
-                break
-            return DebChangelog(package, _gunzip(_read_limited(handle, what), what))
+                continue
+            what = f"{shown(str(deb), 200)} {name}"
+            text = _gunzip(_read_limited(handle, what), what)
+            if name == debian:
+                return DebChangelog(package, text)
+            if DEBIAN_FORMAT.match(text):
+                native_text = text  # a native package's; an upstream changelog is not used
+    if native_text is not None:
+        return DebChangelog(package, native_text)
     return DebChangelog(package, None, points_to)
 
 

@@ -24,6 +24,15 @@ exposure_app = typer.Typer()
 
 
 STATUS_STYLE = {"exposed": "red", "excepted": "yellow", "fixed": "green"}
+#: How many of an advisory's CVE ids the table shows (all of them are in --json).
+CVES_SHOWN = 3
+
+
+def _cves(cves: tuple[str, ...]) -> str:
+    if not cves:
+        return "-"
+    more = len(cves) - CVES_SHOWN
+    return " ".join(cves[:CVES_SHOWN]) + (f" +{more} more" if more > 0 else "")
 
 
 def _sources(inventory: Path | None) -> list[Path] | None:
@@ -45,8 +54,9 @@ def exposure(
     inventory: InventoryOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Per host and advisory: installed and fixed version, due date, days left or overdue,
-    and the run that closed it (from the ledger's package facts and changes)."""
+    """Per host and advisory: the CVEs it fixes, installed and fixed version, due date, days
+    left or overdue, and the run that closed it (from the ledger's package facts and
+    changes)."""
 
     if advisory is not None:
         advisory = check_advisory_id(advisory)
@@ -66,6 +76,7 @@ def exposure(
         )
     finally:
         ledger.close()
+    fixed = [e for e in items if e.status == "fixed"]
     if overdue:
         items = [e for e in items if e.overdue]
     elif not show_fixed and advisory is None:
@@ -76,10 +87,17 @@ def exposure(
     open_count = len(model.open_hosts(items))
     if not items:
         console.print("no exposure" + (" past its due date" if overdue else "") + " recorded")
+        closed = [e for e in fixed if e.closed_by]
+        if closed and not overdue:
+            console.print(
+                f"{len({e.advisory_id for e in closed})} advisories closed on"
+                f" {len({e.host for e in closed})} host(s) by patching (--all lists them)"
+            )
         return
     table = Table(
         "host",
         "advisory",
+        "CVEs",
         "package",
         "installed",
         "fixed",
@@ -103,6 +121,7 @@ def exposure(
         table.add_row(
             escape(e.host),
             escape(e.advisory_id) + (" (KEV)" if e.kev else ""),
+            escape(_cves(e.cves)),
             escape(e.package),
             escape(e.installed),
             escape(e.fixed or "no fix known"),

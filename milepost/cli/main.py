@@ -27,8 +27,9 @@ NOUNS: dict[str, tuple[str, str, str]] = {
     "exposure": (
         "milepost.cli.exposure",
         "exposure_app",
-        "Per host and advisory: installed and fixed version, due date, days left or overdue,"
-        " and the run that closed it (from the ledger's package facts and changes).",
+        "Per host and advisory: the CVEs it fixes, installed and fixed version, due date, days"
+        " left or overdue, and the run that closed it (from the ledger's package facts and"
+        " changes).",
     ),
     "stop": (
         "milepost.cli.stop",

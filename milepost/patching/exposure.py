@@ -106,9 +106,13 @@ class Exposure:
     closed_at: str | None = None
     exception_id: str | None = None
     exception_expires: str | None = None
+    #: The CVE ids the advisory names (a Debian upload's); empty for others.
+    cves: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["cves"] = list(self.cves)
+        return data
 
 
 def installed_packages(
@@ -319,6 +323,7 @@ def exposures(
                         closed_at=closed_at,
                         exception_id=cover.exception_id if cover else None,
                         exception_expires=cover.expires if cover else None,
+                        cves=tuple(advisory.cves or ()),
                     )
                 )
     return found

@@ -43,8 +43,9 @@ def test_real_cves_are_synced_found_open_and_closed_by_an_emergency_patch(fresh_
         e for e in exposures if e["status"] == "exposed" and not e["package"].startswith("ruc-")
     ]
     assert open_ and {e["host"] for e in open_} <= behind, open_
-    # One real CVE that is open on a behind host.
+    # One real CVE that is open on a behind host; each exposure names its upload's CVEs.
     by_id = {a["advisory_id"]: a for a in debian}
+    assert all(e["cves"] == by_id[e["advisory_id"]]["cves"] for e in open_), open_
     target = next(
         by_id[e["advisory_id"]] for e in open_ if by_id.get(e["advisory_id"], {}).get("cves")
     )

@@ -33,8 +33,9 @@ milepost_debian_archives:
     components: [main]
     signed_by: /usr/share/keyrings/debian-archive-keyring.gpg
 """
-#: Binary packages whose changelogs are read: small libraries, an interpreter, and
-#: libpython3.11-stdlib, whose doc directory is a symlink to another package's.
+#: Binary packages whose changelogs are read: small libraries, an interpreter,
+#: libpython3.11-stdlib, whose doc directory is a symlink to another package's, and
+#: ca-certificates, a native package (its changelog is changelog.gz).
 PACKAGES = (
     "libexpat1",
     "libssl3",
@@ -43,6 +44,7 @@ PACKAGES = (
     "perl-base",
     "python3.11",
     "libpython3.11-stdlib",
+    "ca-certificates",
 )
 
 

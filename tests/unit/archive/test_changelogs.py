@@ -113,7 +113,10 @@ def test_each_upload_is_read_as_the_entry_is_written(changelogs, package):
     offer, text, _ = changelogs[package]
     by_version = {e["version"]: e for e in entries(text)}
     uploads = uploads_between(parse_changelog(text, package), None, offer.source_version)
-    assert [u.version for u in uploads] == ascending(list(by_version))
+    # Up to the offer's own version: a stable update of a native package (ca-certificates
+    # 20250419~deb12u2) also holds the unstable upload it was made from, a later version.
+    upto = [v for v in by_version if version_compare(v, offer.source_version) <= 0]
+    assert [u.version for u in uploads] == ascending(upto)
     for upload in uploads:
         entry = by_version[upload.version]
         assert upload.source == entry["source"] == offer.source

@@ -99,7 +99,7 @@ def test_a_kev_entry_is_due_on_the_catalog_date(ledger, inventory):
     assert (item.host, item.kev, item.due, item.overdue) == ("pay-01", True, "2022-04-27", True)
 
 
-def test_a_patched_host_is_fixed_and_names_the_run_that_closed_it(ledger, inventory):
+def test_a_patched_host_is_fixed_and_names_the_run_that_closed_it(ledger, inventory, capsys):
     add_advisory(
         ledger,
         advisory_id="RUC-2026-0002",
@@ -111,6 +111,13 @@ def test_a_patched_host_is_fixed_and_names_the_run_that_closed_it(ledger, invent
     assert items["pay-02"].status == "fixed" and items["pay-02"].closed_by == "run-42"
     assert items["pay-01"].status == "exposed" and items["pay-01"].closed_by is None
     assert "acct-01" not in items  # the package is not installed there
+    ledger.append([package_change("run-43", "pay-01", "ruc-payment-gateway", "2.3.0", "2.4.0")])
+    code, out, _ = run_cli(capsys, "exposure", "-i", str(inventory / "hosts.yml"))
+    assert code == 0
+    assert out.splitlines() == [
+        "no exposure recorded",
+        "1 advisories closed on 2 host(s) by patching (--all lists them)",
+    ]
 
 
 def test_overdue_shows_a_host_past_the_kev_date_until_an_exception_covers_it(
@@ -332,3 +339,33 @@ def test_the_kill_switch_and_a_held_fleet_lock_refuse_with_exit_3(ledger, invent
     assert "20261201T000000Z-0badf00d for CVE-2021-3156" in err
     assert count(ledger, "emergency_refused") == 2
     _no_run(ledger)
+
+
+def test_the_cves_an_upload_fixes_are_shown_with_each_exposure(ledger, inventory, capsys):
+    """A Debian upload's advisory names its CVEs: the table shows the first three and how
+    many more, --json all of them."""
+    base = add_advisory(
+        ledger,
+        advisory_id="DEB-sudo-1.9.13p3.1.deb12u3",
+        packages={"sudo": "1.9.13p3-1+deb12u3"},
+        severity="high",
+        source="debian",
+    )
+    cves = [f"CVE-2025-3246{n}" for n in range(5)]
+    ledger.append(
+        [
+            {
+                "kind": "advisory",
+                "run_id": None,
+                "host": None,
+                "body": {**base.body(), "cves": cves, "source_package": "sudo"},
+            }
+        ]
+    )
+    code, out, _ = run_cli(capsys, "exposure", "--json", "-i", str(inventory / "hosts.yml"))
+    assert code == 0
+    assert [(e["host"], e["cves"]) for e in json.loads(out)] == [("pay-01", cves)]
+    code, out, _ = run_cli(capsys, "exposure", "-i", str(inventory / "hosts.yml"))
+    assert code == 0
+    text = " ".join(out.split())
+    assert all(cve in text for cve in cves[:3]) and cves[3] not in text and "+2 more" in text

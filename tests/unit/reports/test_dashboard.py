@@ -277,8 +277,9 @@ def test_the_dashboard_in_a_real_browser(ledger, inventory, tmp_path):
                   if k.startswith("data-interface=")}  # fmt: skip
     assert "Up" in interfaces["payments-api"]
     assert "65 days left" in interfaces["payments-api"]  # its certificate, as last checked
-    assert "None" in interfaces["accounts-api"]
+    assert "Not known" in interfaces["accounts-api"]  # never checked: no certificate seen
     assert "Slow or warning" in interfaces["mileage-file-exchange"]
+    assert "Not used (SSH host key)" in interfaces["mileage-file-exchange"]
     assert "Not yet checked" in interfaces["accounts-api"]
 
     # Recent changes in plain words.
