@@ -64,7 +64,7 @@ DPKG_DEB_TIMEOUT = 300
 #: What a changelog file's name ends with (as the sync's cache writes them).
 CHANGELOG_SUFFIX = ".changelog"
 #: The first line of a changelog in Debian's format: "source (version) suites; urgency=".
-DEBIAN_FORMAT = re.compile(r"[a-z0-9][a-z0-9+.-]+ \([^ ()]+\) [^;\n]+;")
+DEBIAN_FORMAT = re.compile(rf"{PACKAGE_NAME.pattern} \([^ ()]+\) [^;\n]+;")
 
 
 class BadPackage(UserError):

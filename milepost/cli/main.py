@@ -41,6 +41,18 @@ NOUNS: dict[str, tuple[str, str, str]] = {
         "maintain_app",
         "Run the maintenance cycle (playbooks/maintain.yml) after checking the inventory.",
     ),
+    "plan": (
+        "milepost.cli.plan",
+        "plan_app",
+        "Change plans: exactly what a run would change, signed and approved before it runs.",
+    ),
+    "approve": (
+        "milepost.cli.plan",
+        "approve_app",
+        "Approve a plan: sign its id, content hash and expiry with your SSH key. Refused for"
+        " the plan's author (four eyes), a key the allowed-signers file does not list, and a"
+        " plan that has expired.",
+    ),
     "emergency-patch": (
         "milepost.cli.emergency",
         "emergency_app",

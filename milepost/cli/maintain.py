@@ -20,7 +20,7 @@ MAX_REASON = 500
 OVERRIDE_VARS = ("preflight_override_window", "preflight_override_reason")
 
 
-def _extra_vars(pairs: list[str]) -> dict[str, str]:
+def parse_extra_vars(pairs: list[str]) -> dict[str, str]:
     """KEY=VALUE pairs as Ansible reads -e key=value: every value a string."""
     found: dict[str, str] = {}
     for pair in pairs:
@@ -93,7 +93,7 @@ def maintain(
 ) -> None:
     """Check the inventory, then run playbooks/maintain.yml (help: MAINTAIN_HELP)."""
 
-    variables: dict[str, Any] = dict(_extra_vars(extra_var or []))
+    variables: dict[str, Any] = dict(parse_extra_vars(extra_var or []))
     variables.update(allow_downgrade_vars(allow_downgrade))
     if limit is not None:
         limit = check_limit(limit)

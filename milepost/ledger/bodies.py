@@ -30,11 +30,13 @@ from milepost.inventory.severities import SEVERITIES
 from milepost.ledger.chain import format_time
 from milepost.ledger.names import (
     ADVISORY_SOURCES,
+    APPROVAL_ROLES,
     DRIFT_MODES,
     LINK_KINDS,
     MAX_ADVISORY_PACKAGES,
     NOTE_CATEGORIES,
     NOTE_TYPES,
+    PLAN_ACTIONS,
     RUN_KINDS,
     RUN_STATUSES,
     TASK_PROGRESS,
@@ -419,6 +421,37 @@ def _emergency_result(body: Mapping[str, Any]) -> None:
     _texts(body, "still_exposed")
 
 
+def _change_plan(body: Mapping[str, Any]) -> None:
+    _text(body, "plan_id", required=True, limit=64)
+    _text(body, "content_hash", required=True, limit=80)
+    content = _dict(body, "content", required=True)
+    _choice(content, "action", PLAN_ACTIONS, required=True)
+    hosts = _dict(content, "hosts", required=True)
+    if len(hosts) > MAX_LIST:
+        raise _fail(f"content.hosts names {len(hosts)} hosts: at most {MAX_LIST}")
+    for host, entry in hosts.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("packages"), list):
+            raise _fail(f"content.hosts.{shown(host)} is not a host's plan")
+        for key in ("would_change", "refused", "unknown"):
+            if not isinstance(entry.get(key), list):
+                raise _fail(f"content.hosts.{shown(host)}.{key} must be a list")
+    if not isinstance(content.get("batches"), list):
+        raise _fail("content.batches must be a list")
+    _text(body, "created_by", required=True)
+    _time(body, "created_at", required=True)
+    _time(body, "expires", required=True)
+    _text(body, "dry_run", required=True, limit=64)
+
+
+def _plan_approval(body: Mapping[str, Any]) -> None:
+    _text(body, "plan_id", required=True, limit=64)
+    _text(body, "content_hash", required=True, limit=80)
+    _choice(body, "role", APPROVAL_ROLES, required=True)
+    _text(body, "principal", required=True)
+    _text(body, "fingerprint", required=True, limit=128)
+    _text(body, "signature", required=True, limit=16_384)
+
+
 #: The rules of each kind a reader uses; a kind not named here only has to be an object.
 CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "advisory": _advisory,
@@ -441,6 +474,8 @@ CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "notice": _notice,
     "emergency_patch": _emergency_patch,
     "emergency_result": _emergency_result,
+    "change_plan": _change_plan,
+    "plan_approval": _plan_approval,
 }
 
 

@@ -31,3 +31,8 @@ QC_PROCESS = "qc-process"
 NOTE_TYPES = (LESSON, DESIRED_CHANGE, GLITCH, QC_PROCESS)
 NOTE_CATEGORIES = ("policy", "technology", "communications")
 LINK_KINDS = ("runs", "glitches", "notes")
+
+#: What a change plan may be made for (milepost.change_control.plans), and the part a
+#: signature over a plan plays: its author's, or an approver's.
+PLAN_ACTIONS = ("maintain",)
+APPROVAL_ROLES = ("author", "approver")

@@ -20,6 +20,7 @@ import pytest
 from test_dashboard import build_ledger
 from test_dashboard import inventory as dashboard_inventory  # noqa: F401  (a fixture)
 
+from milepost.change_control.approvals import load_plans, load_signatures
 from milepost.drift.changes import changes
 from milepost.drift.findings import findings
 from milepost.errors import UserError
@@ -281,9 +282,83 @@ MALFORMED = {
             NOT_AN_OBJECT,
         ],
     ),
+    "change_plan": (
+        None,
+        None,
+        [
+            {
+                "plan_id": "P-0",
+                "content_hash": "sha256:0",
+                "content": {"action": "reboot"},
+                "created_by": "x",
+                "created_at": "2026-12-07T00:00:00+00:00",
+                "expires": "2026-12-08T00:00:00+00:00",
+                "dry_run": "r1",
+            },
+            {
+                "plan_id": "P-0",
+                "content_hash": "sha256:0",
+                "content": {"action": "maintain", "hosts": {"pay-01": "all"}, "batches": []},
+                "created_by": "x",
+                "created_at": "2026-12-07T00:00:00+00:00",
+                "expires": "2026-12-08T00:00:00+00:00",
+                "dry_run": "r1",
+            },
+            {
+                "plan_id": "P-0",
+                "content_hash": "sha256:0",
+                "content": {"action": "maintain", "hosts": {}, "batches": []},
+                "created_by": "x",
+                "created_at": "yesterday",
+                "expires": "2026-12-08T00:00:00+00:00",
+                "dry_run": "r1",
+            },
+            {
+                "plan_id": "P-0",
+                "content_hash": "sha256:0",
+                "content": {"action": "maintain", "hosts": {}, "batches": []},
+                "created_by": "x",
+                "created_at": "2026-12-07T00:00:00+00:00",
+                "expires": "2026-12-08T00:00:00+00:00",
+                "dry_run": "r1",
+            },
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "plan_approval": (
+        None,
+        None,
+        [
+            {
+                "plan_id": "P-0",
+                "content_hash": "sha256:0",
+                "role": "owner",
+                "principal": "b",
+                "fingerprint": "SHA256:x",
+                "signature": "s",
+            },
+            {
+                "plan_id": "P-0",
+                "content_hash": "sha256:0",
+                "role": "approver",
+                "principal": 7,
+                "fingerprint": "SHA256:x",
+                "signature": "s",
+            },
+            {
+                "plan_id": "P-0",
+                "role": "approver",
+                "principal": "b",
+                "fingerprint": "SHA256:x",
+                "signature": "s",
+            },
+            NOT_AN_OBJECT,
+        ],
+    ),
 }
-#: Kinds the dashboard does not read (notices, and task results outside ledger.runs' counts).
-NOT_ON_THE_DASHBOARD = ("task_result", "notice")
+#: Kinds the dashboard does not read (notices, task results outside ledger.runs' counts,
+#: change plans and their signatures).
+NOT_ON_THE_DASHBOARD = ("task_result", "notice", "change_plan", "plan_approval")
 CASES = [
     pytest.param(kind, host, run_id, body, id=f"{kind}-{i}")
     for kind, (host, run_id, bodies) in MALFORMED.items()
@@ -309,6 +384,8 @@ def read_everything(ledger, inventory_dir) -> dict:
         "told": _already_told(ledger, "staff", False),
         "run": usable_run(ledger.run("r1")),
         "status": build_status(ledger, sources, 2, NOW),
+        "plans": load_plans(ledger),
+        "signatures": load_signatures(ledger),
     }
     setup = _read_inventory(sources)
     period = parse_period(NOW.strftime("%Y-%m"))
@@ -492,6 +569,7 @@ def test_no_read_command_prints_a_traceback_on_any_malformed_record(
         ["exception", "list"],
         ["drift", "report", "--all"],
         ["change", "list"],
+        ["plan", "list"],
         ["note", "list"],
         ["note", "export", "--format", "csv", "--out", str(tmp_path / "notes.csv")],
         ["vendor", "question", "list"],
