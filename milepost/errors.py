@@ -13,6 +13,13 @@ class UserError(MilepostError):
     exit_code = 2
 
 
+class Refused(MilepostError):
+    """The work may not start now (fleet lock held, kill switch set, a change plan not
+    approved, expired or stale): exit 3."""
+
+    exit_code = 3
+
+
 def printable(text: str) -> str:
     """``text`` as one line: every character that is not printable (newline, carriage
     return, NUL, bidi controls, ...) written as its escape, the rest left as it is."""

@@ -1,12 +1,6 @@
-"""Who must approve a plan and who did: the inventory's change-control rules, and the
-signatures over plans recorded in the ledger (kind ``plan_approval``).
-
-The rules, per group (group_vars), as ``milepost_change_control``::
-
-    milepost_change_control:
-      approvals: 1                 # signatures by people other than the plan's author
-      emergency_within_hours: 24   # an emergency run may come first, approved within this
-      allowed_signers: allowed_signers   # group all only; relative to the inventory
+"""Who must approve a plan and who did: the inventory's change-control rules
+(milepost.inventory.change_rules), and the signatures over plans recorded in the ledger
+(kind ``plan_approval``).
 
 A plan needs the most approvals any of its hosts asks for. The allowed-signers file (the
 format of ssh-keygen(1), as Git uses for signed commits) lists every person who may sign a
@@ -29,6 +23,7 @@ from milepost.change_control.plans import PLAN_KIND, Plan, from_record
 from milepost.change_control.signing import Signer, verify
 from milepost.errors import UserError
 from milepost.input_checks import shown
+from milepost.inventory.change_rules import SETTINGS_VAR, Rules, parse_rules
 from milepost.inventory.reading import default_inventory, inventory_variables
 from milepost.ledger.bodies import usable
 from milepost.ledger.schema import records as T
@@ -37,16 +32,6 @@ if TYPE_CHECKING:
     from milepost.ledger.book import Ledger
 
 APPROVAL_KIND = "plan_approval"
-SETTINGS_VAR = "milepost_change_control"
-#: Most approvals a group may ask for, and the longest an emergency may wait for one.
-MAX_APPROVALS = 5
-MAX_EMERGENCY_HOURS = 24 * 14
-
-
-@dataclass(frozen=True)
-class Rules:
-    approvals: int = 0
-    emergency_within_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -70,34 +55,6 @@ class Settings:
                 " in group_vars/all (one line per person who may sign a plan)"
             )
         return self.allowed_signers
-
-
-def _count(value: Any, what: str, most: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
-        raise UserError(f"{what} is {shown(value)}: give a whole number from 0 to {most}")
-    return value
-
-
-def parse_rules(value: Any, where: str) -> Rules:
-    if value is None:
-        return Rules()
-    if not isinstance(value, Mapping):
-        raise UserError(f"{SETTINGS_VAR} ({where}) must be a mapping, not {shown(value)}")
-    unknown = set(value) - {"approvals", "emergency_within_hours", "allowed_signers"}
-    if unknown:
-        raise UserError(
-            f"{SETTINGS_VAR} ({where}) has unknown key {shown(sorted(unknown)[0])}: use"
-            " approvals, emergency_within_hours, allowed_signers"
-        )
-    return Rules(
-        approvals=_count(value.get("approvals", 0), f"{SETTINGS_VAR}.approvals ({where})",
-                         MAX_APPROVALS),
-        emergency_within_hours=_count(
-            value.get("emergency_within_hours", 24),
-            f"{SETTINGS_VAR}.emergency_within_hours ({where})",
-            MAX_EMERGENCY_HOURS,
-        ),
-    )  # fmt: skip
 
 
 def load_settings(sources: Sequence[Path] | None = None) -> Settings:

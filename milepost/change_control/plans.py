@@ -71,6 +71,27 @@ class Plan:
         return sorted(self.content["hosts"])
 
 
+def value_digests(variables: Mapping[str, Any]) -> dict[str, str]:
+    """{name: sha256 of the value}: how a plan keeps extra vars (values may be secrets)."""
+    return {
+        name: "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
+        for name, value in sorted(variables.items())
+    }
+
+
+def run_options(limit: str | None, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of a run as its plan holds them: the limit, the downgrades it names
+    (milepost_allow_downgrade), and every other extra var by name with a digest of its
+    value. Applying the plan must give the same ones."""
+    rest = dict(variables)
+    downgrades = rest.pop("milepost_allow_downgrade", None) or []
+    return {
+        "limit": limit,
+        "allow_downgrade": sorted(downgrades),
+        "extra_vars": value_digests(rest),
+    }
+
+
 def content_hash(content: Mapping[str, Any]) -> str:
     """sha256 of the content as canonical JSON (sorted keys, no spaces)."""
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

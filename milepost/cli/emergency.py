@@ -6,11 +6,10 @@ from typing import Annotated
 import typer
 
 from milepost.cli.common import InventoryOption, console
-from milepost.errors import MilepostError, UserError
+from milepost.errors import MilepostError, Refused, UserError
 from milepost.notify import notify_emergency
 from milepost.patching import emergency
 from milepost.patching.emergency_summary import print_summary
-from milepost.patching.fleet_lock import Refused
 
 emergency_app = typer.Typer()
 

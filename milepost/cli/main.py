@@ -53,6 +53,14 @@ NOUNS: dict[str, tuple[str, str, str]] = {
         " the plan's author (four eyes), a key the allowed-signers file does not list, and a"
         " plan that has expired.",
     ),
+    "apply": (
+        "milepost.cli.plan",
+        "apply_app",
+        "Apply a plan, exactly: refused (exit 3) when it has expired, lacks the approvals its"
+        " hosts need, was made with other options (--limit, -e, --allow-downgrade must be the"
+        " plan's), or is stale (a new dry run differs). Then the cycle runs with the plan: no"
+        " other host, package or version (each host checks it again before it is touched).",
+    ),
     "emergency-patch": (
         "milepost.cli.emergency",
         "emergency_app",

@@ -6,7 +6,6 @@ Exit codes: 0 done, 1 the ledger could not be written, 2 bad input (one line on 
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +16,21 @@ from rich.table import Table
 
 from milepost.ansible.runner import run_checked
 from milepost.change_control import approvals as rules
-from milepost.change_control.plans import Plan, build_content, new_plan, plan_record, summary_rows
+from milepost.change_control.apply_checks import (
+    check_approved,
+    check_fresh,
+    check_not_expired,
+    check_same_options,
+    plan_versions,
+)
+from milepost.change_control.plans import (
+    Plan,
+    build_content,
+    new_plan,
+    plan_record,
+    run_options,
+    summary_rows,
+)
 from milepost.change_control.signing import check_allowed_signers, sign
 from milepost.cli.common import (
     AllowDowngradeOption,
@@ -30,7 +43,7 @@ from milepost.cli.common import (
     print_json,
 )
 from milepost.cli.maintain import parse_extra_vars
-from milepost.errors import UserError
+from milepost.errors import MilepostError, Refused, UserError
 from milepost.input_checks import check_limit
 from milepost.ledger.bodies import usable_run
 from milepost.operator import operator_name
@@ -40,6 +53,7 @@ plan_app = typer.Typer(
     no_args_is_help=True,
 )
 approve_app = typer.Typer()
+apply_app = typer.Typer()
 
 #: Longest a plan may stay valid.
 MAX_VALID_HOURS = 24 * 7
@@ -62,21 +76,6 @@ ExtraVarOption = Annotated[
         help="An extra variable for the playbook (repeatable; values are strings).",
     ),
 ]
-
-
-def _options(limit: str | None, variables: dict[str, Any]) -> dict[str, Any]:
-    """The run's options as a plan holds them: the limit, the downgrades named, and each
-    other extra var by name with a digest of its value (values may be secrets; applying
-    the plan must give the same ones)."""
-    downgrades = variables.pop("milepost_allow_downgrade", [])
-    return {
-        "limit": limit,
-        "allow_downgrade": sorted(downgrades),
-        "extra_vars": {
-            name: "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
-            for name, value in sorted(variables.items())
-        },
-    }
 
 
 def _show(plan: Plan, needed: int, signatures: list[rules.Approval], as_json: bool) -> None:
@@ -139,7 +138,7 @@ def plan_maintain(
     ledger = open_ledger()
     try:
         content = build_content(
-            "maintain", _options(limit, dict(variables)), usable_run(ledger.run(result.run_id))
+            "maintain", run_options(limit, variables), usable_run(ledger.run(result.run_id))
         )
         plan = new_plan(
             content,
@@ -258,3 +257,62 @@ def approve(
         f"plan {plan.plan_id} approved by {escape(approval.principal)}"
         f" ({approval.fingerprint}); approvals: {len(rules.approvers(good))} of {needed} needed"
     )
+
+
+@apply_app.command("apply")
+def apply(
+    plan_id: Annotated[str, typer.Argument(metavar="PLAN", help="The plan's id (P-...).")],
+    inventory: InventoryOption = None,
+    limit: LimitOption = None,
+    extra_var: ExtraVarOption = None,
+    allow_downgrade: AllowDowngradeOption = None,
+) -> None:
+    """Apply a plan, exactly: refused (exit 3) when it has expired, lacks the approvals its
+    hosts need, was made with other options (--limit, -e, --allow-downgrade must be the
+    plan's), or is stale (a new dry run differs). Then the cycle runs with the plan: no
+    other host, package or version (each host checks it again before it is touched)."""
+    variables: dict[str, Any] = dict(parse_extra_vars(extra_var or []))
+    variables.update(allow_downgrade_vars(allow_downgrade))
+    if limit is not None:
+        limit = check_limit(limit)
+    settings = rules.load_settings([inventory] if inventory is not None else None)
+    ledger = open_ledger()
+    try:
+        plan = rules.load_plan(ledger, plan_id.strip())
+        recorded = rules.recorded_signatures(ledger, plan)
+    finally:
+        ledger.close()
+    check_not_expired(plan, datetime.now(UTC))
+    good = rules.verified(plan, recorded, settings.signers()) if recorded else []
+    approved_by = check_approved(plan, settings.approvals_needed(plan.hosts()), good)
+    check_same_options(plan, limit, variables)
+    blocked = [
+        f"{host}: {(entry['refused'] + entry['unknown'])[0]}"
+        for host, entry in sorted(plan.content["hosts"].items())
+        if entry["refused"] or entry["unknown"]
+    ]
+    if blocked:
+        raise Refused(f"plan {plan.plan_id} cannot be applied as it stands: {blocked[0]}")
+    dry = run_checked("maintain.yml", inventory=inventory, limit=limit, check=True,
+                      extravars=variables)  # fmt: skip
+    ledger = open_ledger()
+    try:
+        now = build_content("maintain", run_options(limit, variables),
+                            usable_run(ledger.run(dry.run_id)))  # fmt: skip
+    finally:
+        ledger.close()
+    check_fresh(plan, now)
+    marked = {
+        "plan_id": plan.plan_id,
+        "content_hash": plan.content_hash,
+        "hosts": plan_versions(plan),
+    }
+    result = run_checked("maintain.yml", inventory=inventory, limit=limit,
+                         extravars={**variables, "milepost_plan": marked})  # fmt: skip
+    if not result.succeeded:
+        raise MilepostError(
+            f"plan {plan.plan_id}: maintenance run {result.run_id} {result.status}"
+            f" (ansible-playbook exit {result.rc}); see `milepost ledger show {result.run_id}`"
+        )
+    who = f" approved by {', '.join(approved_by)}" if approved_by else ""
+    console.print(f"plan {plan.plan_id}{who}: applied by maintenance run {result.run_id}")

@@ -37,6 +37,8 @@ from milepost.errors import MilepostError, UserError, printable
 from milepost.inventory import package_index
 from milepost.inventory.baseline_checks import _baseline_problems
 from milepost.inventory.batches import max_unavailable as check_max_unavailable
+from milepost.inventory.change_rules import SETTINGS_VAR as CHANGE_RULES_VAR
+from milepost.inventory.change_rules import parse_rules
 from milepost.inventory.debian import DEBIAN_VERSION, OS_PATCH_CHOICES, PACKAGE_NAME
 from milepost.inventory.reading import (
     RUC_GROUP,
@@ -137,27 +139,31 @@ def _window_problems(variables: Mapping[str, Any]) -> Iterator[str]:
         yield str(bad)
 
 
-def ruc_host_problems(vendor: Any, pins: Any) -> list[str]:
+def ruc_host_problems(vendor: Any, pins: Any, change_control: Any = None) -> list[str]:
     """What is wrong with a RUC host's own variables: no vendor, pinned packages that are not
-    Debian names and versions."""
+    Debian names and versions, change-control rules that are not rules."""
     problems = []
     if not str(vendor or "").strip():
         problems.append("no milepost_vendor (set it on the host's group)")
     problems.extend(_package_problems(pins))
+    try:
+        parse_rules(change_control, "its group")
+    except UserError as bad:
+        problems.append(str(bad))
     return problems
 
 
 def run_problems(
-    hosts: Mapping[str, tuple[Any, Any]], interfaces: Any, options: Mapping[str, Any]
+    hosts: Mapping[str, tuple[Any, Any, Any]], interfaces: Any, options: Mapping[str, Any]
 ) -> list[str]:
     """What every run checks before any host is touched, on values Ansible already holds
     (the first play of maintain.yml, through the action plugin milepost_inventory_check):
-    each RUC host's (vendor, pins), the controller's milepost_interfaces and OS patching
-    options. One line per problem, naming its hosts. The command line checks the same and
-    more (inventory_problems)."""
+    each RUC host's (vendor, pins, change-control rules), the controller's
+    milepost_interfaces and OS patching options. One line per problem, naming its hosts.
+    The command line checks the same and more (inventory_problems)."""
     found: dict[str, list[str]] = {}
-    for name, (vendor, pins) in hosts.items():
-        for text in ruc_host_problems(vendor, pins):
+    for name, (vendor, pins, change_control) in hosts.items():
+        for text in ruc_host_problems(vendor, pins, change_control):
             found.setdefault(text, []).append(name)
     for text in [*_interface_problems(interfaces), *_option_problems(options)]:
         found.setdefault(text, [])
@@ -250,7 +256,8 @@ def inventory_problems(
                 templar = Templar(loader=loader, variables=host_vars)
                 vendor = _template(templar, host_vars, "milepost_vendor")
                 pins = _template(templar, host_vars, "app_update_versions")
-                host_problems = ruc_host_problems(vendor, pins)
+                rules = _template(templar, host_vars, CHANGE_RULES_VAR)
+                host_problems = ruc_host_problems(vendor, pins, rules)
                 if not host_problems and isinstance(pins, Mapping) and pins:
                     repo = tuple(
                         tuple(str(item) for item in _template(templar, host_vars, key) or default)

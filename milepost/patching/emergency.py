@@ -39,7 +39,7 @@ from rich.markup import escape
 
 from milepost.ansible.runner import Interrupted, run_playbook, signals_held
 from milepost.archive.apt_state import AptState
-from milepost.errors import UserError
+from milepost.errors import Refused, UserError
 from milepost.input_checks import (
     TEMPLATE_MARKERS,
     check_advisory_id,
@@ -62,7 +62,7 @@ from milepost.patching.debian_archives import apt_state_dir, load_archives
 from milepost.patching.emergency_progress import _Progress
 from milepost.patching.emergency_summary import Summary, summarise
 from milepost.patching.exposure import exposures, installed_packages
-from milepost.patching.fleet_lock import FleetLock, Refused
+from milepost.patching.fleet_lock import FleetLock
 from milepost.paths import project_root
 
 PLAYBOOK = "emergency_patch.yml"

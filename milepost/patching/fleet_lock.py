@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from milepost.errors import MilepostError
+from milepost.errors import MilepostError, Refused
 from milepost.ledger.chain import format_time, utc_now
 from milepost.ledger.config import ledger_url as configured_url
 from milepost.paths import state_dir
@@ -38,12 +38,6 @@ FILE_NAME = "fleet.lock"
 PG_FLEET_KEY = int.from_bytes(b"MPFLEET!", "big")
 #: PostgreSQL keeps application_name to 63 bytes.
 MAX_APPLICATION_NAME = 63
-
-
-class Refused(MilepostError):
-    """The run may not start now (fleet lock held, kill switch set): exit 3."""
-
-    exit_code = 3
 
 
 class FleetLock:

@@ -4,6 +4,9 @@ documentation: plugins/modules/milepost_probe.py).
 1. ``window_check`` (the arguments of milepost_window_check) is decided here, on the
    controller, before the host is asked anything: a closed window fails the host untouched,
    and so does a test-only value (the window's clock, another lock file) outside the lab.
+   So does ``change_control`` (milepost.change_control.gate): a host whose group asks for
+   approvals is changed only by a run applying an approved change plan, checked here again
+   from the ledger and the allowed-signers file.
 2. The read-only probe module runs on the host.
 3. Its result is checked (milepost.patching.probe.check): one the controller cannot read fails the
    host with one line, never counting as "nothing to do"; so does a filesystem with less
@@ -12,15 +15,18 @@ documentation: plugins/modules/milepost_probe.py).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ansible.plugins.action import ActionBase
 
+from milepost.change_control.gate import check_host, signers_path
+from milepost.errors import MilepostError
 from milepost.inventory.lab_only import lab_only_problem
 from milepost.patching.probe import check, free_space_problem
 from milepost.inventory.windows import window_result
 
-CONTROLLER_ARGS = ("window_check", "min_free_mb")
+CONTROLLER_ARGS = ("window_check", "min_free_mb", "change_control")
 
 
 class ActionModule(ActionBase):
@@ -39,6 +45,19 @@ class ActionModule(ActionBase):
         )
         if refused:
             return {**result, "failed": True, "msg": refused}
+        control = self._task.args.get("change_control")
+        if isinstance(control, dict) and not self._play_context.check_mode:
+            try:
+                result["change_control"] = check_host(
+                    host,
+                    control.get("rules"),
+                    control.get("plan"),
+                    signers_path(control.get("allowed_signers"), control.get("inventory_dir")),
+                    datetime.now(UTC),
+                    emergency=bool(control.get("emergency")),
+                )
+            except MilepostError as exc:
+                return {**result, "failed": True, "msg": f"{exc}; nothing is changed on it"}
         if window_args is not None:
             if not isinstance(window_args, dict):
                 return {**result, "failed": True, "msg": "window_check must be a mapping"}

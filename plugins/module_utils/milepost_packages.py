@@ -213,6 +213,25 @@ def only_matching(plan, patterns):
     return [item for item in plan if excluded(item["package"], patterns)]
 
 
+def exactly(plan, versions):
+    """The entries of an upgrade plan that an approved change plan names, at the versions
+    it names ({package: version}; None: no change plan, the plan as it is). Returns (plan,
+    problem): problem is one line when the host would now install a named package at
+    another version, or not at all (the change plan is stale), else None."""
+    if versions is None:
+        return list(plan), None
+    found = dict((item["package"], item) for item in plan)
+    for package in sorted(versions):
+        item = found.get(package)
+        if item is None or item["to_version"] != versions[package]:
+            now = item["to_version"] if item else "nothing"
+            return [], (
+                "the approved change plan installs %s %s, but this host would now install %s:"
+                " the plan is stale, make a new one" % (package, versions[package], now)
+            )
+    return [item for item in plan if item["package"] in versions], None
+
+
 def select_upgrades(records, scope, exclude, compare):
     """Plan the upgrades: [{package, from_version, to_version, security}] sorted by name.
 

@@ -59,6 +59,13 @@ options:
     type: list
     elements: str
     default: []
+  exact:
+    description:
+      - The OS packages and versions an approved change plan installs on this host
+        ({package - version}; milepost apply). Only these are upgraded, to exactly these
+        versions; when the host would now install another version of one, or not upgrade
+        it, the task fails untouched (the plan is stale). Omitted - no change plan.
+    type: dict
   package_manager:
     description: The package manager to use; V(auto) picks apt-get or dnf, whichever the host has.
     type: str
@@ -205,6 +212,7 @@ from ansible.module_utils.milepost_packages import (  # noqa: E402, F401
     is_security_origin,
     parse_dpkg_query,
     only_matching,
+    exactly,
     select_upgrades,
     upgrade_records,
 )
@@ -530,6 +538,7 @@ def main():
             "scope": {"type": "str", "choices": ["all", "security"], "default": "all"},
             "exclude": {"type": "list", "elements": "str", "default": []},
             "only": {"type": "list", "elements": "str", "default": []},
+            "exact": {"type": "dict", "default": None},
             "package_manager": {
                 "type": "str",
                 "choices": ["auto", "apt", "dnf"],
@@ -562,7 +571,9 @@ def main():
                 msg="Could not open the APT cache: %s" % exc, milepost_package_changes=[]
             )
         plan = select_upgrades(records, scope, exclude, apt_pkg.version_compare)
-        plan = only_matching(plan, only)
+        plan, stale = exactly(only_matching(plan, only), module.params["exact"])
+        if stale:
+            module.fail_json(msg=stale, milepost_package_changes=[])
         argv = apt_command(plan, module.params["lock_timeout"])
     else:
         rc, out, err = host.run(dnf_list_command(scope, exclude), check=False)
@@ -573,7 +584,9 @@ def main():
                 milepost_package_changes=[],
             )
         plan = plan_dnf(parse_dnf_check_update(out) if rc == 100 else [], before, exclude)
-        plan = only_matching(plan, only)
+        plan, stale = exactly(only_matching(plan, only), module.params["exact"])
+        if stale:
+            module.fail_json(msg=stale, milepost_package_changes=[])
         argv = dnf_upgrade_command(plan, scope)
 
     result = {

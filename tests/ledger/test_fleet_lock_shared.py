@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from milepost.patching.fleet_lock import FleetLock, Refused
+from milepost.errors import Refused
+from milepost.patching.fleet_lock import FleetLock
 
 HOLD = textwrap.dedent(
     """

@@ -268,3 +268,17 @@ def test_the_running_processes_can_be_scanned_without_error():
     found = osp.processes_running_replaced_code()
     assert all({"pid", "exe", "cmdline", "cgroup"} <= set(item) for item in found)
     json.dumps(found)
+
+
+def test_an_approved_change_plan_is_applied_exactly_or_not_at_all():
+    plan = osp.select_upgrades(RECORDS, "all", ["ruc-*"], cmp)
+    assert osp.exactly(plan, None) == (plan, None)
+    target = {p["package"]: p["to_version"] for p in plan if p["package"] == "libssl3"}
+    chosen, problem = osp.exactly(plan, target)
+    assert problem is None and [p["package"] for p in chosen] == ["libssl3"]
+    assert osp.exactly(plan, {}) == ([], None)
+    # The host would now install another version, or nothing: stale, nothing installed.
+    chosen, problem = osp.exactly(plan, {"libssl3": "3.0.15-1~deb12u1"})
+    assert chosen == [] and "libssl3 3.0.15-1~deb12u1" in problem and "stale" in problem
+    chosen, problem = osp.exactly(plan, {"libexpat1": "2.5.0-1+deb12u5"})
+    assert chosen == [] and "would now install nothing" in problem

@@ -1,0 +1,97 @@
+"""The change-control gate every changing run of the maintenance cycle passes, per host, on
+the controller (the action plugin milepost_change_control, first task of preflight): a host
+whose group asks for approvals is changed only by a run applying an approved change plan
+(milepost_plan, set by `milepost apply`), and that plan is checked again here, from the
+ledger and the allowed-signers file, whoever started the run (`milepost apply`, a plain
+ansible-playbook, an AWX job). An extra var naming a plan proves nothing by itself.
+
+A dry run (check mode) passes: plans are made from dry runs. So does an emergency run
+(playbooks/emergency_patch.yml; the maintenance cycle refuses its variables), which may
+come before its approval. A ledger or allowed-signers file that cannot be read fails the
+host (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from milepost.change_control.apply_checks import check_approved, check_not_expired, plan_versions
+from milepost.change_control.approvals import load_plan, recorded_signatures, verified
+from milepost.errors import Refused, UserError
+from milepost.input_checks import shown
+from milepost.inventory.change_rules import parse_rules
+from milepost.ledger.book import open_existing
+
+
+def signers_path(value: Any, inventory_dir: Any) -> Path | None:
+    """The allowed-signers file group all names, relative to the inventory's directory."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    path = Path(value)
+    if not path.is_absolute() and isinstance(inventory_dir, str) and inventory_dir:
+        path = Path(inventory_dir) / path
+    return path
+
+
+def plan_variable(plan: Any) -> tuple[str, dict[str, Any]]:
+    """(plan id, {host: {os, pins}}) of a milepost_plan extra var; UserError otherwise."""
+    if not isinstance(plan, Mapping) or not isinstance(plan.get("hosts"), Mapping):
+        raise UserError("milepost_plan is not a change plan: it is set by `milepost apply` only")
+    return str(plan.get("plan_id")), {str(h): dict(v) for h, v in plan["hosts"].items()}
+
+
+def check_host(
+    host: str,
+    rules_value: Any,
+    plan: Any,
+    allowed_signers: Path | None,
+    now: datetime,
+    *,
+    emergency: bool = False,
+    ledger_url: str | None = None,
+) -> str:
+    """Why ``host`` may be changed by this run (one line), or Refused/UserError saying why
+    not. ``rules_value``: the host's milepost_change_control; ``plan``: the run's
+    milepost_plan or None; ``emergency``: the run is the emergency playbook's, which may
+    come before its approval."""
+    rules = parse_rules(rules_value, f"host {host}")
+    if plan is None:
+        if rules.approvals and emergency:
+            return (
+                f"{host}: emergency run without an approved plan; to be approved within"
+                f" {rules.emergency_within_hours} hours"
+            )
+        if rules.approvals:
+            raise Refused(
+                f"{host} needs an approved change plan ({rules.approvals} approval(s)):"
+                " `milepost plan maintain`, `milepost approve`, then `milepost apply`"
+            )
+        return f"{host}: no approval needed"
+    wanted, hosts = plan_variable(plan)
+    ledger = open_existing(ledger_url)
+    if ledger is None:
+        raise Refused(f"{host}: change plan {shown(wanted)} cannot be checked: no ledger")
+    try:
+        found = load_plan(ledger, wanted)
+        recorded = recorded_signatures(ledger, found)
+    finally:
+        ledger.close()
+    check_not_expired(found, now)
+    if host not in found.content["hosts"]:
+        raise Refused(f"{host} is not in change plan {found.plan_id}: it is left untouched")
+    if hosts != plan_versions(found):
+        raise Refused(
+            f"{host}: the versions this run was given are not change plan {found.plan_id}'s:"
+            " apply it with `milepost apply`"
+        )
+    if allowed_signers is None and (rules.approvals or recorded):
+        raise UserError(
+            "the inventory names no allowed-signers file (milepost_change_control"
+            ".allowed_signers in group all): the plan's signatures cannot be checked"
+        )
+    good = verified(found, recorded, allowed_signers) if recorded and allowed_signers else []
+    check_approved(found, rules.approvals, good)
+    return f"{host}: change plan {found.plan_id}, approvals verified"

@@ -1,0 +1,108 @@
+"""Change control on the lab (milepost plan / approve / apply): a group that asks for one
+approval is changed only by an approved plan, applied exactly; the author cannot approve
+her own plan, a key the allowed-signers file does not list cannot approve, a plan made
+stale by a change on the host and a plan short of its approvals are refused (exit 3), and
+a plain ansible-playbook run does not get past the hosts' own check.
+
+One host (acct-01, which the lab starts behind on Debian's updates and on an old RUC
+release), a copy of the lab inventory that asks account_management for one approval, and
+three real SSH keys: alice writes the plan, bob approves it, mallory is not allowed."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from conftest import INVENTORY, ssh
+from lab_fleet import host_versions
+from test_maintain import env_for, records
+
+HOST = "acct-01"
+LIMIT = f"{HOST},localhost"
+RULES = "---\nmilepost_change_control:\n  approvals: 0\n  allowed_signers: allowed_signers.txt\n"
+NEEDS_ONE = "---\nmilepost_change_control:\n  approvals: 1\n  emergency_within_hours: 24\n"
+
+
+def keypair(folder, name):
+    key = folder / name
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(key)], check=True
+    )
+    return key
+
+
+def public(key):
+    """ "key-type base64-key" of a key's public half."""
+    return " ".join(key.with_suffix(".pub").read_text().split()[:2])
+
+
+def milepost(env, *args):
+    return subprocess.run(["milepost", *args], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture
+def agency(fresh_lab, tmp_path):
+    inventory = tmp_path / "inventory"
+    shutil.copytree(INVENTORY.parent, inventory)
+    (inventory / "group_vars" / "all" / "change_control.yml").write_text(RULES)
+    (inventory / "group_vars" / "account_management.yml").write_text(
+        (inventory / "group_vars" / "account_management.yml").read_text()
+        + NEEDS_ONE.removeprefix("---\n")
+    )
+    keys = {name: keypair(tmp_path, name) for name in ("alice", "bob", "mallory")}
+    (inventory / "allowed_signers.txt").write_text(
+        "".join(f"{name}@agency.example {public(keys[name])}\n" for name in ("alice", "bob"))
+    )
+    port = next(h["port"] for h in fresh_lab if h["name"] == HOST)
+    return {"env": env_for(tmp_path), "hosts": str(inventory / "hosts.yml"), "keys": keys,
+            "port": port}  # fmt: skip
+
+
+def test_plan_approve_apply_changes_exactly_the_plan_and_refuses_each_shortcut(agency):
+    env, hosts, keys = agency["env"], agency["hosts"], agency["keys"]
+    container = f"milepost-lab-{HOST}"
+    before = host_versions(container)
+
+    # No plan: the host's own check refuses the run, whoever starts it.
+    plain = milepost(env, "maintain", "--limit", LIMIT, "-i", hosts)
+    assert plain.returncode == 1, plain.stdout[-2000:]
+    assert f"{HOST} needs an approved change plan" in plain.stdout
+    assert host_versions(container) == before
+
+    made = milepost(env, "plan", "maintain", "--limit", LIMIT, "-i", hosts,
+                    "--key", str(keys["alice"]), "--json")  # fmt: skip
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    plan = json.loads(made.stdout)
+    plan_id = plan["plan_id"]
+    moves = plan["content"]["hosts"][HOST]["packages"]
+    assert {m["package"] for m in moves} == {"ruc-account-api"}, moves
+    assert plan["author"] == "alice@agency.example" and plan["approvals_needed"] == 1
+
+    short = milepost(env, "apply", plan_id, "--limit", LIMIT, "-i", hosts)
+    assert short.returncode == 3 and "0 of the 1 approval" in short.stderr, short.stderr
+    own = milepost(env, "approve", plan_id, "--key", str(keys["alice"]), "-i", hosts)
+    assert own.returncode == 2 and "four eyes" in own.stderr, own.stderr
+    stranger = milepost(env, "approve", plan_id, "--key", str(keys["mallory"]), "-i", hosts)
+    assert stranger.returncode == 2 and "not in the allowed-signers" in stranger.stderr
+    approved = milepost(env, "approve", plan_id, "--key", str(keys["bob"]), "-i", hosts)
+    assert approved.returncode == 0, approved.stderr
+    assert "approvals: 1 of 1 needed" in approved.stdout
+
+    # Other options than the plan's, then a change on the host since the plan: refused.
+    other = milepost(env, "apply", plan_id, "-i", hosts)
+    assert other.returncode == 3 and "--limit" in other.stderr, other.stderr
+    assert ssh(agency["port"], "sudo touch /run/reboot-required").returncode == 0
+    stale = milepost(env, "apply", plan_id, "--limit", LIMIT, "-i", hosts)
+    assert stale.returncode == 3 and "stale" in stale.stderr, stale.stderr
+    assert host_versions(container) == before
+    assert ssh(agency["port"], "sudo rm -f /run/reboot-required").returncode == 0
+
+    applied = milepost(env, "apply", plan_id, "--limit", LIMIT, "-i", hosts)
+    assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-2000:]
+    assert "approved by bob@agency.example" in applied.stdout
+    after = host_versions(container)
+    # Exactly the plan: the pinned release, and none of the OS updates the host is behind
+    # on (the plan could not see them: the host's package source was not configured yet).
+    assert {p: v for p, v in after.items() if before.get(p) != v} == {"ruc-account-api": "1.5.0"}
+    started = [r for r in records(env, "run_started") if not r["body"].get("check_mode")]
+    assert plan_id in started[-1]["body"]["extra_vars"]["milepost_plan"]

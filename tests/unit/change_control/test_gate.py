@@ -1,0 +1,70 @@
+# ruff: noqa: F811
+"""milepost.change_control.gate, the check each host makes before it is touched (the probe's
+action plugin): no plan where approvals are needed is refused unless the run is an
+emergency; a plan named by an extra var counts only as the ledger and the allowed-signers
+file say."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from test_approvals import inventory, people, plan  # noqa: F401  (fixtures)
+
+from milepost.change_control import approvals as rules
+from milepost.change_control.apply_checks import plan_versions
+from milepost.change_control.gate import check_host, signers_path
+from milepost.change_control.signing import sign
+from milepost.errors import Refused, UserError
+
+NEEDS_ONE = {"approvals": 1, "emergency_within_hours": 12}
+
+
+def variable(made, **changes):
+    return {"plan_id": made.plan_id, "content_hash": made.content_hash,
+            "hosts": {**plan_versions(made), **changes}}  # fmt: skip
+
+
+def test_no_plan_where_approval_is_needed_is_refused_unless_an_emergency(ledger):
+    now = datetime.now(UTC)
+    assert "no approval needed" in check_host("acct-01", None, None, None, now)
+    with pytest.raises(Refused, match="needs an approved change plan"):
+        check_host("pay-01", NEEDS_ONE, None, None, now)
+    said = check_host("pay-01", NEEDS_ONE, None, None, now, emergency=True)
+    assert "approved within 12 hours" in said
+    with pytest.raises(UserError, match="approvals"):
+        check_host("pay-01", {"approvals": "all"}, None, None, now)
+
+
+def test_a_plan_counts_only_as_the_ledger_and_the_signers_say(ledger, inventory, people, plan):  # noqa: F811
+    allowed = inventory / "allowed_signers"
+    now = datetime.now(UTC)
+    with pytest.raises(Refused, match="not signed by its author"):
+        check_host("pay-01", NEEDS_ONE, variable(plan), allowed, now)
+    rules.add_signature(ledger, plan, sign(plan.signed_text(), people["alice"]), allowed, "author")
+    with pytest.raises(Refused, match="0 of the 1 approval"):
+        check_host("pay-01", NEEDS_ONE, variable(plan), allowed, now)
+    rules.add_signature(ledger, plan, sign(plan.signed_text(), people["bob"]), allowed, "approver")
+    assert "approvals verified" in check_host("pay-01", NEEDS_ONE, variable(plan), allowed, now)
+    # Other versions than the plan's, a host not in it, an unknown plan, an expired one.
+    forged = variable(plan, **{"acct-01": {"os": {"libexpat1": "9.9"}, "pins": {}}})
+    with pytest.raises(Refused, match="not change plan"):
+        check_host("pay-01", NEEDS_ONE, forged, allowed, now)
+    with pytest.raises(Refused, match="not in change plan"):
+        check_host("pay-02", NEEDS_ONE, variable(plan), allowed, now)
+    with pytest.raises(UserError, match="no plan"):
+        check_host("pay-01", NEEDS_ONE, dict(variable(plan), plan_id="P-000000000000"), allowed,
+                   now)  # fmt: skip
+    with pytest.raises(Refused, match="expired"):
+        check_host("pay-01", NEEDS_ONE, variable(plan), allowed, now + timedelta(days=2))
+    with pytest.raises(UserError, match="not a change plan"):
+        check_host("pay-01", NEEDS_ONE, "P-1", allowed, now)
+    with pytest.raises(UserError, match="no allowed-signers file"):
+        check_host("pay-01", NEEDS_ONE, variable(plan), None, now)
+
+
+def test_the_signers_file_is_found_beside_the_inventory(tmp_path):
+    assert signers_path("allowed.txt", str(tmp_path)) == tmp_path / "allowed.txt"
+    assert signers_path("/etc/milepost/allowed.txt", str(tmp_path)) == Path(
+        "/etc/milepost/allowed.txt"
+    )
+    assert signers_path("", str(tmp_path)) is None
