@@ -328,12 +328,14 @@ def run_checked(
     extravars: Mapping[str, Any] | None = None,
     run_kind: str | None = None,
     before_run: Callable[[str, CheckedInventory], None] | None = None,
+    quiet: bool = False,
 ) -> RunResult:
     """Check the inventory (UserError, one line, before any host is touched), then run
     playbooks/<playbook_name>. Raises Interrupted when a signal stopped the run; a failed
     run is returned (its status says so) for the caller to report. ``before_run`` is called
     with the run's id and the checked inventory once the checks passed, before the run
-    starts (the upcoming-maintenance notice).
+    starts (the upcoming-maintenance notice). ``quiet``: the playbook's output is not
+    shown (a dry run whose result is read from the ledger).
 
     The inventory's milepost_phase goes to the playbook as an extra var (play keywords
     such as serial see extra vars, not inventory variables) and to the ledger callback
@@ -362,6 +364,7 @@ def run_checked(
         env=env,
         root=root,
         run_id=run_id,
+        quiet=quiet,
     )
     if result.interrupted_by is not None:
         raise Interrupted(result)

@@ -134,7 +134,7 @@ def plan_maintain(
         if not key.is_file():
             raise UserError(f"--key {key} is not a file: name your SSH private key")
     result = run_checked("maintain.yml", inventory=inventory, limit=limit, check=True,
-                         extravars=variables)  # fmt: skip
+                         extravars=variables, quiet=as_json)  # fmt: skip
     ledger = open_ledger()
     try:
         content = build_content(
@@ -293,8 +293,9 @@ def apply(
     ]
     if blocked:
         raise Refused(f"plan {plan.plan_id} cannot be applied as it stands: {blocked[0]}")
+    console.print(f"plan {plan.plan_id}: a dry run first, to find whether it is still current")
     dry = run_checked("maintain.yml", inventory=inventory, limit=limit, check=True,
-                      extravars=variables)  # fmt: skip
+                      extravars=variables, quiet=True)  # fmt: skip
     ledger = open_ledger()
     try:
         now = build_content("maintain", run_options(limit, variables),
