@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AllowDowngradeOption",
+    "ExtraVarOption",
     "allow_downgrade_vars",
     "dash",
     "inventory_groups_of",
@@ -174,6 +175,15 @@ def dash(value: Any) -> str:
     return escape(str(value)) if value not in (None, "") else "-"
 
 
+ExtraVarOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-e",
+        "--extra-var",
+        metavar="KEY=VALUE",
+        help="An extra variable for the playbook (repeatable; values are strings).",
+    ),
+]
 AllowDowngradeOption = Annotated[
     list[str] | None,
     typer.Option(

@@ -7,7 +7,13 @@ from typing import Annotated, Any
 import typer
 
 from milepost.ansible.runner import run_checked
-from milepost.cli.common import AllowDowngradeOption, InventoryOption, allow_downgrade_vars, console
+from milepost.cli.common import (
+    AllowDowngradeOption,
+    ExtraVarOption,
+    InventoryOption,
+    allow_downgrade_vars,
+    console,
+)
 from milepost.errors import MilepostError, UserError
 from milepost.input_checks import check_limit, check_untemplated
 
@@ -80,15 +86,7 @@ def maintain(
         str | None,
         typer.Option("--reason", metavar="TEXT", help="Why the window is overridden."),
     ] = None,
-    extra_var: Annotated[
-        list[str] | None,
-        typer.Option(
-            "-e",
-            "--extra-var",
-            metavar="KEY=VALUE",
-            help="An extra variable for the playbook (repeatable; values are strings).",
-        ),
-    ] = None,
+    extra_var: ExtraVarOption = None,
     allow_downgrade: AllowDowngradeOption = None,
 ) -> None:
     """Check the inventory, then run playbooks/maintain.yml (help: MAINTAIN_HELP)."""

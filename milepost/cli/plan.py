@@ -34,6 +34,7 @@ from milepost.change_control.plans import (
 from milepost.change_control.signing import check_allowed_signers, sign
 from milepost.cli.common import (
     AllowDowngradeOption,
+    ExtraVarOption,
     InventoryOption,
     JsonOption,
     LimitOption,
@@ -67,15 +68,17 @@ KeyOption = Annotated[
         " the inventory's allowed-signers file).",
     ),
 ]
-ExtraVarOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "-e",
-        "--extra-var",
-        metavar="KEY=VALUE",
-        help="An extra variable for the playbook (repeatable; values are strings).",
-    ),
-]
+
+
+def _verified_plan(plan_id: str, settings: rules.Settings) -> tuple[Plan, list[rules.Approval]]:
+    """The plan PLAN from the ledger and its signatures that verify now."""
+    ledger = open_ledger()
+    try:
+        plan = rules.load_plan(ledger, plan_id.strip())
+        recorded = rules.recorded_signatures(ledger, plan)
+    finally:
+        ledger.close()
+    return plan, rules.verified(plan, recorded, settings.signers()) if recorded else []
 
 
 def _show(plan: Plan, needed: int, signatures: list[rules.Approval], as_json: bool) -> None:
@@ -170,13 +173,7 @@ def plan_show(
     """A plan: what it changes, its author, its approvals (verified now) and how many its
     hosts need."""
     settings = rules.load_settings([inventory] if inventory is not None else None)
-    ledger = open_ledger()
-    try:
-        plan = rules.load_plan(ledger, plan_id.strip())
-        recorded = rules.recorded_signatures(ledger, plan)
-    finally:
-        ledger.close()
-    good = rules.verified(plan, recorded, settings.signers()) if recorded else []
+    plan, good = _verified_plan(plan_id, settings)
     _show(plan, settings.approvals_needed(plan.hosts()), good, as_json)
 
 
@@ -276,14 +273,8 @@ def apply(
     if limit is not None:
         limit = check_limit(limit)
     settings = rules.load_settings([inventory] if inventory is not None else None)
-    ledger = open_ledger()
-    try:
-        plan = rules.load_plan(ledger, plan_id.strip())
-        recorded = rules.recorded_signatures(ledger, plan)
-    finally:
-        ledger.close()
+    plan, good = _verified_plan(plan_id, settings)
     check_not_expired(plan, datetime.now(UTC))
-    good = rules.verified(plan, recorded, settings.signers()) if recorded else []
     approved_by = check_approved(plan, settings.approvals_needed(plan.hosts()), good)
     check_same_options(plan, limit, variables)
     blocked = [

@@ -26,14 +26,16 @@ if str(MODULE_UTILS) not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(str(MODULE_UTILS))
 
 
-MODULES = Path(__file__).resolve().parents[2] / "plugins" / "modules"
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 
 
-def load_module(name: str):
-    """Import plugins/modules/<name>.py as the module <name> (modules are not a package)."""
+def load_module(name: str, kind: str = "modules"):
+    """Import plugins/<kind>/<name>.py (modules are not a package): a module as <name>,
+    another kind of plugin as <name>_<kind> (an action plugin has its module's name)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, MODULES / f"{name}.py")
+    as_name = name if kind == "modules" else f"{name}_{kind}"
+    spec = importlib.util.spec_from_file_location(as_name, PLUGINS / kind / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

@@ -2,25 +2,10 @@
 planned_pins): a run applying an approved plan installs only the pins the plan moves, at
 its versions; another version is refused (stale); without a plan nothing is narrowed."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from conftest import load_module
 
-ACTION = Path(__file__).resolve().parents[3] / "plugins" / "action" / "milepost_apt_pin.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("milepost_apt_pin_action", ACTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-planned_pins = _load().planned_pins
+planned_pins = load_module("milepost_apt_pin", "action").planned_pins
 PINS = {"ruc-account-api": "1.5.0", "ruc-payment-gateway": "2.4.0"}
 PLAN = {"plan_id": "P-1", "hosts": {"acct-01": {"os": {}, "pins": {"ruc-account-api": "1.5.0"}}}}
 

@@ -3,25 +3,11 @@ built from arguments shaped as the baseline role passes them (roles/baseline/tas
 its last task): per-item results index-aligned with resource names, probes, slurp results."""
 
 import base64
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import load_module
 
-ACTION = Path(__file__).resolve().parents[3] / "plugins" / "action" / "milepost_drift_report.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("milepost_drift_report_action", ACTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-plugin = _load()
+plugin = load_module("milepost_drift_report", "action")
 build = plugin.build
 ReportError = plugin.ReportError
 
