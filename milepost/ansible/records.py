@@ -96,6 +96,37 @@ def _plain_text(value: object) -> str:
     return str(value)
 
 
+#: What AWX / Ansible Automation Platform passes every job as extra vars, by the name a
+#: run_started record's identity gives it.
+AWX_VARS = {
+    "job_id": "awx_job_id",
+    "job_template": "awx_job_template_name",
+    "user": "awx_user_name",
+}
+
+
+def run_identity(
+    given: Mapping[object, object], operator: str | None
+) -> tuple[str | None, dict[str, str]]:
+    """(operator, identity) of a run, and how the operator is known: under AWX/AAP the
+    launching user, with the job id and template (identity source "awx"); a run applying a
+    change plan, the plan's author, whose signature every host verified before it was
+    touched ("change plan"); otherwise ``operator`` (MILEPOST_OPERATOR, or the login name
+    when None) as the person at the keyboard says ("self-declared")."""
+    awx = {
+        name: _plain_text(given[var])[:200]
+        for name, var in AWX_VARS.items()
+        if given.get(var) not in (None, "")
+    }
+    if awx:
+        return awx.get("user") or operator, {"source": "awx", **awx}
+    plan = given.get("milepost_plan")
+    if isinstance(plan, Mapping) and isinstance(plan.get("author"), str) and plan["author"]:
+        author = plan["author"][:200]
+        return author, {"source": "change plan", "plan_id": str(plan.get("plan_id"))[:64]}
+    return operator, {"source": "self-declared"}
+
+
 def extra_var_values(
     given: Mapping[object, object], own_prefixes: tuple[str, ...], scrub: Scrub
 ) -> dict[str, str]:

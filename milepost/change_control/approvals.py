@@ -48,6 +48,13 @@ class Settings:
     def approvals_needed(self, hosts: Sequence[str]) -> int:
         return max((self.rules(h).approvals for h in hosts), default=self.default.approvals)
 
+    def plan_needs(self, plan: Plan) -> int:
+        """The approvals ``plan`` needs: an emergency's as recorded when it ran, another
+        plan's as its hosts' groups ask now."""
+        if plan.approvals_needed is not None:
+            return plan.approvals_needed
+        return self.approvals_needed(plan.hosts())
+
     def signers(self) -> Path:
         if self.allowed_signers is None:
             raise UserError(

@@ -7,8 +7,9 @@ ansible-playbook, an AWX job). An extra var naming a plan proves nothing by itse
 
 A dry run (check mode) passes: plans are made from dry runs. So does an emergency run
 (playbooks/emergency_patch.yml; the maintenance cycle refuses its variables), which may
-come before its approval. A ledger or allowed-signers file that cannot be read fails the
-host (fail closed).
+come before its approval, when the ledger holds its change plan
+(milepost.change_control.emergencies). A ledger or allowed-signers file that cannot be
+read fails the host (fail closed).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from milepost.change_control.apply_checks import check_approved, check_not_expired, plan_versions
-from milepost.change_control.approvals import load_plan, recorded_signatures, verified
+from milepost.change_control.approvals import (
+    author,
+    load_plan,
+    load_plans,
+    recorded_signatures,
+    verified,
+)
 from milepost.errors import Refused, UserError
 from milepost.input_checks import shown
 from milepost.inventory.change_rules import parse_rules
@@ -43,6 +50,30 @@ def plan_variable(plan: Any) -> tuple[str, dict[str, Any]]:
     return str(plan.get("plan_id")), {str(h): dict(v) for h, v in plan["hosts"].items()}
 
 
+def _emergency_plan(host: str, run_id: str | None, ledger_url: str | None) -> str:
+    """Why emergency run ``run_id`` may change ``host`` before its approval: the ledger
+    holds the run's change plan (recorded by `milepost emergency-patch`) naming the host."""
+    ledger = open_existing(ledger_url)
+    if ledger is None:
+        raise Refused(f"{host}: the emergency's change plan cannot be checked: no ledger")
+    try:
+        found = next(
+            (p for p in load_plans(ledger) if p.action == "emergency" and p.dry_run == run_id),
+            None,
+        )
+    finally:
+        ledger.close()
+    if found is None or host not in found.content["hosts"]:
+        raise Refused(
+            f"{host} needs approvals: an emergency on it runs only through"
+            " `milepost emergency-patch --key`, which records the change plan to approve"
+        )
+    return (
+        f"{host}: emergency run under change plan {found.plan_id}, to be approved by"
+        f" {found.approve_by}"
+    )
+
+
 def check_host(
     host: str,
     rules_value: Any,
@@ -51,23 +82,25 @@ def check_host(
     now: datetime,
     *,
     emergency: bool = False,
+    run_id: str | None = None,
     ledger_url: str | None = None,
+    how: str | None = None,
+    action: str = "maintain",
 ) -> str:
     """Why ``host`` may be changed by this run (one line), or Refused/UserError saying why
     not. ``rules_value``: the host's milepost_change_control; ``plan``: the run's
     milepost_plan or None; ``emergency``: the run is the emergency playbook's, which may
-    come before its approval."""
+    come before its approval when the ledger holds its change plan (run ``run_id``);
+    ``how``: what a refusal without a plan tells the operator to do instead; ``action``:
+    the kind of plan the run applies (a plan of another kind is refused)."""
     rules = parse_rules(rules_value, f"host {host}")
     if plan is None:
         if rules.approvals and emergency:
-            return (
-                f"{host}: emergency run without an approved plan; to be approved within"
-                f" {rules.emergency_within_hours} hours"
-            )
+            return _emergency_plan(host, run_id, ledger_url)
         if rules.approvals:
             raise Refused(
-                f"{host} needs an approved change plan ({rules.approvals} approval(s)):"
-                " `milepost plan maintain`, `milepost approve`, then `milepost apply`"
+                f"{host} needs an approved change plan ({rules.approvals} approval(s)): "
+                + (how or "`milepost plan maintain`, `milepost approve`, then `milepost apply`")
             )
         return f"{host}: no approval needed"
     wanted, hosts = plan_variable(plan)
@@ -79,6 +112,10 @@ def check_host(
         recorded = recorded_signatures(ledger, found)
     finally:
         ledger.close()
+    if found.action != action:
+        raise Refused(
+            f"{host}: change plan {found.plan_id} is a plan to {found.action}, not to {action}"
+        )
     check_not_expired(found, now)
     if host not in found.content["hosts"]:
         raise Refused(f"{host} is not in change plan {found.plan_id}: it is left untouched")
@@ -94,4 +131,12 @@ def check_host(
         )
     good = verified(found, recorded, allowed_signers) if recorded and allowed_signers else []
     check_approved(found, rules.approvals, good)
+    # The run records its operator as the plan's author: only the one whose signature holds.
+    claimed = plan.get("author")
+    by = author(good)
+    if claimed is not None and (by is None or by.principal != claimed):
+        raise Refused(
+            f"{host}: change plan {found.plan_id} is not signed by {shown(claimed)}:"
+            " apply it with `milepost apply`"
+        )
     return f"{host}: change plan {found.plan_id}, approvals verified"

@@ -30,7 +30,7 @@ PLAN_KIND = "change_plan"
 #: How long a plan may be applied after it was made, unless the plan says otherwise.
 DEFAULT_VALID = timedelta(hours=24)
 #: Why a package moves: a pinned RUC version, an OS security update, another OS update.
-REASONS = ("pin", "os-security", "os")
+REASONS = ("pin", "os-security", "os", "advisory")
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,13 @@ class Plan:
     expires: str
     dry_run: str
     seq: int = 0
+    #: An emergency's plan (recorded as the emergency run starts, approved after it): the
+    #: time its approvals are due by and how many its hosts need.
+    approve_by: str | None = None
+    approvals_needed: int | None = None
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "plan_id": self.plan_id,
             "content_hash": self.content_hash,
             "content": self.content,
@@ -56,6 +60,13 @@ class Plan:
             "expires": self.expires,
             "dry_run": self.dry_run,
         }
+        if self.approve_by is not None:
+            body.update(approve_by=self.approve_by, approvals_needed=self.approvals_needed)
+        return body
+
+    @property
+    def action(self) -> str:
+        return str(self.content["action"])
 
     def signed_text(self) -> bytes:
         """What author and approvers sign: the plan's id, hash and expiry, one line."""
@@ -243,6 +254,8 @@ def from_record(seq: int, body: object) -> Plan | None:
         expires=found["expires"],
         dry_run=found["dry_run"],
         seq=seq,
+        approve_by=found.get("approve_by"),
+        approvals_needed=found.get("approvals_needed"),
     )
     if (
         content_hash(plan.content) != plan.content_hash

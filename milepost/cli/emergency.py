@@ -1,10 +1,12 @@
 """`milepost emergency-patch`: patch every host exposed to one advisory now
 (milepost.patching.emergency); exit codes in EMERGENCY_HELP."""
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from milepost.change_control.emergencies import emergency_records
 from milepost.cli.common import InventoryOption, console
 from milepost.errors import MilepostError, Refused, UserError
 from milepost.notify import notify_emergency
@@ -20,7 +22,10 @@ EMERGENCY_HELP = (
     "\n\n"
     "The exposed hosts come from the ledger (`milepost exposure --advisory ID`); hosts"
     " without package facts yet are checked live. The run is an `emergency` run in the"
-    " ledger, linked to the advisory."
+    " ledger, linked to the advisory. Where the hosts' groups ask for approvals"
+    " (milepost_change_control), the emergency runs first and is approved after: its change"
+    " plan is recorded as it starts, signed with --key, and `milepost approve PLAN` is due"
+    " within the group's emergency_within_hours (overdue after, on the dashboard)."
     "\n\n"
     "Exit codes: 0 every exposed host patched and verified; 1 some hosts failed (and were"
     " rolled back), were unreachable or are still exposed; 2 bad input, no host touched;"
@@ -51,6 +56,16 @@ def emergency_patch(
         bool, typer.Option("--dry-run", help="Show the exposed hosts and the plan; touch nothing.")
     ] = False,
     inventory: InventoryOption = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            metavar="FILE",
+            help="Your SSH private key: signs the emergency's change plan as its author where"
+            " the hosts' groups ask for approvals (they are due within the group's"
+            " emergency_within_hours).",
+        ),
+    ] = None,
 ) -> None:
     """Emergency patch of one advisory (help: EMERGENCY_HELP)."""
 
@@ -63,8 +78,11 @@ def emergency_patch(
             inventory=inventory,
             yes=yes,
             dry_run=dry_run,
+            key=key,
         )
-        summary = emergency.emergency_patch(request, console, announce=notify_emergency)
+        summary = emergency.emergency_patch(
+            request, console, announce=notify_emergency, control=emergency_records
+        )
     except (UserError, Refused) as refused:
         emergency.record_refusal(advisory, str(refused), refused.exit_code)
         raise

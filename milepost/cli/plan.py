@@ -149,7 +149,7 @@ def plan_maintain(
             dry_run=result.run_id,
             valid=timedelta(hours=valid_hours),
         )
-        needed = settings.approvals_needed(plan.hosts())
+        needed = settings.plan_needs(plan)
         if needed and key is None:
             raise UserError(
                 f"the plan's hosts need {needed} approval(s): sign it as its author with --key"
@@ -174,7 +174,7 @@ def plan_show(
     hosts need."""
     settings = rules.load_settings([inventory] if inventory is not None else None)
     plan, good = _verified_plan(plan_id, settings)
-    _show(plan, settings.approvals_needed(plan.hosts()), good, as_json)
+    _show(plan, settings.plan_needs(plan), good, as_json)
 
 
 @plan_app.command("list")
@@ -242,17 +242,20 @@ def approve(
     ledger = open_ledger()
     try:
         plan = rules.load_plan(ledger, plan_id.strip())
-        if plan.expired(datetime.now(UTC)):
+        # An emergency's plan records a run that happened: it is approved even when late.
+        late = plan.expired(datetime.now(UTC))
+        if late and plan.approve_by is None:
             raise UserError(f"plan {plan.plan_id} expired at {plan.expires}: make a new plan")
         approval = rules.add_signature(ledger, plan, sign(plan.signed_text(), key), allowed,
                                        "approver")  # fmt: skip
         good = rules.verified(plan, rules.recorded_signatures(ledger, plan), allowed)
     finally:
         ledger.close()
-    needed = settings.approvals_needed(plan.hosts())
+    needed = settings.plan_needs(plan)
     console.print(
         f"plan {plan.plan_id} approved by {escape(approval.principal)}"
         f" ({approval.fingerprint}); approvals: {len(rules.approvers(good))} of {needed} needed"
+        + (f" (late: due by {plan.approve_by})" if late else "")
     )
 
 
@@ -274,8 +277,13 @@ def apply(
         limit = check_limit(limit)
     settings = rules.load_settings([inventory] if inventory is not None else None)
     plan, good = _verified_plan(plan_id, settings)
+    if plan.action == "emergency":
+        raise UserError(
+            f"plan {plan.plan_id} is an emergency run's, which has run: approve it with"
+            " `milepost approve`; `milepost apply` applies maintenance plans"
+        )
     check_not_expired(plan, datetime.now(UTC))
-    approved_by = check_approved(plan, settings.approvals_needed(plan.hosts()), good)
+    approved_by = check_approved(plan, settings.plan_needs(plan), good)
     check_same_options(plan, limit, variables)
     blocked = [
         f"{host}: {(entry['refused'] + entry['unknown'])[0]}"
@@ -294,10 +302,13 @@ def apply(
     finally:
         ledger.close()
     check_fresh(plan, now)
+    by = rules.author(good)
     marked = {
         "plan_id": plan.plan_id,
         "content_hash": plan.content_hash,
         "hosts": plan_versions(plan),
+        # The run's operator, as its ledger records it: the plan's author, verified.
+        **({"author": by.principal} if by else {}),
     }
     result = run_checked("maintain.yml", inventory=inventory, limit=limit,
                          extravars={**variables, "milepost_plan": marked})  # fmt: skip

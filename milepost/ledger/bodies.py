@@ -267,6 +267,9 @@ def _run_started(body: Mapping[str, Any]) -> None:
     for key in ("playbook", "operator", "controller", "git_commit", "limit"):
         _text(body, key, limit=4096)
     _flag(body, "check_mode")
+    identity = _dict(body, "identity")
+    for key in identity:
+        _text(identity, key, limit=200)
 
 
 def _host_counts(body: Mapping[str, Any]) -> None:
@@ -441,6 +444,11 @@ def _change_plan(body: Mapping[str, Any]) -> None:
     _time(body, "created_at", required=True)
     _time(body, "expires", required=True)
     _text(body, "dry_run", required=True, limit=64)
+    _time(body, "approve_by")
+    needed = body.get("approvals_needed")
+    if needed is not None and (isinstance(needed, bool) or not isinstance(needed, int)
+                               or not 0 <= needed <= 100):  # fmt: skip
+        raise _fail(f"approvals_needed is {shown(needed)}: a whole number from 0 to 100")
 
 
 def _plan_approval(body: Mapping[str, Any]) -> None:

@@ -34,5 +34,5 @@ LINK_KINDS = ("runs", "glitches", "notes")
 
 #: What a change plan may be made for (milepost.change_control.plans), and the part a
 #: signature over a plan plays: its author's, or an approver's.
-PLAN_ACTIONS = ("maintain",)
+PLAN_ACTIONS = ("maintain", "remediate", "emergency")
 APPROVAL_ROLES = ("author", "approver")

@@ -97,6 +97,7 @@ def run_started(
     kind: str = "manual",
     run_id: str | None = None,
     operator: str | None = None,
+    identity: dict[str, str] | None = None,
     controller: str | None = None,
     git_commit: str | None = None,
     limit: str | None = None,
@@ -133,6 +134,8 @@ def run_started(
             "pid": pid,
             "pid_started": process_start_time(pid),
             "extra_vars": dict(extra_vars or {}),
+            # How the operator is known (milepost.ansible.records.run_identity).
+            "identity": dict(identity or {"source": "self-declared"}),
         },
     }
 

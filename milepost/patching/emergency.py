@@ -70,6 +70,9 @@ MAX_CANARY = 50
 MAX_REASON = 500
 #: Tells staff about an emergency run: (run id, inventory sources).
 Announce = Callable[[str, Sequence[Path] | None], object]
+#: The change-control records of an emergency run, appended with its emergency_patch
+#: record: (request, plan, run id) -> records (milepost.change_control.emergencies).
+Control = Callable[["Request", "Plan", str], Sequence[Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,9 @@ class Request:
     inventory: Path | None
     yes: bool
     dry_run: bool
+    #: The on-call engineer's SSH key: signs the emergency's change plan as its author
+    #: where the hosts' groups ask for approvals (milepost.change_control.emergencies).
+    key: Path | None = None
 
 
 def check_request(
@@ -94,6 +100,7 @@ def check_request(
     inventory: Path | None,
     yes: bool,
     dry_run: bool,
+    key: Path | None = None,
 ) -> Request:
     """The request, every value checked (UserError, one line, otherwise)."""
 
@@ -117,7 +124,9 @@ def check_request(
         unusable = source_problem(source)
         if unusable:
             raise UserError(unusable)
-    return Request(advisory_id, checked_limit, int(text), why, source, yes, dry_run)
+    if key is not None and not key.is_file():
+        raise UserError(f"--key {shown(str(key))} is not a file: name your SSH private key")
+    return Request(advisory_id, checked_limit, int(text), why, source, yes, dry_run, key)
 
 
 def record_refusal(advisory: object, problem: str, exit_code: int) -> None:
@@ -150,6 +159,8 @@ class Plan:
     unknown: list[str]
     excepted: list[str]
     fixed: list[str]
+    #: {host: {package of the advisory: installed version}} from the ledger's facts.
+    installed: dict[str, dict[str, str]]
 
     @property
     def candidates(self) -> list[str]:
@@ -184,7 +195,8 @@ def plan(request: Request) -> Plan:
         items = exposures(
             ledger, settings, advisories={advisory.advisory_id: advisory}, hosts=scope
         )
-        known = set(installed_packages(ledger, scope))
+        facts = installed_packages(ledger, scope)
+    known = set(facts)
     exposed = sorted({e.host for e in items if e.status == "exposed"})
     excepted = sorted({e.host for e in items if e.status == "excepted"} - set(exposed))
     fixed = sorted(known - set(exposed) - set(excepted))
@@ -195,7 +207,11 @@ def plan(request: Request) -> Plan:
         if advisory.source == "debian"
         else packages
     )
-    return Plan(packages, install, exposed, unknown, excepted, fixed)
+    installed = {
+        host: {name: have[name] for name in advisory.packages if name in have}
+        for host, have in facts.items()
+    }
+    return Plan(packages, install, exposed, unknown, excepted, fixed, installed)
 
 
 def debian_install_versions(fixed: Mapping[str, str], inventory: Path | None) -> dict[str, str]:
@@ -235,9 +251,12 @@ def ansible_packages(packages: Mapping[str, str | None]) -> dict[str, str]:
     return checked
 
 
-def _record(kind: str, run_id: str, body: Mapping[str, Any]) -> None:
+def _record(
+    kind: str, run_id: str, body: Mapping[str, Any], more: Sequence[Mapping[str, Any]] = ()
+) -> None:
     append_or_spool(
-        [{"kind": kind, "run_id": run_id, "host": None, "body": dict(body)}], f"the {kind} record"
+        [{"kind": kind, "run_id": run_id, "host": None, "body": dict(body)}, *more],
+        f"the {kind} record",
     )
 
 
@@ -274,12 +293,17 @@ def _confirm(request: Request, chosen: Plan) -> None:
 
 
 def emergency_patch(
-    request: Request, console: Console, announce: Announce = lambda run_id, sources: None
+    request: Request,
+    console: Console,
+    announce: Announce = lambda run_id, sources: None,
+    control: Control = lambda request, chosen, run_id: [],
 ) -> Summary | None:
     """Run the emergency patch; None when nothing needed to run (dry run, none exposed).
     ``announce(run_id, inventory sources)`` tells staff, at the start and at the end (the
     CLI passes milepost.notify.notify_emergency: the emergency notice, when milepost_notify
-    is configured; it never raises)."""
+    is configured; it never raises). ``control(request, plan, run id)`` gives the run's
+    change-control records, appended with its emergency_patch record (the CLI passes
+    milepost.change_control.emergencies.emergency_records; each host checks for them)."""
 
     chosen = plan(request)
     _print_plan(console, request, chosen)
@@ -297,6 +321,7 @@ def emergency_patch(
         )
     _confirm(request, chosen)
     run_id = new_run_id()
+    control_records = control(request, chosen, run_id)
     lock = FleetLock()
     # From the fleet lock on, Ctrl-C/SIGTERM no longer end the process: the emergency is
     # recorded, closed as aborted if the playbook never started, and the lock released.
@@ -319,6 +344,7 @@ def emergency_patch(
                     "candidates": chosen.candidates,
                     "excepted": chosen.excepted,
                 },
+                control_records,
             )
             root = project_root()
             sources = [request.inventory] if request.inventory else []

@@ -50,6 +50,7 @@ from milepost.reports.recent_changes import recent_changes
 from milepost.reports.status_model import DashboardStatus, SystemRow
 from milepost.reports.status_sections import (
     _Cleaner,
+    _emergencies,
     _exposure_summary,
     _glitch_systems,
     _glitches,
@@ -205,6 +206,7 @@ def _build_status(
         interfaces=_interfaces(ledger, inventory, clean),
         glitches=_glitches(open_glitches, systems, clean),
         changes=recent_changes(ledger, systems, moment),
+        emergencies=_emergencies(ledger, sources, moment),
         exposure=_exposure_summary(items, advisories, systems, today),
         vendors=_vendor_rows(cards, inventory.vendors),
         patch_compliance=compliance,

@@ -144,6 +144,24 @@ class VendorRow:
 
 
 @dataclass
+class EmergencyRow:
+    """An emergency change and its approval (milepost.change_control.emergencies)."""
+
+    plan_id: str
+    run_id: str
+    advisory: str
+    hosts: list[str]
+    ran_at: str
+    ran_text: str
+    approve_by: str
+    approve_by_text: str
+    #: approved, approved late, awaiting, overdue
+    state: str
+    state_text: str
+    approved_by: list[str]
+
+
+@dataclass
 class MonthPoint:
     month: str
     label: str
@@ -165,6 +183,7 @@ class DashboardStatus:
     changes: list[ChangeRow]
     exposure: ExposureSummary
     vendors: list[VendorRow]
+    emergencies: list[EmergencyRow] = field(default_factory=list)
     patch_compliance: list[MonthPoint] = field(default_factory=list)
     availability: list[MonthPoint] = field(default_factory=list)
     #: Warnings about ledger records left out because they could not be used

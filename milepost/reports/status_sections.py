@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from milepost.ansible.redaction import Redactor
+from milepost.change_control.approvals import load_plans, load_settings, load_signatures
+from milepost.change_control.emergencies import emergency_approvals
 from milepost.inventory.reading import default_inventory, inventory_variables
 from milepost.inventory.systems import (
     BLACKOUTS_VAR,
@@ -36,7 +38,9 @@ from milepost.oversight.scorecard import parse_period
 from milepost.patching.exposure import open_hosts
 from milepost.reports.checks import latest_interface_checks
 from milepost.reports.plain import count, month_label, plain_moment, plain_time
+from milepost.reports.recent_changes import DEFAULT_DAYS
 from milepost.reports.status_model import (
+    EmergencyRow,
     ExposureSummary,
     GlitchRow,
     Integrity,
@@ -385,6 +389,49 @@ def _interfaces(ledger: Ledger, inventory: _Inventory, clean: _Cleaner) -> list[
                 last_checked_text=plain_time(at) if at else "Never",
                 messages=messages,
                 cert_days_left=days,
+            )
+        )
+    return rows
+
+
+#: How the dashboard names an emergency's approval state.
+APPROVAL_WORDS = {
+    "approved": "Approved",
+    "approved late": "Approved late",
+    "awaiting": "Awaiting approval",
+    "overdue": "Approval overdue",
+}
+
+
+def _emergencies(
+    ledger: Ledger, sources: Sequence[Path] | None, moment: datetime
+) -> list[EmergencyRow]:
+    """Emergency changes still awaiting approval, and those that ran in the last
+    DEFAULT_DAYS days (as the recent changes), newest first. Approvals count when they
+    verify against the inventory's allowed-signers file (none without one)."""
+    settings = load_settings(list(sources) if sources else None)
+    found = emergency_approvals(
+        load_plans(ledger), load_signatures(ledger), settings.allowed_signers, moment
+    )
+    since = format_time(moment - timedelta(days=DEFAULT_DAYS))
+    rows = []
+    for e in reversed(found):
+        state = e.state(moment)
+        if state in ("approved", "approved late") and format_time(e.ran_at) < since:
+            continue
+        rows.append(
+            EmergencyRow(
+                plan_id=e.plan_id,
+                run_id=e.run_id,
+                advisory=e.advisory,
+                hosts=e.hosts,
+                ran_at=format_time(e.ran_at),
+                ran_text=plain_time(format_time(e.ran_at)),
+                approve_by=format_time(e.approve_by),
+                approve_by_text=plain_time(format_time(e.approve_by)),
+                state=state,
+                state_text=APPROVAL_WORDS[state],
+                approved_by=e.approved_by,
             )
         )
     return rows

@@ -55,6 +55,7 @@ class ActionModule(ActionBase):
                     signers_path(control.get("allowed_signers"), control.get("inventory_dir")),
                     datetime.now(UTC),
                     emergency=bool(control.get("emergency")),
+                    run_id=str(control.get("run_id") or "") or None,
                 )
             except MilepostError as exc:
                 return {**result, "failed": True, "msg": f"{exc}; nothing is changed on it"}

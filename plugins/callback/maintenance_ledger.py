@@ -170,7 +170,6 @@ class CallbackModule(CallbackBase):
             )
             return
         self.set_options()
-        self._operator = self.get_option("operator") or None
         args = context.CLIARGS
         self._check_mode = bool(args.get("check"))
         self._redactor = Redactor([*DEFAULT_PATTERNS, *(self.get_option("secret_patterns") or [])])
@@ -183,23 +182,28 @@ class CallbackModule(CallbackBase):
         except ValueError:
             playbook_name = str(playbook_path)
         self._playbook_name = playbook_name
+        given, extra_vars = self._extra_vars(playbook)
+        operator, identity = records.run_identity(given, self.get_option("operator") or None)
+        self._operator = operator
         self._recorder.start(
             playbook=playbook_name,
             kind=self.get_option("run_kind"),
-            operator=self.get_option("operator") or None,
+            operator=operator,
+            identity=identity,
             git_commit=git_commit(ROOT),
             limit=args.get("subset") or None,
             check_mode=self._check_mode,
-            extra_vars=self._extra_vars(playbook),
+            extra_vars=extra_vars,
         )
 
     def _extra_vars(self, playbook):
-        """Every extra var of the run by name; see records.extra_var_values."""
+        """The run's extra vars as given, and every one by name as recorded (see
+        records.extra_var_values)."""
         try:
             given = load_extra_vars(playbook._loader)
         except Exception as exc:  # noqa: BLE001 - ansible-playbook reports a bad -e itself
-            return {"(unreadable)": self._redactor.scrub(str(exc))[:200]}
-        return records.extra_var_values(given, OWN_PREFIXES, self._redactor.scrub)
+            return {}, {"(unreadable)": self._redactor.scrub(str(exc))[:200]}
+        return given, records.extra_var_values(given, OWN_PREFIXES, self._redactor.scrub)
 
     def v2_playbook_on_play_start(self, play):
         self._play = play

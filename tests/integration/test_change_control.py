@@ -13,7 +13,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import INVENTORY, ssh
+from conftest import INVENTORY, ROOT, ssh
 from lab_fleet import host_versions
 from test_maintain import env_for, records
 
@@ -64,8 +64,26 @@ def test_plan_approve_apply_changes_exactly_the_plan_and_refuses_each_shortcut(a
     before = host_versions(container)
 
     # No plan: the host's own check refuses the run, whoever starts it.
-    plain = milepost(env, "maintain", "--limit", LIMIT, "-i", hosts)
+    # (As AWX launches it: the job, its template and the user are recorded.)
+    awx_vars = ["-e", "awx_job_id=4812", "-e", "awx_job_template_name=Maintain",
+                "-e", "awx_user_name=dana"]  # fmt: skip
+    plain = milepost(env, "maintain", "--limit", LIMIT, "-i", hosts, *awx_vars)
     assert plain.returncode == 1, plain.stdout[-2000:]
+    # remediate.yml, which does not probe, checks change control too.
+    remediate = subprocess.run(
+        ["ansible-playbook", "-i", hosts, str(ROOT / "playbooks" / "remediate.yml"),
+         "--limit", LIMIT],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert remediate.returncode != 0, remediate.stdout[-2000:]
+    assert "drift remediation is not yet planned" in remediate.stdout, remediate.stdout[-2000:]
+    assert host_versions(container) == before
+    awx = [r for r in records(env, "run_started") if "maintain" in r["body"]["playbook"]][-1]
+    awx = awx["body"]
+    assert (awx["operator"], awx["identity"]) == (
+        "dana",
+        {"source": "awx", "job_id": "4812", "job_template": "Maintain", "user": "dana"},
+    )
     assert f"{HOST} needs an approved change plan" in plain.stdout
     assert host_versions(container) == before
 
@@ -106,3 +124,6 @@ def test_plan_approve_apply_changes_exactly_the_plan_and_refuses_each_shortcut(a
     assert {p: v for p, v in after.items() if before.get(p) != v} == {"ruc-account-api": "1.5.0"}
     started = [r for r in records(env, "run_started") if not r["body"].get("check_mode")]
     assert plan_id in started[-1]["body"]["extra_vars"]["milepost_plan"]
+    # Who ran it: the plan's author, whose signature every host verified.
+    assert started[-1]["body"]["operator"] == "alice@agency.example"
+    assert started[-1]["body"]["identity"] == {"source": "change plan", "plan_id": plan_id}

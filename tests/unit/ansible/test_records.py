@@ -128,3 +128,19 @@ def test_result_keys_give_records_of_their_own():
         "r1", "pay-01", result, status="failed", scrub=scrub, check_mode=False, operator="op"
     )
     assert [r["kind"] for r in failed] == ["package_change"]
+
+
+def test_who_ran_it_and_how_that_is_known():
+    awx = {"awx_job_id": 4812, "awx_job_template_name": "Maintain pay", "awx_user_name": "dana",
+           "milepost_plan": {"plan_id": "P-1", "author": "a@x"}}  # fmt: skip
+    assert records.run_identity(awx, "root") == (
+        "dana",
+        {"source": "awx", "job_id": "4812", "job_template": "Maintain pay", "user": "dana"},
+    )
+    planned = {"milepost_plan": {"plan_id": "P-1", "author": "alice@agency.example"}}
+    assert records.run_identity(planned, "root") == (
+        "alice@agency.example",
+        {"source": "change plan", "plan_id": "P-1"},
+    )
+    for given in ({}, {"milepost_plan": {"plan_id": "P-1"}}, {"awx_job_id": ""}):
+        assert records.run_identity(given, "root") == ("root", {"source": "self-declared"})

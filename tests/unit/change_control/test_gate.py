@@ -29,8 +29,10 @@ def test_no_plan_where_approval_is_needed_is_refused_unless_an_emergency(ledger)
     assert "no approval needed" in check_host("acct-01", None, None, None, now)
     with pytest.raises(Refused, match="needs an approved change plan"):
         check_host("pay-01", NEEDS_ONE, None, None, now)
-    said = check_host("pay-01", NEEDS_ONE, None, None, now, emergency=True)
-    assert "approved within 12 hours" in said
+    with pytest.raises(Refused, match=r"approval\(s\)\): correct it by hand$"):
+        check_host("pay-01", NEEDS_ONE, None, None, now, how="correct it by hand")
+    with pytest.raises(Refused, match="only through `milepost emergency-patch --key`"):
+        check_host("pay-01", NEEDS_ONE, None, None, now, emergency=True, run_id="r1")
     with pytest.raises(UserError, match="approvals"):
         check_host("pay-01", {"approvals": "all"}, None, None, now)
 
@@ -45,6 +47,14 @@ def test_a_plan_counts_only_as_the_ledger_and_the_signers_say(ledger, inventory,
         check_host("pay-01", NEEDS_ONE, variable(plan), allowed, now)
     rules.add_signature(ledger, plan, sign(plan.signed_text(), people["bob"]), allowed, "approver")
     assert "approvals verified" in check_host("pay-01", NEEDS_ONE, variable(plan), allowed, now)
+    # The operator the run records is the plan's verified author, never another name.
+    signed = dict(variable(plan), author="alice@agency.example")
+    assert "approvals verified" in check_host("pay-01", NEEDS_ONE, signed, allowed, now)
+    with pytest.raises(Refused, match="not signed by 'bob@agency.example'"):
+        check_host("pay-01", NEEDS_ONE, dict(signed, author="bob@agency.example"), allowed, now)
+    # A maintenance plan does not let remediate.yml change the host.
+    with pytest.raises(Refused, match="a plan to maintain, not to remediate"):
+        check_host("pay-01", NEEDS_ONE, variable(plan), allowed, now, action="remediate")
     # Other versions than the plan's, a host not in it, an unknown plan, an expired one.
     forged = variable(plan, **{"acct-01": {"os": {"libexpat1": "9.9"}, "pins": {}}})
     with pytest.raises(Refused, match="not change plan"):

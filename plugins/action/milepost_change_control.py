@@ -1,0 +1,43 @@
+"""Action plugin milepost_change_control: the change-control gate of a changing play that
+does not probe its hosts (playbooks/remediate.yml), on the controller, before the host is
+touched (module documentation: plugins/modules/milepost_change_control.py). The rule is
+milepost.change_control.gate's, as the probe's (plugins/action/milepost_probe.py) applies
+it in preflight. Check mode passes: nothing is changed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+
+from milepost.change_control.gate import check_host, signers_path
+from milepost.errors import MilepostError
+
+
+class ActionModule(ActionBase):
+    _supports_check_mode = True
+    _requires_connection = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        result["changed"] = False
+        if self._play_context.check_mode:
+            result["change_control"] = "dry run: nothing is changed"
+            return result
+        args = self._task.args
+        host = str(task_vars.get("inventory_hostname"))
+        try:
+            result["change_control"] = check_host(
+                host,
+                args.get("rules"),
+                args.get("plan"),
+                signers_path(args.get("allowed_signers"), args.get("inventory_dir")),
+                datetime.now(UTC),
+                action=str(args.get("action") or "maintain"),
+                how=" ".join(str(args.get("how") or "").split()) or None,
+            )
+        except MilepostError as exc:
+            result.update(failed=True, msg=f"{exc}; nothing is changed on it")
+        return result
