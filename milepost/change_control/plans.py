@@ -51,7 +51,7 @@ class Plan:
     approvals_needed: int | None = None
 
     def body(self) -> dict[str, Any]:
-        body = {
+        body: dict[str, Any] = {
             "plan_id": self.plan_id,
             "content_hash": self.content_hash,
             "content": self.content,

@@ -67,6 +67,13 @@ NOUNS: dict[str, tuple[str, str, str]] = {
         "Patch every host exposed to one advisory now: canary first, health-gated, failed"
         " hosts rolled back, maintenance windows overridden (the reason is recorded).",
     ),
+    "evidence": (
+        "milepost.cli.evidence",
+        "evidence_app",
+        "Evidence for auditors: one signed bundle of a period's changes, plans and approvals,"
+        " outcomes and QC, deadlines, exceptions, drift and emergencies; `verify` checks it"
+        " offline.",
+    ),
     "lab": ("milepost.cli.lab", "lab_app", "The local lab fleet of Debian hosts."),
     "ledger": ("milepost.cli.ledger", "ledger_app", "The maintenance ledger."),
     "drift": ("milepost.cli.drift", "drift_app", "Configuration drift findings."),

@@ -190,6 +190,28 @@ def write_checkpoint(ledger: Store, out: Path, key_path: Path | None = None) -> 
     return document
 
 
+def sign_bytes(data: bytes, key_path: Path | None = None) -> tuple[str, str]:
+    """(base64 Ed25519 signature of ``data``, base64 public key) with the ledger's signing
+    key, the one checkpoints are signed with (made on first use, as for a checkpoint). For
+    files published beside a checkpoint (an evidence bundle's manifest)."""
+    key_file = key_path or default_key_path()
+    key = load_or_create_key(key_file)
+    write_public_key(key, key_file)
+    signature = base64.b64encode(key.sign(data)).decode("ascii")
+    return signature, raw_public_key(key.public_key())
+
+
+def signature_valid(data: bytes, signature: str, public_key: str) -> bool:
+    """Does ``signature`` (base64) over ``data`` verify with ``public_key`` (base64 raw
+    Ed25519, as trusted_public_key gives it)?"""
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key, validate=True))
+        key.verify(base64.b64decode(signature, validate=True), data)
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True
+
+
 def load_checkpoint(path: Path, public_key: str | None = None) -> Checkpoint:
     """Read a checkpoint and check its signature against the trusted key
     (trusted_public_key(public_key)); UserError if no key is configured, or the file is

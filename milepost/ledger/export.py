@@ -48,12 +48,17 @@ def csv_writer(out: IO[str]) -> CsvWriter:
     return CsvWriter(out)
 
 
-def _rows(ledger: Store) -> Iterator[tuple[int, str, str | None, str | None, str, str, str, str]]:
+def _rows(
+    ledger: Store, first_seq: int | None = None, last_seq: int | None = None
+) -> Iterator[tuple[int, str, str | None, str | None, str, str, str, str]]:
+    query = select(*(T.c[name] for name in FIELDS))
+    if first_seq is not None:
+        query = query.where(T.c.seq >= first_seq)
+    if last_seq is not None:
+        query = query.where(T.c.seq <= last_seq)
     with ledger.read_transaction() as conn:
         result = conn.execute(
-            select(*(T.c[name] for name in FIELDS))
-            .order_by(T.c.seq)
-            .execution_options(stream_results=True, yield_per=BATCH)
+            query.order_by(T.c.seq).execution_options(stream_results=True, yield_per=BATCH)
         )
         try:
             for row in result:
@@ -62,8 +67,16 @@ def _rows(ledger: Store) -> Iterator[tuple[int, str, str | None, str | None, str
             result.close()
 
 
-def export(ledger: Store, fmt: str, out: IO[str]) -> int:
-    """Write every record in seq order to ``out`` and return how many.
+def export(
+    ledger: Store,
+    fmt: str,
+    out: IO[str],
+    *,
+    first_seq: int | None = None,
+    last_seq: int | None = None,
+) -> int:
+    """Write every record in seq order to ``out`` and return how many (``first_seq`` and
+    ``last_seq``: only records first_seq..last_seq, a segment of the chain).
 
     jsonl: one JSON object per line {seq, kind, run_id, host, recorded_at, body (an
     object), prev_hash, hash}; the same lines as an archive file, so an export can be
@@ -76,13 +89,13 @@ def export(ledger: Store, fmt: str, out: IO[str]) -> int:
         raise UserError(f"export format must be jsonl or csv, not {fmt!r}")
     count = 0
     if fmt == "jsonl":
-        for row in _rows(ledger):
+        for row in _rows(ledger, first_seq, last_seq):
             out.write(record_line(*row) + "\n")
             count += 1
         return count
     writer = csv_writer(out)
     writer.writerow(FIELDS)
-    for row in _rows(ledger):
+    for row in _rows(ledger, first_seq, last_seq):
         writer.writerow(row)
         count += 1
     return count
