@@ -140,3 +140,20 @@ def check_host(
             " apply it with `milepost apply`"
         )
     return f"{host}: change plan {found.plan_id}, approvals verified"
+
+
+def check_task(host: str, args: Mapping[str, Any], now: datetime) -> str:
+    """check_host with the arguments a task gives the gate (the probe's change_control,
+    or milepost_change_control's): rules, plan, allowed_signers, inventory_dir, and
+    optionally emergency, run_id, action and how."""
+    return check_host(
+        host,
+        args.get("rules"),
+        args.get("plan"),
+        signers_path(args.get("allowed_signers"), args.get("inventory_dir")),
+        now,
+        emergency=bool(args.get("emergency")),
+        run_id=str(args.get("run_id") or "") or None,
+        action=str(args.get("action") or "maintain"),
+        how=" ".join(str(args.get("how") or "").split()) or None,
+    )

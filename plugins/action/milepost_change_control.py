@@ -11,7 +11,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from milepost.change_control.gate import check_host, signers_path
+from milepost.change_control.gate import check_task
 from milepost.errors import MilepostError
 
 
@@ -26,18 +26,9 @@ class ActionModule(ActionBase):
         if self._play_context.check_mode:
             result["change_control"] = "dry run: nothing is changed"
             return result
-        args = self._task.args
         host = str(task_vars.get("inventory_hostname"))
         try:
-            result["change_control"] = check_host(
-                host,
-                args.get("rules"),
-                args.get("plan"),
-                signers_path(args.get("allowed_signers"), args.get("inventory_dir")),
-                datetime.now(UTC),
-                action=str(args.get("action") or "maintain"),
-                how=" ".join(str(args.get("how") or "").split()) or None,
-            )
+            result["change_control"] = check_task(host, self._task.args, datetime.now(UTC))
         except MilepostError as exc:
             result.update(failed=True, msg=f"{exc}; nothing is changed on it")
         return result

@@ -20,7 +20,7 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
-from milepost.change_control.gate import check_host, signers_path
+from milepost.change_control.gate import check_task
 from milepost.errors import MilepostError
 from milepost.inventory.lab_only import lab_only_problem
 from milepost.patching.probe import check, free_space_problem
@@ -48,15 +48,7 @@ class ActionModule(ActionBase):
         control = self._task.args.get("change_control")
         if isinstance(control, dict) and not self._play_context.check_mode:
             try:
-                result["change_control"] = check_host(
-                    host,
-                    control.get("rules"),
-                    control.get("plan"),
-                    signers_path(control.get("allowed_signers"), control.get("inventory_dir")),
-                    datetime.now(UTC),
-                    emergency=bool(control.get("emergency")),
-                    run_id=str(control.get("run_id") or "") or None,
-                )
+                result["change_control"] = check_task(host, control, datetime.now(UTC))
             except MilepostError as exc:
                 return {**result, "failed": True, "msg": f"{exc}; nothing is changed on it"}
         if window_args is not None:
