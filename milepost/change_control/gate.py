@@ -27,6 +27,7 @@ from milepost.change_control.approvals import (
     recorded_signatures,
     verified,
 )
+from milepost.change_control.plans import plan_resources
 from milepost.errors import Refused, UserError
 from milepost.input_checks import shown
 from milepost.inventory.change_rules import parse_rules
@@ -86,13 +87,16 @@ def check_host(
     ledger_url: str | None = None,
     how: str | None = None,
     action: str = "maintain",
+    resources: Any = None,
 ) -> str:
     """Why ``host`` may be changed by this run (one line), or Refused/UserError saying why
     not. ``rules_value``: the host's milepost_change_control; ``plan``: the run's
     milepost_plan or None; ``emergency``: the run is the emergency playbook's, which may
     come before its approval when the ledger holds its change plan (run ``run_id``);
     ``how``: what a refusal without a plan tells the operator to do instead; ``action``:
-    the kind of plan the run applies (a plan of another kind is refused)."""
+    the kind of plan the run applies (a plan of another kind is refused); ``resources``:
+    what a remediation run corrects on the host (its baseline_only), which must be
+    exactly the remediation plan's."""
     rules = parse_rules(rules_value, f"host {host}")
     if plan is None:
         if rules.approvals and emergency:
@@ -119,6 +123,14 @@ def check_host(
     check_not_expired(found, now)
     if host not in found.content["hosts"]:
         raise Refused(f"{host} is not in change plan {found.plan_id}: it is left untouched")
+    if action == "remediate":
+        planned = plan_resources(found).get(host, [])
+        given = sorted(str(r) for r in resources) if isinstance(resources, list) else None
+        if not planned or given != planned:
+            raise Refused(
+                f"{host}: this run would correct other resources than change plan"
+                f" {found.plan_id} names: apply it with `milepost apply`"
+            )
     if hosts != plan_versions(found):
         raise Refused(
             f"{host}: the versions this run was given are not change plan {found.plan_id}'s:"
@@ -145,7 +157,7 @@ def check_host(
 def check_task(host: str, args: Mapping[str, Any], now: datetime) -> str:
     """check_host with the arguments a task gives the gate (the probe's change_control,
     or milepost_change_control's): rules, plan, allowed_signers, inventory_dir, and
-    optionally emergency, run_id, action and how."""
+    optionally emergency, run_id, action, resources and how."""
     return check_host(
         host,
         args.get("rules"),
@@ -155,5 +167,6 @@ def check_task(host: str, args: Mapping[str, Any], now: datetime) -> str:
         emergency=bool(args.get("emergency")),
         run_id=str(args.get("run_id") or "") or None,
         action=str(args.get("action") or "maintain"),
+        resources=args.get("resources"),
         how=" ".join(str(args.get("how") or "").split()) or None,
     )

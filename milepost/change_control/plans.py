@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -162,37 +162,25 @@ def _host_moves(host: str, probe: Mapping[str, Any]) -> tuple[list[dict[str, Any
     return sorted(moves, key=lambda m: (m["package"], m["reason"])), unknown
 
 
-def build_content(
-    action: str, options: Mapping[str, Any], dry_run: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The plan's content from a dry run as ``Ledger.run`` gives it (``usable_run``)."""
-    if action not in ACTIONS:
-        raise UserError(f"unknown plan kind {shown(action)}: one of {', '.join(ACTIONS)}")
-    probes: dict[str, Mapping[str, Any]] = {}
-    batches: list[dict[str, Any]] = []
+def _batches(dry_run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    batches = []
     for record in dry_run.get("records") or []:
-        body, host = record.get("body"), record.get("host")
-        if record.get("kind") == "host_probe" and isinstance(body, dict) and host:
-            probes.setdefault(str(host), body)  # the first: the state before the run
-        elif record.get("kind") == "batch_started" and isinstance(body, dict):
+        body = record.get("body")
+        if record.get("kind") == "batch_started" and isinstance(body, dict):
             members, number = body.get("hosts"), body.get("number")
             if isinstance(members, list) and isinstance(number, int):
                 batches.append({"number": number, "hosts": [str(h) for h in members]})
-    if not probes:
-        raise UserError(
-            "the dry run probed no host (all refused before the probe, or none matched"
-            " --limit): nothing to plan"
-        )
-    hosts: dict[str, dict[str, Any]] = {}
-    for host, probe in sorted(probes.items()):
-        moves, unknown = _host_moves(host, probe)
-        hosts[host] = {
-            "packages": moves,
-            "reboot_pending": probe.get("reboot_required") is True,
-            "would_change": [],
-            "refused": [],
-            "unknown": unknown,
-        }
+    return sorted(batches, key=lambda b: b["number"])
+
+
+def _content(
+    action: str,
+    options: Mapping[str, Any],
+    dry_run: Mapping[str, Any],
+    hosts: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The content: each host's entry completed with the tasks the dry run would change,
+    its refusals and its batch."""
     for result in dry_run.get("task_results") or []:
         host, status = result.get("host"), result.get("status")
         if host not in hosts:
@@ -203,14 +191,99 @@ def build_content(
         elif status in ("failed", "unreachable"):
             message = " ".join(str(result.get("msg") or status).split())[:300]
             hosts[host]["refused"].append(f"{task}: {message}")
+    batches = _batches(dry_run)
     batch_of = {h: b["number"] for b in batches for h in b["hosts"]}
     for host, entry in hosts.items():
         entry["batch"] = batch_of.get(host)
+    return {"action": action, "options": dict(options), "hosts": hosts, "batches": batches}
+
+
+def _entry(**more: Any) -> dict[str, Any]:
+    return {"packages": [], "reboot_pending": False, "would_change": [], "refused": [],
+            "unknown": [], **more}  # fmt: skip
+
+
+def build_content(
+    action: str, options: Mapping[str, Any], dry_run: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The plan's content from a dry run as ``Ledger.run`` gives it (``usable_run``)."""
+    if action not in ACTIONS:
+        raise UserError(f"unknown plan kind {shown(action)}: one of {', '.join(ACTIONS)}")
+    probes: dict[str, Mapping[str, Any]] = {}
+    for record in dry_run.get("records") or []:
+        body, host = record.get("body"), record.get("host")
+        if record.get("kind") == "host_probe" and isinstance(body, dict) and host:
+            probes.setdefault(str(host), body)  # the first: the state before the run
+    if not probes:
+        raise UserError(
+            "the dry run probed no host (all refused before the probe, or none matched"
+            " --limit): nothing to plan"
+        )
+    hosts: dict[str, dict[str, Any]] = {}
+    for host, probe in sorted(probes.items()):
+        moves, unknown = _host_moves(host, probe)
+        hosts[host] = _entry(
+            packages=moves, reboot_pending=probe.get("reboot_required") is True, unknown=unknown
+        )
+    return _content(action, options, dry_run, hosts)
+
+
+def resource_digest(entry: Mapping[str, Any]) -> str:
+    """sha256 of how a resource differs (expected, actual, diff): a plan to correct it is
+    stale when it differs otherwise."""
+    text = json.dumps(
+        {k: entry.get(k) for k in ("expected", "actual", "diff")},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
+    )  # fmt: skip
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def build_remediate_content(
+    options: Mapping[str, Any],
+    dry_run: Mapping[str, Any],
+    selection: Mapping[str, Sequence[str]] | None,
+) -> dict[str, Any]:
+    """A remediation plan's content from a dry run of playbooks/remediate.yml: per host,
+    the resources its last drift check found differing (within ``selection``, host ->
+    resources; None: all), each with a digest of how it differs."""
+    checks: dict[str, Mapping[str, Any]] = {}
+    for record in dry_run.get("records") or []:
+        body, host = record.get("body"), record.get("host")
+        if record.get("kind") == "drift_check" and isinstance(body, dict) and host:
+            checks[str(host)] = body  # the last: the full check after the correcting play
+    wanted = sorted(selection) if selection is not None else sorted(checks)
+    if not wanted:
+        raise UserError("the dry run checked no host (none matched --limit): nothing to plan")
+    hosts: dict[str, dict[str, Any]] = {}
+    for host in wanted:
+        check = checks.get(host)
+        if check is None:
+            hosts[host] = _entry(unknown=["its drift (the dry run did not check it)"])
+            continue
+        drifted = check.get("drifted") or []
+        if not isinstance(drifted, list):
+            raise UserError(f"the dry run's drift check of {host} is malformed: plan again")
+        chosen = None if selection is None else set(selection[host])
+        resources = sorted(
+            (
+                {"resource": str(d["resource"]), "digest": resource_digest(d)}
+                for d in drifted
+                if isinstance(d, dict) and d.get("resource")
+                and (chosen is None or d["resource"] in chosen)
+            ),
+            key=lambda r: r["resource"],
+        )  # fmt: skip
+        hosts[host] = _entry(resources=resources)
+    return _content("remediate", options, dry_run, hosts)
+
+
+def plan_resources(plan: Plan) -> dict[str, list[str]]:
+    """{host: [resource, ...]} a remediation plan corrects (hosts with none left out): what
+    the run applying it takes as milepost_remediate, exactly."""
     return {
-        "action": action,
-        "options": dict(options),
-        "hosts": hosts,
-        "batches": sorted(batches, key=lambda b: b["number"]),
+        host: [r["resource"] for r in entry.get("resources") or []]
+        for host, entry in sorted(plan.content["hosts"].items())
+        if entry.get("resources")
     }
 
 
@@ -267,8 +340,9 @@ def from_record(seq: int, body: object) -> Plan | None:
 
 
 def summary_rows(plan: Plan) -> list[tuple[str, str, str, str, str]]:
-    """(batch, host, package, from -> to, why) per package move, in batch order; a host
-    with nothing to move or a refusal gets one row saying so."""
+    """(batch, host, package or resource, change, why) per package move and resource to
+    correct, in batch order; a host with nothing to change or a refusal gets one row
+    saying so."""
     rows = []
     hosts = plan.content["hosts"]
     order = sorted(hosts, key=lambda h: (hosts[h].get("batch") or 0, h))
@@ -282,8 +356,11 @@ def summary_rows(plan: Plan) -> list[tuple[str, str, str, str, str]]:
                 (batch, host, move["package"], f"{move['from'] or 'none'} -> {move['to']}",
                  move["reason"])
             )  # fmt: skip
+        for resource in entry.get("resources") or []:
+            rows.append((batch, host, resource["resource"], "back to its baseline", "drift"))
         for what in entry["unknown"]:
             rows.append((batch, host, "-", "unknown", what))
-        if not (entry["packages"] or entry["refused"] or entry["unknown"]):
+        if not (entry["packages"] or entry.get("resources") or entry["refused"]
+                or entry["unknown"]):  # fmt: skip
             rows.append((batch, host, "-", "no change", ""))
     return rows

@@ -279,18 +279,48 @@ def drift_remediate(
 
     Without --finding or --full: every open unauthorised finding (and planned ones with
     --include-planned). A finding still open after the run, or a host that failed, opens
-    a glitch in the ledger. Exit codes: 0 corrected (or nothing to correct); 1 the
-    remediation failed (glitch opened); 2 bad input; 130/143 interrupted.
+    a glitch in the ledger. A host whose group asks for approvals is corrected only by an
+    approved remediation plan (`milepost plan remediate`, `approve`, `apply`): here it
+    fails untouched. Exit codes: 0 corrected (or nothing to correct); 1 the remediation
+    failed (glitch opened); 2 bad input; 130/143 interrupted.
     """
 
     if limit is not None:
         limit = check_limit(limit)
     allow_downgrade_vars(allow_downgrade)
+    ledger = open_ledger()
+    targets, selection = remediation_targets(ledger, finding, include_planned, full)
+    if not full and not selection:
+        console.print("no open finding to correct: nothing to remediate")
+        return
+    variables: dict[str, Any] = {} if full else {"milepost_remediate": selection}
+    variables.update(allow_downgrade_vars(allow_downgrade))
+    result = run_checked(
+        "remediate.yml",
+        inventory=inventory,
+        limit=remediation_limit(selection, limit, full),
+        check=dry_run,
+        diff=True,
+        extravars=variables,
+        run_kind="remediation",
+    )
+    if dry_run:
+        console.print(f"remediation dry run {result.run_id}: nothing was changed")
+        if not result.succeeded:
+            raise MilepostError(f"remediation dry run {result.run_id} {result.status}")
+        return
+    check_remediation(ledger, result, targets)
+
+
+def remediation_targets(
+    ledger: Any, finding: list[str] | None, include_planned: bool, full: bool
+) -> tuple[list[drift.Finding], dict[str, list[str]]]:
+    """The open findings a remediation corrects, and per host their resources (what
+    playbooks/remediate.yml takes as milepost_remediate); UserError for a bad choice."""
     if full and (finding or include_planned):
         raise UserError("--full converges everything: it takes no --finding or --include-planned")
     if finding and include_planned:
         raise UserError("--include-planned selects findings itself: drop it or --finding")
-    ledger = open_ledger()
     open_now = drift.open_findings(ledger)
     if finding:
         by_id = {f.id: f for f in open_now}
@@ -315,29 +345,19 @@ def drift_remediate(
                 " syntax Ansible would run: correct it by hand, then close it"
             )
         selection.setdefault(target.host, []).append(target.resource)
-    if not full and not selection:
-        console.print("no open finding to correct: nothing to remediate")
-        return
-    variables: dict[str, Any] = {} if full else {"milepost_remediate": selection}
-    variables.update(allow_downgrade_vars(allow_downgrade))
+    return targets, selection
+
+
+def remediation_limit(selection: dict[str, list[str]], limit: str | None, full: bool) -> str | None:
+    """The run's --limit: the selected hosts (within --limit), or --limit for --full."""
     if full:
-        run_limit = limit
-    else:
-        run_limit = ":".join(sorted(selection)) + (f":&{limit}" if limit else "")
-    result = run_checked(
-        "remediate.yml",
-        inventory=inventory,
-        limit=run_limit,
-        check=dry_run,
-        diff=True,
-        extravars=variables,
-        run_kind="remediation",
-    )
-    if dry_run:
-        console.print(f"remediation dry run {result.run_id}: nothing was changed")
-        if not result.succeeded:
-            raise MilepostError(f"remediation dry run {result.run_id} {result.status}")
-        return
+        return limit
+    return ":".join(sorted(selection)) + (f":&{limit}" if limit else "")
+
+
+def check_remediation(ledger: Any, result: Any, targets: list[drift.Finding]) -> None:
+    """After a remediation run: a finding still open on a host the run touched, or a host
+    that failed, opens a glitch (MilepostError, exit 1); else say what was closed."""
     still_open = {f.id: f for f in drift.open_findings(ledger)}
     touched = set(_drift_of_run(ledger, result.run_id))
     failed_hosts = _failed_hosts(ledger, result.run_id)

@@ -58,8 +58,10 @@ NOUNS: dict[str, tuple[str, str, str]] = {
         "apply_app",
         "Apply a plan, exactly: refused (exit 3) when it has expired, lacks the approvals its"
         " hosts need, was made with other options (--limit, -e, --allow-downgrade must be the"
-        " plan's), or is stale (a new dry run differs). Then the cycle runs with the plan: no"
-        " other host, package or version (each host checks it again before it is touched).",
+        " plan's), or is stale (a new dry run differs). Then the cycle (a maintenance plan) or"
+        " the remediation (a remediation plan, with its own options) runs with the plan: no"
+        " other host, package, version or resource (each host checks it again before it is"
+        " touched).",
     ),
     "emergency-patch": (
         "milepost.cli.emergency",

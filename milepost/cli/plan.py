@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 the ledger could not be written, 2 bad input (one line on 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,8 +27,10 @@ from milepost.change_control.apply_checks import (
 from milepost.change_control.plans import (
     Plan,
     build_content,
+    build_remediate_content,
     new_plan,
     plan_record,
+    plan_resources,
     run_options,
     summary_rows,
 )
@@ -43,7 +46,9 @@ from milepost.cli.common import (
     open_ledger,
     print_json,
 )
+from milepost.cli.drift import check_remediation, remediation_limit, remediation_targets
 from milepost.cli.maintain import parse_extra_vars
+from milepost.drift.findings import open_findings
 from milepost.errors import MilepostError, Refused, UserError
 from milepost.input_checks import check_limit
 from milepost.ledger.bodies import usable_run
@@ -94,7 +99,9 @@ def _show(plan: Plan, needed: int, signatures: list[rules.Approval], as_json: bo
             }
         )
         return
-    table = Table("batch", "host", "package", "change", "why", title=f"plan {plan.plan_id}")
+    table = Table(
+        "batch", "host", "package or resource", "change", "why", title=f"plan {plan.plan_id}"
+    )
     for row in summary_rows(plan):
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
@@ -109,44 +116,39 @@ def _show(plan: Plan, needed: int, signatures: list[rules.Approval], as_json: bo
     )
 
 
-@plan_app.command("maintain")
-def plan_maintain(
-    inventory: InventoryOption = None,
-    limit: LimitOption = None,
-    extra_var: ExtraVarOption = None,
-    allow_downgrade: AllowDowngradeOption = None,
-    key: KeyOption = None,
-    valid_hours: Annotated[
-        int,
-        typer.Option("--valid-hours", metavar="N", help="Hours the plan may be applied (24)."),
-    ] = 24,
-    as_json: JsonOption = False,
-) -> None:
-    """Plan a maintenance cycle: a dry run of playbooks/maintain.yml (nothing changes), then
-    per host the packages it would move (from -> to), the batches, the tasks that would
-    change and the refusals, recorded in the ledger with a content hash."""
+ValidHoursOption = Annotated[
+    int,
+    typer.Option("--valid-hours", metavar="N", help="Hours the plan may be applied (24)."),
+]
+
+
+def _check_start(valid_hours: int, settings: rules.Settings, key: Path | None) -> None:
+    """What a plan needs before its dry run: a sensible validity and a usable key."""
     if not 1 <= valid_hours <= MAX_VALID_HOURS:
         raise UserError(f"--valid-hours must be from 1 to {MAX_VALID_HOURS}, not {valid_hours}")
-    variables: dict[str, Any] = dict(parse_extra_vars(extra_var or []))
-    variables.update(allow_downgrade_vars(allow_downgrade))
-    if limit is not None:
-        limit = check_limit(limit)
-    settings = rules.load_settings([inventory] if inventory is not None else None)
     if key is not None:
         check_allowed_signers(settings.signers())
         if not key.is_file():
             raise UserError(f"--key {key} is not a file: name your SSH private key")
-    result = run_checked("maintain.yml", inventory=inventory, limit=limit, check=True,
-                         extravars=variables, quiet=as_json)  # fmt: skip
+
+
+def _record_plan(
+    build: Callable[[dict[str, Any]], dict[str, Any]],
+    dry_run: str,
+    settings: rules.Settings,
+    key: Path | None,
+    valid_hours: int,
+    as_json: bool,
+) -> None:
+    """Make the plan from dry run ``dry_run``'s records (``build``), sign it with ``key``
+    as its author, record both and show it. Nothing is recorded when the plan's hosts
+    need approvals and there is no key."""
     ledger = open_ledger()
     try:
-        content = build_content(
-            "maintain", run_options(limit, variables), usable_run(ledger.run(result.run_id))
-        )
         plan = new_plan(
-            content,
+            build(usable_run(ledger.run(dry_run))),
             created_by=operator_name(),
-            dry_run=result.run_id,
+            dry_run=dry_run,
             valid=timedelta(hours=valid_hours),
         )
         needed = settings.plan_needs(plan)
@@ -162,6 +164,111 @@ def plan_maintain(
         _show(plan, needed, rules.recorded_signatures(ledger, plan), as_json)
     finally:
         ledger.close()
+
+
+@plan_app.command("maintain")
+def plan_maintain(
+    inventory: InventoryOption = None,
+    limit: LimitOption = None,
+    extra_var: ExtraVarOption = None,
+    allow_downgrade: AllowDowngradeOption = None,
+    key: KeyOption = None,
+    valid_hours: ValidHoursOption = 24,
+    as_json: JsonOption = False,
+) -> None:
+    """Plan a maintenance cycle: a dry run of playbooks/maintain.yml (nothing changes), then
+    per host the packages it would move (from -> to), the batches, the tasks that would
+    change and the refusals, recorded in the ledger with a content hash."""
+    variables: dict[str, Any] = dict(parse_extra_vars(extra_var or []))
+    variables.update(allow_downgrade_vars(allow_downgrade))
+    if limit is not None:
+        limit = check_limit(limit)
+    settings = rules.load_settings([inventory] if inventory is not None else None)
+    _check_start(valid_hours, settings, key)
+    result = run_checked("maintain.yml", inventory=inventory, limit=limit, check=True,
+                         extravars=variables, quiet=as_json)  # fmt: skip
+    options = run_options(limit, variables)
+    _record_plan(lambda run: build_content("maintain", options, run), result.run_id, settings,
+                 key, valid_hours, as_json)  # fmt: skip
+
+
+def _remediation_options(
+    limit: str | None, downgrades: dict[str, Any], selection: dict[str, list[str]] | None
+) -> dict[str, Any]:
+    """What a remediation plan's dry run was given, which its apply gives again."""
+    return {
+        "limit": limit,
+        "allow_downgrade": sorted(downgrades.get("milepost_allow_downgrade") or []),
+        "selection": selection,
+    }
+
+
+def _remediation_dry_run(
+    options: dict[str, Any], inventory: Path | None, quiet: bool
+) -> tuple[str, dict[str, Any]]:
+    """Run playbooks/remediate.yml in check mode as ``options`` say; (run id, the
+    variables it was given)."""
+    selection = options["selection"]
+    variables: dict[str, Any] = {} if selection is None else {"milepost_remediate": selection}
+    variables.update(allow_downgrade_vars(options["allow_downgrade"] or None))
+    result = run_checked(
+        "remediate.yml",
+        inventory=inventory,
+        limit=remediation_limit(selection or {}, options["limit"], selection is None),
+        check=True,
+        diff=True,
+        extravars=variables,
+        run_kind="remediation",
+        quiet=quiet,
+    )
+    return result.run_id, variables
+
+
+@plan_app.command("remediate")
+def plan_remediate(
+    finding: Annotated[
+        list[str] | None,
+        typer.Option("--finding", metavar="ID", help="Correct this open finding (repeatable)."),
+    ] = None,
+    include_planned: Annotated[
+        bool,
+        typer.Option("--include-planned", help="Also correct drift an open change covers."),
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Every resource of the hosts (--limit) found differing by the dry run."
+        ),
+    ] = False,
+    inventory: InventoryOption = None,
+    limit: LimitOption = None,
+    allow_downgrade: AllowDowngradeOption = None,
+    key: KeyOption = None,
+    valid_hours: ValidHoursOption = 24,
+    as_json: JsonOption = False,
+) -> None:
+    """Plan a drift remediation: a dry run of playbooks/remediate.yml (nothing changes) for
+    the open findings `milepost drift remediate` would correct, then per host the resources
+    it would put back to their baseline (each with a digest of how it differs), recorded in
+    the ledger with a content hash. `milepost apply` corrects exactly those."""
+    if limit is not None:
+        limit = check_limit(limit)
+    downgrades = allow_downgrade_vars(allow_downgrade)
+    settings = rules.load_settings([inventory] if inventory is not None else None)
+    _check_start(valid_hours, settings, key)
+    ledger = open_ledger()
+    try:
+        _, selection = remediation_targets(ledger, finding, include_planned, full)
+    finally:
+        ledger.close()
+    if not full and not selection:
+        raise UserError("no open finding to correct: nothing to plan (`milepost drift report`)")
+    options = _remediation_options(limit, downgrades, None if full else selection)
+    dry_run, _ = _remediation_dry_run(options, inventory, as_json)
+    _record_plan(
+        lambda run: build_remediate_content(options, run, options["selection"]),
+        dry_run, settings, key, valid_hours, as_json,
+    )  # fmt: skip
 
 
 @plan_app.command("show")
@@ -269,8 +376,10 @@ def apply(
 ) -> None:
     """Apply a plan, exactly: refused (exit 3) when it has expired, lacks the approvals its
     hosts need, was made with other options (--limit, -e, --allow-downgrade must be the
-    plan's), or is stale (a new dry run differs). Then the cycle runs with the plan: no
-    other host, package or version (each host checks it again before it is touched)."""
+    plan's), or is stale (a new dry run differs). Then the cycle (a maintenance plan) or
+    the remediation (a remediation plan, with its own options) runs with the plan: no
+    other host, package, version or resource (each host checks it again before it is
+    touched)."""
     variables: dict[str, Any] = dict(parse_extra_vars(extra_var or []))
     variables.update(allow_downgrade_vars(allow_downgrade))
     if limit is not None:
@@ -284,14 +393,16 @@ def apply(
         )
     check_not_expired(plan, datetime.now(UTC))
     approved_by = check_approved(plan, settings.plan_needs(plan), good)
+    if plan.action == "remediate":
+        if limit is not None or extra_var or allow_downgrade:
+            raise UserError(
+                f"plan {plan.plan_id} corrects drift with the options it was made with:"
+                " `milepost apply PLAN` takes no --limit, -e or --allow-downgrade for it"
+            )
+        _apply_remediation(plan, good, approved_by, inventory)
+        return
     check_same_options(plan, limit, variables)
-    blocked = [
-        f"{host}: {(entry['refused'] + entry['unknown'])[0]}"
-        for host, entry in sorted(plan.content["hosts"].items())
-        if entry["refused"] or entry["unknown"]
-    ]
-    if blocked:
-        raise Refused(f"plan {plan.plan_id} cannot be applied as it stands: {blocked[0]}")
+    _blocked(plan)
     console.print(f"plan {plan.plan_id}: a dry run first, to find whether it is still current")
     dry = run_checked("maintain.yml", inventory=inventory, limit=limit, check=True,
                       extravars=variables, quiet=True)  # fmt: skip
@@ -302,14 +413,7 @@ def apply(
     finally:
         ledger.close()
     check_fresh(plan, now)
-    by = rules.author(good)
-    marked = {
-        "plan_id": plan.plan_id,
-        "content_hash": plan.content_hash,
-        "hosts": plan_versions(plan),
-        # The run's operator, as its ledger records it: the plan's author, verified.
-        **({"author": by.principal} if by else {}),
-    }
+    marked = _marked(plan, good)
     result = run_checked("maintain.yml", inventory=inventory, limit=limit,
                          extravars={**variables, "milepost_plan": marked})  # fmt: skip
     if not result.succeeded:
@@ -319,3 +423,62 @@ def apply(
         )
     who = f" approved by {', '.join(approved_by)}" if approved_by else ""
     console.print(f"plan {plan.plan_id}{who}: applied by maintenance run {result.run_id}")
+
+
+def _marked(plan: Plan, good: list[rules.Approval]) -> dict[str, Any]:
+    """milepost_plan for the run applying ``plan``: its id, hash and versions per host,
+    which each host checks again, and its verified author (the run's operator)."""
+    by = rules.author(good)
+    return {
+        "plan_id": plan.plan_id,
+        "content_hash": plan.content_hash,
+        "hosts": plan_versions(plan),
+        **({"author": by.principal} if by else {}),
+    }
+
+
+def _blocked(plan: Plan) -> None:
+    blocked = [
+        f"{host}: {(entry['refused'] + entry['unknown'])[0]}"
+        for host, entry in sorted(plan.content["hosts"].items())
+        if entry["refused"] or entry["unknown"]
+    ]
+    if blocked:
+        raise Refused(f"plan {plan.plan_id} cannot be applied as it stands: {blocked[0]}")
+
+
+def _apply_remediation(
+    plan: Plan, good: list[rules.Approval], approved_by: list[str], inventory: Path | None
+) -> None:
+    """A remediation plan, exactly: a new dry run must give the plan's content, then
+    playbooks/remediate.yml corrects the plan's resources of the plan's hosts and nothing
+    else (each host checks it again); findings left open open a glitch."""
+    _blocked(plan)
+    options = plan.content["options"]
+    console.print(f"plan {plan.plan_id}: a dry run first, to find whether it is still current")
+    dry_run, variables = _remediation_dry_run(options, inventory, quiet=True)
+    ledger = open_ledger()
+    try:
+        now = build_remediate_content(options, usable_run(ledger.run(dry_run)),
+                                      options["selection"])  # fmt: skip
+        check_fresh(plan, now)
+        resources = plan_resources(plan)
+        if not resources:
+            console.print(f"plan {plan.plan_id}: no resource differs, nothing to correct")
+            return
+        targets = [f for f in open_findings(ledger) if f.resource in resources.get(f.host, ())]
+        variables = {k: v for k, v in variables.items() if k != "milepost_remediate"}
+        result = run_checked(
+            "remediate.yml",
+            inventory=inventory,
+            limit=":".join(resources),
+            diff=True,
+            extravars={**variables, "milepost_remediate": resources,
+                       "milepost_plan": _marked(plan, good)},
+            run_kind="remediation",
+        )  # fmt: skip
+        check_remediation(ledger, result, targets)
+    finally:
+        ledger.close()
+    who = f" approved by {', '.join(approved_by)}" if approved_by else ""
+    console.print(f"plan {plan.plan_id}{who}: applied by remediation run {result.run_id}")

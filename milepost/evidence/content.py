@@ -200,6 +200,9 @@ def _changes(ledger: Ledger, inputs: Inputs) -> list[dict[str, Any]]:
                 "kind": run["kind"],
                 "playbook": run["playbook"],
                 "operator": run["operator"],
+                # How the operator is known: awx, change plan or self-declared.
+                "identity": ((detail.get("start") or {}).get("identity") or {}).get("source")
+                or "self-declared",
                 "started_at": run["started_at"],
                 "ended_at": run["ended_at"],
                 "status": run["status"],

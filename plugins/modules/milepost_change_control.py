@@ -37,6 +37,12 @@ options:
     type: str
     default: maintain
     choices: [maintain, remediate]
+  resources:
+    description:
+      - With O(action=remediate), the resources the run corrects on the host (its
+        C(baseline_only)); they must be exactly the plan's for the host.
+    type: list
+    elements: str
   how:
     description: What the refusal tells the operator to do instead.
     type: str

@@ -2,7 +2,9 @@
 approval is changed only by an approved plan, applied exactly; the author cannot approve
 her own plan, a key the allowed-signers file does not list cannot approve, a plan made
 stale by a change on the host and a plan short of its approvals are refused (exit 3), and
-a plain ansible-playbook run does not get past the hosts' own check.
+a plain ansible-playbook run (maintain.yml or remediate.yml) does not get past the hosts'
+own check. The run records who ran it: AWX's user and job, or the plan's author. Drift on
+the host is then corrected by an approved remediation plan, exactly its resources.
 
 One host (acct-01, which the lab starts behind on Debian's updates and on an old RUC
 release), a copy of the lab inventory that asks account_management for one approval, and
@@ -55,7 +57,7 @@ def agency(fresh_lab, tmp_path):
     )
     port = next(h["port"] for h in fresh_lab if h["name"] == HOST)
     return {"env": env_for(tmp_path), "hosts": str(inventory / "hosts.yml"), "keys": keys,
-            "port": port}  # fmt: skip
+            "port": port, "tmp": tmp_path}  # fmt: skip
 
 
 def test_plan_approve_apply_changes_exactly_the_plan_and_refuses_each_shortcut(agency):
@@ -127,3 +129,46 @@ def test_plan_approve_apply_changes_exactly_the_plan_and_refuses_each_shortcut(a
     # Who ran it: the plan's author, whose signature every host verified.
     assert started[-1]["body"]["operator"] == "alice@agency.example"
     assert started[-1]["body"]["identity"] == {"source": "change plan", "plan_id": plan_id}
+
+    # Drift on the host is corrected only by an approved remediation plan, and only the
+    # resources it names: a plan from the findings, approved, applied, the finding closed.
+    conf = "/etc/ruc/ruc-account-api.conf"
+    edit = f"sudo sed -i 's/^# log_level = INFO/log_level = DEBUG/' {conf}"
+    assert ssh(agency["port"], edit).returncode == 0
+    checked = milepost(env, "drift", "check", "--limit", LIMIT, "-i", hosts)
+    assert checked.returncode == 0, checked.stdout[-2000:]
+    made = milepost(env, "plan", "remediate", "--limit", HOST, "-i", hosts,
+                    "--key", str(keys["alice"]), "--json")  # fmt: skip
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    fix = json.loads(made.stdout)
+    resources = [r["resource"] for r in fix["content"]["hosts"][HOST]["resources"]]
+    assert resources == [f"file:{conf}"], fix["content"]["hosts"][HOST]
+    unapproved = milepost(env, "apply", fix["plan_id"], "-i", hosts)
+    assert unapproved.returncode == 3 and "0 of the 1 approval" in unapproved.stderr
+    approved = milepost(env, "approve", fix["plan_id"], "--key", str(keys["bob"]), "-i", hosts)
+    assert approved.returncode == 0, approved.stderr
+    applied = milepost(env, "apply", fix["plan_id"], "-i", hosts)
+    assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-2000:]
+    assert "1 findings corrected and closed" in applied.stdout
+    assert "log_level = DEBUG" not in ssh(agency["port"], f"cat {conf}").stdout
+    report = milepost(env, "drift", "report", "--json")
+    assert not [f for f in json.loads(report.stdout)["open"] if f["host"] == HOST]
+
+    # The evidence of the day: the plans, their signatures, the runs; it verifies offline
+    # with only the public key, and a changed byte is found.
+    bundle = agency["tmp"] / "evidence"
+    made = milepost(env, "evidence", "--from", "1d", "--to", "+1h", "--out", str(bundle),
+                    "-i", hosts)  # fmt: skip
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    evidence = json.loads((bundle / "evidence.json").read_text())
+    applied = {c["plan_id"]: c for c in evidence["changes"] if c.get("plan_id")}
+    assert {plan_id, fix["plan_id"]} <= set(applied), evidence["changes"]
+    assert (applied[plan_id]["operator"], applied[plan_id]["identity"]) == (
+        "alice@agency.example",
+        "change plan",
+    )
+    assert milepost(env, "evidence", "verify", str(bundle)).returncode == 0
+    page = bundle / "evidence.html"
+    page.write_bytes(page.read_bytes().replace(b"alice@agency.example", b"alice@agency.exampl3", 1))
+    tampered = milepost(env, "evidence", "verify", str(bundle))
+    assert tampered.returncode == 1 and "evidence.html" in tampered.stdout + tampered.stderr

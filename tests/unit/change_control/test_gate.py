@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 from test_approvals import inventory, people, plan  # noqa: F401  (fixtures)
+from test_plans import MOTD, REMEDIATE, SYSCTL, differs, drift_dry_run
 
 from milepost.change_control import approvals as rules
 from milepost.change_control.apply_checks import plan_versions
 from milepost.change_control.gate import check_host, signers_path
+from milepost.change_control.plans import build_remediate_content, new_plan, plan_record
 from milepost.change_control.signing import sign
 from milepost.errors import Refused, UserError
 
@@ -78,3 +80,26 @@ def test_the_signers_file_is_found_beside_the_inventory(tmp_path):
         "/etc/milepost/allowed.txt"
     )
     assert signers_path("", str(tmp_path)) is None
+
+
+def test_a_remediation_plan_lets_in_exactly_its_resources(ledger, inventory, people):  # noqa: F811
+    allowed = inventory / "allowed_signers"
+    now = datetime.now(UTC)
+    run = drift_dry_run(**{"pay-01": [differs(MOTD), differs(SYSCTL)]})
+    made = new_plan(build_remediate_content(REMEDIATE, run, None), created_by="alice",
+                    dry_run="r2")  # fmt: skip
+    ledger.append([plan_record(made)])
+    for person, role in (("alice", "author"), ("bob", "approver")):
+        signature = sign(made.signed_text(), people[person])
+        rules.add_signature(ledger, made, signature, allowed, role)
+    said = check_host("pay-01", NEEDS_ONE, variable(made), allowed, now, action="remediate",
+                      resources=[SYSCTL, MOTD])  # fmt: skip
+    assert "approvals verified" in said
+    # Fewer, more or no resources (a full converge) than the plan names: refused.
+    for given in ([MOTD], [MOTD, SYSCTL, "file:/etc/issue"], [], None):
+        with pytest.raises(Refused, match="other resources than change plan"):
+            check_host("pay-01", NEEDS_ONE, variable(made), allowed, now, action="remediate",
+                       resources=given)  # fmt: skip
+    # A remediation plan does not let the maintenance cycle in.
+    with pytest.raises(Refused, match="a plan to remediate, not to maintain"):
+        check_host("pay-01", NEEDS_ONE, variable(made), allowed, now)

@@ -9,11 +9,13 @@ import pytest
 
 from milepost.change_control.plans import (
     build_content,
+    build_remediate_content,
     content_hash,
     from_record,
     new_plan,
     plan_id,
     plan_record,
+    plan_resources,
     summary_rows,
 )
 from milepost.errors import UserError
@@ -137,3 +139,52 @@ def test_a_plan_record_reads_back_and_a_tampered_one_is_skipped_with_a_warning()
         "ledger record 9",
     ]
     assert "does not match its hash" in skipped.messages[0]
+
+
+MOTD = "file:/etc/motd"
+SYSCTL = "sysctl:net.ipv4.ip_forward"
+REMEDIATE = {"limit": None, "allow_downgrade": [], "selection": None}
+
+
+def drift_dry_run(**drifted):
+    """A remediation dry run: per host a check of the selection, then the full check."""
+
+    def check(entries):
+        return {"mode": "check", "resources": 20, "drifted": entries}
+
+    records = [{"kind": "drift_check", "host": h, "body": check(e[:1])} for h, e in drifted.items()]
+    records += [{"kind": "drift_check", "host": h, "body": check(e)} for h, e in drifted.items()]
+    return {"records": records, "task_results": []}
+
+
+def differs(resource, actual="x"):
+    return {"resource": resource, "expected": "baseline", "actual": actual, "diff": ""}
+
+
+def test_a_remediation_plan_names_the_resources_to_correct_with_how_they_differ():
+    run = drift_dry_run(**{"acct-01": [differs(MOTD), differs(SYSCTL)], "pay-01": []})
+    full = build_remediate_content(REMEDIATE, run, None)
+    assert full["action"] == "remediate"
+    assert [r["resource"] for r in full["hosts"]["acct-01"]["resources"]] == [MOTD, SYSCTL]
+    assert full["hosts"]["pay-01"]["resources"] == []
+    chosen = build_remediate_content(REMEDIATE, run, {"acct-01": [SYSCTL], "report-01": [MOTD]})
+    assert [r["resource"] for r in chosen["hosts"]["acct-01"]["resources"]] == [SYSCTL]
+    assert chosen["hosts"]["report-01"]["unknown"] == ["its drift (the dry run did not check it)"]
+    plan = new_plan(full, created_by="alice", dry_run="r1")
+    assert plan_resources(plan) == {"acct-01": [MOTD, SYSCTL]}
+    assert ("-", "acct-01", MOTD, "back to its baseline", "drift") in summary_rows(plan)
+    # How a resource differs is in the hash: the same drift gives the same plan, other
+    # drift another.
+    assert content_hash(build_remediate_content(REMEDIATE, run, None)) == content_hash(full)
+    other = drift_dry_run(**{"acct-01": [differs(MOTD, "y"), differs(SYSCTL)], "pay-01": []})
+    assert content_hash(build_remediate_content(REMEDIATE, other, None)) != content_hash(full)
+    assert bodies.check_body("change_plan", plan_record(plan)["body"]) is None
+
+
+def test_a_remediation_dry_run_that_checked_nothing_makes_no_plan():
+    with pytest.raises(UserError, match="checked no host"):
+        build_remediate_content(REMEDIATE, {"records": [], "task_results": []}, None)
+    bad = {"records": [{"kind": "drift_check", "host": "acct-01",
+                        "body": {"mode": "check", "drifted": "all"}}]}  # fmt: skip
+    with pytest.raises(UserError, match="malformed"):
+        build_remediate_content(REMEDIATE, bad, None)
