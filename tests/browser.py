@@ -38,6 +38,9 @@ class DashboardDom(HTMLParser):
                 "data-glitch",
                 "data-vendor",
                 "data-update",
+                "data-stale-check",
+                "data-flaky-check",
+                "data-recurring",
             ):
                 if key in found:
                     row = {"attrs": found, "text": ""}

@@ -337,7 +337,12 @@ def _note(body: Mapping[str, Any]) -> None:
     for key in ("status", "owner", "added_by"):
         _text(body, key)
     _links(body)
-    _dict(body, "details")
+    details = _dict(body, "details")
+    # A QC catalogue change: the checks added for glitches (milepost.quality.answers).
+    for check, ids in _dict(details, "answers").items():
+        if not isinstance(ids, list) or len(check) > MAX_NAME:
+            raise _fail(f"details.answers of {shown(check)} must be a list of glitch ids")
+        _texts(details["answers"], check)
 
 
 def _glitch(body: Mapping[str, Any]) -> None:
@@ -400,6 +405,7 @@ def _qc_result(body: Mapping[str, Any]) -> None:
     _text(body, "status", required=True, limit=32)
     _text(body, "check", limit=1000)
     _text(body, "message", limit=MAX_TEXT)
+    _texts(body, "answers")
 
 
 def _notice(body: Mapping[str, Any]) -> None:

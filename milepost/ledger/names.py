@@ -31,6 +31,9 @@ QC_PROCESS = "qc-process"
 NOTE_TYPES = (LESSON, DESIRED_CHANGE, GLITCH, QC_PROCESS)
 NOTE_CATEGORIES = ("policy", "technology", "communications")
 LINK_KINDS = ("runs", "glitches", "notes")
+#: Each host's result of each quality-control check (milepost.quality.qc writes it,
+#: milepost.reports and milepost.oversight.catch_rate read it).
+QC_RESULT = "qc_result"
 
 #: What a change plan may be made for (milepost.change_control.plans), and the part a
 #: signature over a plan plays: its author's, or an approver's.

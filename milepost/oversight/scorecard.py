@@ -77,6 +77,16 @@ def parse_period(text: str | None, today: date | None = None) -> Period:
     return Period(f"{start.year:04d}-{start.month:02d}", start, end)
 
 
+def last_months(today: date, months: int) -> list[Period]:
+    """The ``months`` calendar months up to and including today's, oldest first."""
+    labels = []
+    year, month = today.year, today.month
+    for _ in range(months):
+        labels.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return [parse_period(label) for label in reversed(labels)]
+
+
 @dataclass
 class PatchCompliance:
     met: int = 0

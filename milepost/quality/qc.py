@@ -9,6 +9,9 @@ error, skipped), message (the first line of the failure, redacted, cut). Inside 
 maintenance run (``--run-id``) the records carry that run's id; on its own, the QC is a run
 of its own (kind ``qc``) and any failure opens a glitch (detected by "qc"); inside a run,
 the playbook fails the hosts that failed a check and the run's end opens the glitch.
+
+A check added for a glitch says so (milepost.quality.answers): its result carries
+``answers`` (the glitch ids) and its failure is "caught by the check added for glitch G-...".
 """
 
 from __future__ import annotations
@@ -24,25 +27,26 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from milepost.ansible.recorder import git_commit
 from milepost.ansible.redaction import DEFAULT_PATTERNS, Redactor
 from milepost.errors import MilepostError, UserError
-from milepost.input_checks import check_limit
+from milepost.input_checks import check_limit, check_text, shown
 from milepost.inventory.checks import check_inventory
 from milepost.inventory.reading import default_inventory
-from milepost.ledger import new_run_id, run_ended, run_started
+from milepost.ledger import Ledger, new_run_id, run_ended, run_started
+from milepost.ledger.names import QC_RESULT
 from milepost.ledger.spool import append_or_spool
 from milepost.oversight.register_reading import notes
 from milepost.oversight.register_writing import add_note, run_glitch_record
-from milepost.oversight.registers import QC_PROCESS
+from milepost.oversight.registers import GLITCH, LESSON, QC_PROCESS
 from milepost.paths import project_root
+from milepost.quality.answers import answers_of, caught_by, check_answers
 
-if TYPE_CHECKING:
-    from milepost.ledger.book import Ledger
-
-RESULT_KIND = "qc_result"
+RESULT_KIND = QC_RESULT
 MAX_MESSAGE = 300
 #: Seconds the whole QC may take before it is stopped.
 TIMEOUT = 1800
@@ -54,6 +58,13 @@ class CheckResult:
     check: str
     status: str
     message: str | None
+    #: The glitches the check was added for (milepost.quality.answers).
+    answers: tuple[str, ...] = ()
+
+    @property
+    def caught_by(self) -> str:
+        """'caught by the check added for glitch G-...' for a failure, else ''."""
+        return caught_by(self.answers) if self.status in ("failed", "error") else ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,11 +92,44 @@ def recorded_change(ledger: Ledger) -> Any:
     return found[-1] if found else None
 
 
-def record_change(ledger: Ledger, root: Path, *, title: str, reason: str) -> Any:
-    """A qc-process entry: why the catalogue changed, with its digest, its files and what
-    changed since the last recorded change."""
+def recorded_answers(ledger: Ledger) -> dict[str, list[str]]:
+    """{check: [glitch ids]} of the newest recorded catalogue change: the checks added
+    for glitches, as QC reports them."""
+    before = recorded_change(ledger)
+    return answers_of(before.details) if before is not None else {}
+
+
+def _require(registers: dict[str, Any], note_id: str, note_type: str, where: str = "") -> str:
+    """``note_id`` when the registers hold an entry of ``note_type`` with it; UserError
+    (one line) otherwise."""
+    clean = check_text(note_id, note_type, max_len=80)
+    if getattr(registers.get(clean), "type", None) != note_type:
+        raise UserError(
+            f"{note_type} {shown(clean)}{where} is not in the ledger:"
+            f" `milepost note list --type {note_type}` shows them"
+        )
+    return clean
+
+
+def record_change(
+    ledger: Ledger,
+    root: Path,
+    *,
+    title: str,
+    reason: str,
+    glitches: Sequence[str] = (),
+    lessons: Sequence[str] = (),
+) -> Any:
+    """A qc-process entry: why the catalogue changed, with its digest, its files, what
+    changed since the last recorded change and the checks added for glitches (their
+    ``answers`` markers, milepost.quality.answers), linked to the glitches and lessons it
+    answers: ``glitches`` and ``lessons``, and the glitches of checks newly marked.
+
+    UserError (nothing recorded) when the catalogue has not changed, a glitch or lesson
+    given or a glitch a marker names is not in the ledger, or a marker is malformed."""
 
     digest, files = catalogue_digest(root)
+    answers = check_answers(root, catalogue(root))
     before = recorded_change(ledger)
     previous: dict[str, str] = dict(before.details.get("files") or {}) if before else {}
     changed = sorted(name for name in {*files, *previous} if files.get(name) != previous.get(name))
@@ -94,12 +138,27 @@ def record_change(ledger: Ledger, root: Path, *, title: str, reason: str) -> Any
             "the QC catalogue (tests/qc) has not changed since its last recorded change"
             f" {before.note_id}: nothing to record"
         )
+    registers = {n.note_id: n for n in notes(ledger)}
+    linked = [_require(registers, g, GLITCH) for g in glitches]
+    lesson_ids = [_require(registers, n, LESSON) for n in lessons]
+    earlier = answers_of(before.details) if before is not None else {}
+    for check, ids in answers.items():
+        for glitch_id in ids:
+            _require(registers, glitch_id, GLITCH, f" (the answers marker of {check})")
+            if glitch_id not in earlier.get(check, ()) and glitch_id not in linked:
+                linked.append(glitch_id)
     return add_note(
         ledger,
         QC_PROCESS,
         title=title,
         text=reason,
-        details={"catalogue_sha256": digest, "files": files, "changed": changed},
+        links={"glitches": linked, "notes": lesson_ids},
+        details={
+            "catalogue_sha256": digest,
+            "files": files,
+            "changed": changed,
+            "answers": answers,
+        },
     )
 
 
@@ -295,10 +354,60 @@ def result_records(
                 "status": r.status,
                 "message": r.message,
                 "catalogue_sha256": digest,
+                **({"answers": list(r.answers)} if r.answers else {}),
             },
         }
         for r in results
     ]
+
+
+def with_answers(
+    results: Sequence[CheckResult], answers: dict[str, list[str]]
+) -> list[CheckResult]:
+    """``results``, each carrying the glitches its check was added for."""
+    return [
+        CheckResult(r.host, r.check, r.status, r.message, tuple(answers.get(r.check, ())))
+        for r in results
+    ]
+
+
+def failure_line(result: CheckResult) -> str:
+    """One failure as the glitch's text says it."""
+    line = f"{result.host} {result.check}: {result.message or result.status}"
+    return f"{line} ({result.caught_by})" if result.caught_by else line
+
+
+def qc_records(
+    run_id: str, results: Sequence[CheckResult], digest: str, *, own_run: bool
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The ``qc_result`` records of a QC, and on its own (``own_run``) the glitch its
+    failures open: (records, glitch id or None). The run's own start and end are the
+    caller's. Inside a maintenance run the hosts that failed fail the run, and the run
+    opens the glitch (plugins/callback/maintenance_ledger.py)."""
+    records = result_records(run_id, results, digest)
+    bad = failures(results)
+    if not (bad and own_run):
+        return records, None
+    hosts_failed = sorted({r.host for r in bad})
+    checks = sorted({r.check for r in bad})
+    record = run_glitch_record(
+        run_id,
+        f"QC failed on {', '.join(hosts_failed)}: {', '.join(checks)}",
+        hosts_failed,
+        text="\n".join(failure_line(r) for r in bad),
+        detected_by="qc",
+    )
+    return [*records, record], str(record["body"]["glitch_id"])
+
+
+def _answers_now() -> dict[str, list[str]]:
+    """The recorded answers map, or {} when the ledger cannot be read (the results are
+    still recorded, or spooled)."""
+    try:
+        with Ledger.open() as ledger:
+            return recorded_answers(ledger)
+    except (MilepostError, OSError, SQLAlchemyError):
+        return {}
 
 
 def failures(results: Sequence[CheckResult]) -> list[CheckResult]:
@@ -328,25 +437,11 @@ def run_qc(
         if own_run:
             append_or_spool([*start, run_ended(rid, "failed", str(failed))], "the QC run records")
         raise
-    records = [*start, *result_records(rid, results, catalogue_digest(root)[0])]
-    bad = failures(results)
-    glitch = None
-    # Inside a maintenance run the hosts that failed fail the run, and the run opens the
-    # glitch (plugins/callback/maintenance_ledger.py).
-    if bad and own_run:
-        hosts_failed = sorted({r.host for r in bad})
-        checks = sorted({r.check for r in bad})
-        record = run_glitch_record(
-            rid,
-            f"QC failed on {', '.join(hosts_failed)}: {', '.join(checks)}",
-            hosts_failed,
-            text="\n".join(f"{r.host} {r.check}: {r.message or r.status}" for r in bad),
-            detected_by="qc",
-        )
-        glitch = str(record["body"]["glitch_id"])
-        records.append(record)
+    results = with_answers(results, _answers_now())
+    found, glitch = qc_records(rid, results, catalogue_digest(root)[0], own_run=own_run)
+    records = [*start, *found]
     if own_run:
-        records.append(run_ended(rid, "failed" if bad else "successful"))
+        records.append(run_ended(rid, "failed" if failures(results) else "successful"))
     append_or_spool(records, "the QC results")
     return rid, results, glitch
 

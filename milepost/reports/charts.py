@@ -73,10 +73,11 @@ def percent_chart(
     measure: str,
     good: str,
     total: str,
+    more: Sequence[tuple[str, str]] = (),
 ) -> BarChart:
     """A bar per month of ``points`` ({label, good, total, percent}). ``measure`` says what
     the percentage is ("of patches on time"); ``good`` and ``total`` name the counts in the
-    table's columns."""
+    table's columns; ``more``: further columns of the table, (heading, key of the point)."""
     plot_width = WIDTH - LEFT - RIGHT
     plot_height = HEIGHT - TOP - BOTTOM
     baseline = TOP + plot_height
@@ -86,20 +87,23 @@ def percent_chart(
     for index, point in enumerate(points):
         percent = point.get("percent")
         label = str(point.get("label"))
+        extra = tuple(str(point.get(key, "-")) for _, key in more)
         center = LEFT + slot * index + slot / 2
         width = min(slot * 0.6, 64.0)
         if percent is None:
             bars.append(
                 Bar(label, False, "no data", center - width / 2, width, baseline, 0, center)
             )
-            rows.append((label, "no data", str(point.get("good", 0)), str(point.get("total", 0))))
+            rows.append(
+                (label, "no data", str(point.get("good", 0)), str(point.get("total", 0)), *extra)
+            )
             continue
         height = plot_height * max(0.0, min(float(percent), 100.0)) / 100.0
         text = _percent(float(percent))
         bars.append(
             Bar(label, True, text, center - width / 2, width, baseline - height, height, center)
         )
-        rows.append((label, text, str(point.get("good", 0)), str(point.get("total", 0))))
+        rows.append((label, text, str(point.get("good", 0)), str(point.get("total", 0)), *extra))
     ticks = tuple(Tick(baseline - plot_height * value / 100.0, f"{value}%") for value in TICKS)
     with_data = [(b.label, b.value_text) for b in bars if b.has_data]
     empty = not with_data
@@ -127,6 +131,6 @@ def percent_chart(
         ticks=ticks,
         empty=empty,
         caption=f"{title}: the figures",
-        columns=("Month", "Share", good.capitalize(), total.capitalize()),
+        columns=("Month", "Share", good.capitalize(), total.capitalize(), *(h for h, _ in more)),
         rows=tuple(rows),
     )

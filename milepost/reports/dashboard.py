@@ -24,7 +24,9 @@ from milepost.inventory.reading import source_problem
 from milepost.ledger.database import problem
 from milepost.ledger.files import write_atomic
 from milepost.ledger.housekeeping import open_ledger
+from milepost.oversight.catch_rate import duration_text
 from milepost.reports.charts import BarChart, percent_chart
+from milepost.reports.plain import month_label
 from milepost.reports.status import DEFAULT_MONTHS, build_status, check_months, status_data
 
 if TYPE_CHECKING:
@@ -56,7 +58,7 @@ def template_environment() -> Environment:
 
 
 def charts(data: Mapping[str, Any]) -> list[BarChart]:
-    """The dashboard's two charts, from the model's monthly figures."""
+    """The dashboard's charts, from the model's monthly figures."""
     months = data["months"]
     return [
         percent_chart(
@@ -75,6 +77,37 @@ def charts(data: Mapping[str, Any]) -> list[BarChart]:
             good="checks up",
             total="checks",
         ),
+        percent_chart(
+            "chart-qc-catch",
+            title=f"Problems our own checks found first, last {months} months",
+            points=qc_catch_points(data.get("qc_catch")),
+            measure="of problems found by quality checks or monitoring before anyone reported them",
+            good="found first",
+            total="problems",
+            more=(
+                ("Reported by people", "reported"),
+                ("Mean time to detect", "detect"),
+                ("Mean time to correct", "correct"),
+                ("Same cause as before", "recurring"),
+            ),
+        ),
+    ]
+
+
+def qc_catch_points(rate: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The catch-rate chart's points, one per month of the model's ``qc_catch``."""
+    return [
+        {
+            "label": month_label(m["month"]),
+            "good": m["caught_by_qc"] + m["caught_by_monitoring"],
+            "total": m["caught_by_qc"] + m["caught_by_monitoring"] + m["reported"],
+            "percent": m["caught_percent"],
+            "reported": m["reported"],
+            "detect": duration_text(m["detect_hours"]),
+            "correct": duration_text(m["correct_hours"]),
+            "recurring": m["recurring"],
+        }
+        for m in (rate or {}).get("months", [])
     ]
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from milepost.errors import UserError
 from milepost.ledger.bodies import collecting
 from milepost.ledger.chain import format_time
+from milepost.oversight.catch_rate import catch_rate
 from milepost.oversight.register_reading import notes
 from milepost.oversight.registers import GLITCH
 from milepost.oversight.scorecard import PatchCompliance, _judge, scorecards
@@ -211,6 +212,7 @@ def _build_status(
         vendors=_vendor_rows(cards, inventory.vendors),
         patch_compliance=compliance,
         availability=availability,
+        qc_catch=catch_rate(ledger, months, moment),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from milepost.oversight.catch_rate import CatchRate
 from milepost.reports.maintenance import LastMaintenance
 from milepost.reports.recent_changes import ChangeRow
 
@@ -186,6 +187,9 @@ class DashboardStatus:
     emergencies: list[EmergencyRow] = field(default_factory=list)
     patch_compliance: list[MonthPoint] = field(default_factory=list)
     availability: list[MonthPoint] = field(default_factory=list)
+    #: Quality control's catch rate per month, with the checks to review and the flaky
+    #: ones (milepost.oversight.catch_rate).
+    qc_catch: CatchRate | None = None
     #: Warnings about ledger records left out because they could not be used
     #: (milepost.ledger.bodies), at most milepost.reports.status.MAX_SKIPPED_SHOWN
     #: of them; skipped_count: all.

@@ -34,7 +34,7 @@ from milepost.inventory.vendors import INTERFACES_VAR, load_vendors, vendor_of_h
 from milepost.inventory.windows import window_state
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
-from milepost.oversight.scorecard import parse_period
+from milepost.oversight.scorecard import last_months
 from milepost.patching.exposure import open_hosts
 from milepost.reports.checks import latest_interface_checks
 from milepost.reports.plain import count, month_label, plain_moment, plain_time
@@ -71,12 +71,7 @@ NO_ADVISORIES = "No known security advisories affect the fleet"
 
 
 def _periods(today: date, months: int) -> list[Period]:
-    labels = []
-    year, month = today.year, today.month
-    for _ in range(months):
-        labels.append(f"{year:04d}-{month:02d}")
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-    return [parse_period(label) for label in reversed(labels)]
+    return last_months(today, months)
 
 
 def _point(period: Period, good: int, total: int) -> MonthPoint:

@@ -4,10 +4,22 @@ They are product, not tests of Milepost: `milepost qc run` runs them against the
 (testinfra's ansible backend: hosts, users, keys and known_hosts as Ansible has them) and
 records each host's result of each check in the ledger; playbooks/maintain.yml runs them at
 the end of every cycle. Change them like any control, and record why:
-`milepost qc record-change --title TEXT --reason TEXT`.
+`milepost qc record-change --title TEXT --reason TEXT [--glitch G-ID] [--lesson L-ID]`.
+
+A check added for a glitch names it: `@pytest.mark.answers("G-1a2b3c4d")` (glitch ids as
+text). The change records it, and a later failure of the check says it was "caught by the
+check added for glitch G-1a2b3c4d".
 """
 
 import pytest
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "answers(*glitch_ids): the glitches this check was added for"
+        " (recorded by milepost qc record-change)",
+    )
 
 
 # Module scope, as testinfra's `host`: once per host, not once per check.

@@ -29,6 +29,7 @@ from milepost.ledger.chain import canonical_record, chain_hash, utc_now
 from milepost.ledger.runs import run_started, task_result
 from milepost.ledger.schema import records as T
 from milepost.notify.send import _already_told
+from milepost.oversight.catch_rate import catch_rate
 from milepost.oversight.questions import questions
 from milepost.oversight.register_reading import notes
 from milepost.oversight.scorecard import parse_period, scorecards
@@ -182,6 +183,18 @@ MALFORMED = {
             {"note_id": "L-0000bad1", "type": "lesson", "title": {"x": 1}},
             {"type": "lesson", "title": "no id"},
             {"note_id": "L-0000bad1", "type": "lesson", "text": HUGE + HUGE},
+            # A QC catalogue change whose checks-added-for-glitches map is not one.
+            {"note_id": "QC-0000bad1", "type": "qc-process", "details": {"answers": ["test_x"]}},
+            {
+                "note_id": "QC-0000bad1",
+                "type": "qc-process",
+                "details": {"answers": {"test_x": "G-1"}},
+            },
+            {
+                "note_id": "QC-0000bad1",
+                "type": "qc-process",
+                "details": {"answers": {"test_x": [7]}},
+            },
             NOT_AN_OBJECT,
         ],
     ),
@@ -245,6 +258,8 @@ MALFORMED = {
         [
             {"status": None, "check": "x"},
             {"status": "failed", "message": ["x"]},
+            {"status": "failed", "check": "x", "answers": "G-1"},
+            {"status": "failed", "check": "x", "answers": [{"glitch": "G-1"}]},
             NOT_AN_OBJECT,
         ],
     ),
@@ -385,6 +400,7 @@ def read_everything(ledger, inventory_dir) -> dict:
         "run": usable_run(ledger.run("r1")),
         "status": build_status(ledger, sources, 2, NOW),
         "plans": load_plans(ledger),
+        "qc_catch": catch_rate(ledger, 2, NOW),
         "signatures": load_signatures(ledger),
     }
     setup = _read_inventory(sources)
@@ -574,6 +590,8 @@ def test_no_read_command_prints_a_traceback_on_any_malformed_record(
         ["note", "export", "--format", "csv", "--out", str(tmp_path / "notes.csv")],
         ["vendor", "question", "list"],
         ["vendor", "scorecard", "-i", inventory],
+        ["qc", "report"],
+        ["qc", "report", "--json"],
         ["report", "dashboard", "--out", str(tmp_path / "out"), "-i", inventory],
         [
             "notify",

@@ -299,7 +299,7 @@ def test_the_dashboard_in_a_real_browser(ledger, inventory, tmp_path):
 
     # Charts: SVG images with a title, and their figures as a table.
     charts = [s for s in dom.svgs if s["attrs"].get("role") == "img"]
-    assert len(charts) == 2
+    assert len(charts) == 3
     assert all(s["title"] and s["attrs"].get("aria-labelledby") for s in charts)
     assert "Vendor interfaces up, last 4 months: the figures" in page
     assert any(p["percent"] is not None for p in data["availability"])
@@ -352,7 +352,7 @@ def test_a_run_under_way_and_an_empty_history(ledger, inventory, tmp_path):
     assert "Maintenance under way" in html
     # No advisories and no checks: the charts say so instead of drawing zeros.
     assert "No known security advisories affect the fleet" in html
-    assert html.count(">No data yet</text>") == 2
+    assert html.count(">No data yet</text>") == 3
     assert all(p["percent"] is None for p in data["patch_compliance"] + data["availability"])
     assert len(data["availability"]) == 3
     assert CANARY not in html and CANARY not in json.dumps(data)
@@ -431,3 +431,51 @@ def test_security_updates_list_waiting_ones_then_those_installed_lately():
     assert (installed.open_hosts, installed.closed_hosts) == ([], ["acct-01", "pay-02"])
     assert installed.closed_on == "2026-12-07"
     assert installed.cves == ["CVE-2026-0001", "CVE-2026-0002"]
+
+
+def test_qc_catch_rate_chart_and_its_table_in_a_real_browser(ledger, inventory, tmp_path):
+    """The catch-rate scenario of tests/unit/quality (known figures) on the page: a chart
+    with a title and description, its figures as a table, and the checks to look at."""
+    from test_catch_rate import NOW, build_catch_ledger
+
+    from milepost.reports import write_dashboard
+
+    build_catch_ledger(ledger)
+    index = write_dashboard(tmp_path / "out", [inventory], months=3, ledger=ledger, now=NOW)
+    data = json.loads((index.parent / "status.json").read_text())
+    assert [m["caught_percent"] for m in data["qc_catch"]["months"]] == [66.7, 50.0, 50.0]
+
+    dom_text = chromium(tmp_path, "--dump-dom", index.as_uri()).stdout
+    dom = DashboardDom()
+    dom.feed(dom_text)
+    [chart] = [s for s in dom.svgs if s["attrs"].get("aria-labelledby", "").startswith(
+        "chart-qc-catch")]  # fmt: skip
+    assert chart["title"] == "Problems our own checks found first, last 3 months"
+    page = words(dom_text)
+    assert "Latest: 50% in Jun 2026" in page
+    caption = "Problems our own checks found first, last 3 months: the figures"
+    table = words(dom_text.split(caption, 1)[1].split("</table>", 1)[0])
+    for heading in (
+        "Month",
+        "Share",
+        "Found first",
+        "Problems",
+        "Reported by people",
+        "Mean time to detect",
+        "Mean time to correct",
+        "Same cause as before",
+    ):
+        assert f">{heading}</th>" in table
+    # A row per month: month, share, found first, problems, reported, detect, correct,
+    # recurring.
+    cells = re.findall(r"<t[hd][^>]*>([^<]*)</t[hd]>", table)
+    assert cells[8:] == [
+        "Apr 2026", "66.7%", "2", "3", "1", "27 hours", "18 hours", "0",
+        "May 2026", "50%", "1", "2", "1", "2 hours", "24 hours", "1",
+        "Jun 2026", "50%", "1", "2", "1", "-", "-", "2",
+    ]  # fmt: skip
+    assert "test_old_reliable" in words(dom.rows["data-stale-check=test_old_reliable"]["text"])
+    flaky = dom_text.split('data-flaky-check="test_flaky"', 1)[1].split("</tr>", 1)[0]
+    assert re.findall(r"<t[hd][^>]*>([^<]*)<", flaky)[:3] == ["test_flaky", "2", "pay-01, pay-02"]
+    assert '<time datetime="2026-06-02T00:00:00.000000Z">2026-06-02</time>' in flaky
+    assert "data-recurring=G-a0000003 G-b0000003" in dom.rows
