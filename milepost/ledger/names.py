@@ -32,6 +32,9 @@ NOTE_TYPES = (LESSON, DESIRED_CHANGE, GLITCH, QC_PROCESS)
 NOTE_CATEGORIES = ("policy", "technology", "communications")
 LINK_KINDS = ("runs", "glitches", "notes")
 
+#: Who a vendor question is put to (milepost.oversight.questions): a vendor, or the agency.
+QUESTION_DIRECTIONS = ("to_vendor", "to_agency")
+
 #: What a change plan may be made for (milepost.change_control.plans), and the part a
 #: signature over a plan plays: its author's, or an approver's.
 PLAN_ACTIONS = ("maintain", "remediate", "emergency")
