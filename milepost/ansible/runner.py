@@ -41,7 +41,8 @@ import ansible_runner.interface
 
 from milepost.errors import MilepostError, Stopped, UserError
 from milepost.inventory.checks import CheckedInventory, check_inventory
-from milepost.inventory.reading import PHASES, default_inventory, inventory_phase
+from milepost.inventory.phase import PHASES
+from milepost.inventory.reading import default_inventory, inventory_phase
 from milepost.ledger import Ledger, LedgerUnavailable
 from milepost.ledger.runs import new_run_id
 from milepost.paths import project_root
@@ -337,9 +338,11 @@ def run_checked(
     starts (the upcoming-maintenance notice). ``quiet``: the playbook's output is not
     shown (a dry run whose result is read from the ledger).
 
-    The inventory's milepost_phase goes to the playbook as an extra var (play keywords
-    such as serial see extra vars, not inventory variables) and to the ledger callback
-    (MILEPOST_PHASE)."""
+    The run's phase (milepost.inventory.phase: hypercare when group all or a RUC host the
+    run touches is in hypercare today, dates included) goes to the ledger callback
+    (MILEPOST_PHASE); the playbooks decide per host with the same rule (the filters of
+    plugins/filter/milepost_phase.py). ``-e milepost_phase=...`` sets it for every host of
+    one run."""
     root = project_root()
     os.environ["ANSIBLE_CONFIG"] = str(root / "ansible.cfg")
     sources = [inventory] if inventory is not None else default_inventory()
@@ -347,9 +350,10 @@ def run_checked(
         sources, limit=limit, extra_vars=extravars, playbook_dir=root / "playbooks"
     )
     given = (extravars or {}).get("milepost_phase")
-    phase = inventory_phase(checked.sources) if given is None else str(given)
+    phase = inventory_phase(checked.sources, hosts=checked.hosts) if given is None else str(given)
     if phase not in PHASES:
         raise UserError(f"-e milepost_phase must be one of {', '.join(PHASES)}, not {phase[:40]!r}")
+    overlay = {"milepost_phase": phase} if given is not None else {}
     env = {"MILEPOST_PHASE": phase, **({"MILEPOST_RUN_KIND": run_kind} if run_kind else {})}
     run_id = new_run_id()
     if before_run is not None:
@@ -360,7 +364,7 @@ def run_checked(
         limit=limit,
         check=check,
         diff=diff,
-        extravars={**(extravars or {}), "milepost_phase": phase},
+        extravars={**(extravars or {}), **overlay},
         env=env,
         root=root,
         run_id=run_id,

@@ -17,6 +17,10 @@ milepost_inventory_check); the command line makes those and more:
 - every ``milepost_window`` and ``milepost_blackouts`` is well formed (milepost.inventory.windows);
 - the run's OS patching options are known: ``os_patch_scope`` all or security,
   ``os_patch_reboot`` never or if_required (roles/os_patch/meta/argument_specs.yml);
+- ``milepost_phase`` (group all and each RUC host's) is normal, hypercare, or a mapping
+  {name, launch, end} whose end is not before its launch (milepost.inventory.phase);
+- ``milepost_question_commitments`` maps question categories to days
+  (milepost.inventory.question_commitments);
 - every ``baseline_*`` variable is one roles/baseline/meta/argument_specs.yml declares, with
   entries of the declared keys, types and choices (milepost.inventory.baseline_checks).
 
@@ -40,6 +44,8 @@ from milepost.inventory.batches import max_unavailable as check_max_unavailable
 from milepost.inventory.change_rules import SETTINGS_VAR as CHANGE_RULES_VAR
 from milepost.inventory.change_rules import parse_rules
 from milepost.inventory.debian import DEBIAN_VERSION, OS_PATCH_CHOICES, PACKAGE_NAME
+from milepost.inventory.phase import PHASE_VAR, parse_phase
+from milepost.inventory.question_commitments import COMMITMENTS_VAR, parse_commitments
 from milepost.inventory.reading import (
     RUC_GROUP,
     _ansible_error,
@@ -139,10 +145,26 @@ def _window_problems(variables: Mapping[str, Any]) -> Iterator[str]:
         yield str(bad)
 
 
-def ruc_host_problems(vendor: Any, pins: Any, change_control: Any = None) -> list[str]:
+def _controller_problems(phase: Any, commitments: Any) -> Iterator[str]:
+    """Group all's milepost_phase and milepost_question_commitments."""
+    for check, value in ((parse_phase, phase), (parse_commitments, commitments)):
+        try:
+            check(value)
+        except UserError as bad:
+            yield str(bad)
+
+
+def ruc_host_problems(
+    vendor: Any, pins: Any, change_control: Any = None, phase: Any = None
+) -> list[str]:
     """What is wrong with a RUC host's own variables: no vendor, pinned packages that are not
-    Debian names and versions, change-control rules that are not rules."""
+    Debian names and versions, change-control rules that are not rules, a phase that is
+    not a phase."""
     problems = []
+    try:
+        parse_phase(phase)
+    except UserError as bad:
+        problems.append(str(bad))
     if not str(vendor or "").strip():
         problems.append("no milepost_vendor (set it on the host's group)")
     problems.extend(_package_problems(pins))
@@ -154,18 +176,27 @@ def ruc_host_problems(vendor: Any, pins: Any, change_control: Any = None) -> lis
 
 
 def run_problems(
-    hosts: Mapping[str, tuple[Any, Any, Any]], interfaces: Any, options: Mapping[str, Any]
+    hosts: Mapping[str, tuple[Any, ...]],
+    interfaces: Any,
+    options: Mapping[str, Any],
+    controller: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """What every run checks before any host is touched, on values Ansible already holds
     (the first play of maintain.yml, through the action plugin milepost_inventory_check):
-    each RUC host's (vendor, pins, change-control rules), the controller's
-    milepost_interfaces and OS patching options. One line per problem, naming its hosts.
-    The command line checks the same and more (inventory_problems)."""
+    each RUC host's (vendor, pins, change-control rules, phase), the controller's
+    milepost_interfaces, OS patching options, and ``controller``'s milepost_phase and
+    milepost_question_commitments. One line per problem, naming its hosts. The command
+    line checks the same and more (inventory_problems)."""
     found: dict[str, list[str]] = {}
-    for name, (vendor, pins, change_control) in hosts.items():
-        for text in ruc_host_problems(vendor, pins, change_control):
+    for name, values in hosts.items():
+        for text in ruc_host_problems(*values):
             found.setdefault(text, []).append(name)
-    for text in [*_interface_problems(interfaces), *_option_problems(options)]:
+    given = controller or {}
+    for text in [
+        *_interface_problems(interfaces),
+        *_option_problems(options),
+        *_controller_problems(given.get(PHASE_VAR), given.get(COMMITMENTS_VAR)),
+    ]:
         found.setdefault(text, [])
     return [printable(problem) for problem in _by_problem(found)]
 
@@ -257,7 +288,8 @@ def inventory_problems(
                 vendor = _template(templar, host_vars, "milepost_vendor")
                 pins = _template(templar, host_vars, "app_update_versions")
                 rules = _template(templar, host_vars, CHANGE_RULES_VAR)
-                host_problems = ruc_host_problems(vendor, pins, rules)
+                phase = _template(templar, host_vars, PHASE_VAR)
+                host_problems = ruc_host_problems(vendor, pins, rules, phase)
                 if not host_problems and isinstance(pins, Mapping) and pins:
                     repo = tuple(
                         tuple(str(item) for item in _template(templar, host_vars, key) or default)
@@ -308,6 +340,11 @@ def inventory_problems(
             options = {key: _template(templar, controller_vars, key) for key in OS_PATCH_CHOICES}
             for text in _option_problems(options):
                 found.setdefault(text, [])  # the play checks them on the controller too
+            for text in _controller_problems(
+                _template(templar, controller_vars, PHASE_VAR),
+                _template(templar, controller_vars, COMMITMENTS_VAR),
+            ):
+                found.setdefault(text, [])
         except AnsibleError as exc:
             return [_inventory_error(sources, exc, warnings.getvalue())], []
 

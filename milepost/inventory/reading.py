@@ -20,7 +20,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import yaml
 
 from milepost.errors import UserError
 from milepost.input_checks import shown
+from milepost.inventory.phase import HYPERCARE, NORMAL, PHASE_VAR, PHASES, phase_at
 from milepost.paths import project_root
 
 __all__ = [
@@ -380,18 +381,18 @@ def inventory_variables(
     return controller, per_host
 
 
-#: The program's phases (milepost_phase): hypercare, the early days and months after a
-#: launch, makes every run stricter.
-PHASES = ("normal", "hypercare")
-
-
-def inventory_phase(sources: Sequence[Path]) -> str:
-    """The inventory's milepost_phase (group all; default normal). UserError if unknown."""
-    controller, _ = inventory_variables(sources, ["milepost_phase"])
-    phase = controller.get("milepost_phase") or "normal"
-    if phase not in PHASES:
-        raise UserError(
-            f"milepost_phase {str(phase)[:40]!r} is not one of {', '.join(PHASES)}:"
-            " set it in group_vars/all"
-        )
-    return str(phase)
+def inventory_phase(
+    sources: Sequence[Path],
+    now: datetime | date | None = None,
+    hosts: Sequence[str] | None = None,
+) -> str:
+    """The program's phase on ``now``'s day (default today): hypercare when group all's
+    milepost_phase or that of any RUC host (of ``hosts``, default every one) puts it in
+    hypercare then (milepost.inventory.phase.phase_at, the one rule); normal otherwise.
+    UserError (one line) for a malformed value."""
+    controller, per_host = inventory_variables(sources, [PHASE_VAR])
+    found = [phase_at(controller.get(PHASE_VAR), now, f"{PHASE_VAR} (group all)")]
+    for host, values in per_host.items():
+        if hosts is None or host in hosts:
+            found.append(phase_at(values.get(PHASE_VAR), now, f"{PHASE_VAR} of {host}"))
+    return HYPERCARE if HYPERCARE in found else NORMAL

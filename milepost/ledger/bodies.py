@@ -37,6 +37,7 @@ from milepost.ledger.names import (
     NOTE_CATEGORIES,
     NOTE_TYPES,
     PLAN_ACTIONS,
+    QUESTION_DIRECTIONS,
     RUN_KINDS,
     RUN_STATUSES,
     TASK_PROGRESS,
@@ -377,6 +378,8 @@ def _note_updated(body: Mapping[str, Any]) -> None:
 def _vendor_question(body: Mapping[str, Any]) -> None:
     _text(body, "question_id", required=True, limit=64)
     _text(body, "vendor", required=True)
+    _choice(body, "direction", QUESTION_DIRECTIONS, required=False)
+    _text(body, "category", limit=64)
     _text(body, "subject", limit=1000)
     _text(body, "body", limit=MAX_TEXT)
     _text(body, "asked_by")
@@ -415,6 +418,8 @@ def _notice(body: Mapping[str, Any]) -> None:
     about = _dict(body, "about")
     _texts(about, "windows")
     _flag(about, "starting_now")
+    _texts(about, "questions")
+    _date(about, "day")
 
 
 def _emergency_patch(body: Mapping[str, Any]) -> None:

@@ -35,6 +35,9 @@ LINK_KINDS = ("runs", "glitches", "notes")
 #: milepost.reports and milepost.oversight.catch_rate read it).
 QC_RESULT = "qc_result"
 
+#: Who a vendor question is put to (milepost.oversight.questions): a vendor, or the agency.
+QUESTION_DIRECTIONS = ("to_vendor", "to_agency")
+
 #: What a change plan may be made for (milepost.change_control.plans), and the part a
 #: signature over a plan plays: its author's, or an approver's.
 PLAN_ACTIONS = ("maintain", "remediate", "emergency")

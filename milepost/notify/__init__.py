@@ -1,13 +1,17 @@
 """Notices for communications and customer-service staff, in plain language.
 
-Four notices, each a template in ``notices/`` (editable; ``<notice>.txt.j2``: a first line
+Six notices, each a template in ``notices/`` (editable; ``<notice>.txt.j2``: a first line
 ``Subject: ...``, a blank line, the body) rendered in Jinja2's sandbox from the LEDGER and
 the inventory, never from Ansible's output:
 
 - ``upcoming``: maintenance windows opening soon (or work starting now, from a run);
 - ``completed``: how a run went, what changed and what went wrong, per system;
 - ``emergency``: an emergency patch, at its start and with its outcome at its end;
-- ``glitch``: a glitch of the registers, its impact and what is being done.
+- ``glitch``: a glitch of the registers, its impact and what is being done;
+- ``question_reminder``: vendors' questions to the agency due for an answer soon (each
+  question once per audience);
+- ``daily_review``: the hypercare daily review for the program team (milepost.reports.
+  daily_review computes it; ``milepost report daily-review --send``).
 
 The program's name is ``milepost_program_name`` (group all; the dashboard's too). Who is
 told, and how, is ``milepost_notify`` in group_vars/all

@@ -35,7 +35,7 @@ __all__ = [
 
 NOTIFY_VAR = "milepost_notify"
 #: The notices Milepost sends, each with its template notices/<notice>.txt.j2.
-NOTICES = ("upcoming", "completed", "emergency", "glitch")
+NOTICES = ("upcoming", "completed", "emergency", "glitch", "question_reminder", "daily_review")
 TOP_KEYS = (
     "contact",
     "from",

@@ -2,7 +2,8 @@
 output): the context its template is rendered with, and what the notice is about. Here: the
 notice (:class:`Content`) and the words every notice uses; each notice's own content is in
 milepost.notify.content_upcoming (upcoming maintenance), milepost.notify.content_runs (a
-run completed, an emergency patch) and milepost.notify.content_glitch (a glitch).
+run completed, an emergency patch), milepost.notify.content_glitch (a glitch) and
+milepost.notify.content_review (a question reminder, the hypercare daily review).
 
 Every context has ``program``, ``contact``, ``generated_at`` (UTC, in words) and
 ``systems`` ([{key, name, serves, impact}]). Host names never reach the text: a host named

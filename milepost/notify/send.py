@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,13 @@ from milepost.ledger import Ledger
 from milepost.ledger.bodies import usable
 from milepost.ledger.schema import records as T
 from milepost.ledger.spool import append_or_spool
-from milepost.notify import content, content_glitch, content_runs, content_upcoming
+from milepost.notify import (
+    content,
+    content_glitch,
+    content_review,
+    content_runs,
+    content_upcoming,
+)
 from milepost.notify.config import (
     NOTICES,
     Audience,
@@ -156,6 +162,22 @@ def _recipients(setup: NotifySetup, audience: Audience, about: content.Content) 
     return tuple(dict.fromkeys(addresses))
 
 
+def _already_reminded(ledger: Ledger, audience: str) -> set[str]:
+    """The questions a question_reminder already went to ``audience`` about."""
+
+    told: set[str] = set()
+    with ledger.read_transaction() as conn:
+        rows = conn.execute(select(T.c.seq, T.c.body).where(T.c.kind == KIND).order_by(T.c.seq))
+        for seq, text in rows:
+            body = usable(seq, KIND, text)
+            if body is None or body["notice"] != "question_reminder":
+                continue
+            about = body.get("about") or {}
+            if body.get("audience") == audience and body.get("result") == SENT:
+                told.update(str(key) for key in about.get("questions") or ())
+    return told
+
+
 def _already_told(ledger: Ledger, audience: str, starting_now: bool) -> set[str]:
     """The window keys upcoming notices already went to ``audience`` about."""
 
@@ -276,8 +298,39 @@ def _contents(
     within_hours: float,
     systems: Sequence[str] | None,
     hosts: Sequence[str] | None,
+    review: Mapping[str, Any] | None = None,
 ) -> list[tuple[str, content.Content]]:
     """(audience, content) for each audience that gets the notice."""
+    if notice == "daily_review":
+        same = content_review.daily_review(setup, review, now=clock)
+        return [(name, same) for name in audiences]
+    if notice == "question_reminder":
+        due = content_review.reminder_questions(ledger, clock, within_hours)
+        if not due:
+            outcome.skipped.append(
+                f"nothing to send: no vendor question to the agency is due within"
+                f" {within_hours:g} hours"
+            )
+            return []
+        reminders = []
+        for name in audiences:
+            told = _already_reminded(ledger, name)
+            waiting = [q for q in due if q.question_id not in told]
+            if not waiting:
+                outcome.skipped.append(
+                    f"{name}: already reminded of {', '.join(q.question_id for q in due)}:"
+                    " not sent again"
+                )
+                continue
+            reminders.append(
+                (
+                    name,
+                    content_review.question_reminder(
+                        setup, waiting, now=clock, within_hours=within_hours
+                    ),
+                )
+            )
+        return reminders
     if notice == "completed":
         if not run_id:
             raise UserError("the completed notice needs --run-id: `milepost ledger runs`")
@@ -371,14 +424,17 @@ def send_notice(
     hosts: Sequence[str] | None = None,
     dry_run: bool = False,
     at: datetime | None = None,
+    review: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    """Send the ``kind`` notice (upcoming, completed, emergency, glitch) to ``audiences``
+    """Send the ``kind`` notice (NOTICES) to ``audiences``
     (default: milepost_notify.notices.<kind>) and record each delivery.
 
     ``run_id``: the run (completed, emergency; upcoming: the run starting); ``note_id``: the
     glitch; ``now``: upcoming work starting now on ``hosts`` (or ``systems``);
-    ``within_hours``, ``systems``: which windows an upcoming notice tells of; ``dry_run``:
-    render only (nothing sent or recorded); ``at``: the time taken as now (default: now).
+    ``within_hours``, ``systems``: which windows an upcoming notice tells of (a
+    question_reminder: the questions due within ``within_hours``); ``review``: the daily
+    review's data (milepost.reports.daily_review); ``dry_run``: render only (nothing sent
+    or recorded); ``at``: the time taken as now (default: now).
 
     UserError (exit 2) for bad input: not configured (NotConfigured), an unknown audience,
     run or glitch, a template that does not render. Delivery failures never raise: they
@@ -421,6 +477,7 @@ def send_notice(
             within_hours=within_hours,
             systems=systems,
             hosts=hosts,
+            review=review,
         )
         planned = _plan(setup, wanted, redactor, outcome)
         for plan in planned:

@@ -1,17 +1,26 @@
-"""The vendor questions register: questions put to vendors and their answers, in the ledger.
+"""The vendor questions register: questions between the agency and its vendors, both ways,
+and their answers, in the ledger.
 
-A question is two records, never an update:
+A question goes one of two ways (its direction): ``to_vendor``, the agency asks a vendor,
+who answers within its contract's question_response_hours; ``to_agency``, a vendor asks the
+agency, which answers within the days milepost_question_commitments sets for the
+question's category (milepost.inventory.question_commitments). A question is two records,
+never an update:
 
 vendor_question (host and run_id null) body: question_id ("Q-" + 8 hex), vendor (a key of
-milepost_vendors), subject (one line), body (text of several lines, or null), asked_by,
-response_hours (the vendor's question_response_hours when it was asked), due_at (the
+milepost_vendors), direction (to_vendor or to_agency; a record without one is to_vendor),
+category (to_agency only: a key of milepost_question_commitments), subject (one line), body
+(text of several lines, or null), asked_by (who asked: the operator, or the vendor's person
+for to_agency), response_hours (the commitment in hours when it was asked), due_at (the
 record's recorded_at plus response_hours, in the ledger's UTC time format).
 
 vendor_question_answered body: question_id, text, answered_by. The question is answered
 at the record's recorded_at.
 
-A question's state (open, answered) and whether it is late (answered after its due time,
-or still open past it) are computed from these records, never stored.
+A question's state (open, answered), whether it is late (answered after its due time, or
+still open past it) and whether it is due soon (open, not yet due, due within a few
+hours: :func:`due_soon`, what a reminder lists) are computed from these records, never
+stored.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from milepost.input_checks import check_multiline, check_text, shown
 from milepost.ledger.bodies import usable
 from milepost.ledger.chain import TIME_FORMAT, format_time, utc_now
 from milepost.ledger.database import LedgerUnavailable, problem
+from milepost.ledger.names import QUESTION_DIRECTIONS
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import prepare
 from milepost.operator import operator_name
@@ -43,10 +53,16 @@ if TYPE_CHECKING:
 __all__ = [
     "ANSWERED",
     "ASKED",
+    "DIRECTIONS",
     "QUESTION_STATES",
+    "TO_AGENCY",
+    "TO_VENDOR",
     "Question",
     "answer",
     "ask",
+    "ask_agency",
+    "check_category",
+    "due_soon",
     "load_questions",
     "questions",
 ]
@@ -54,6 +70,11 @@ __all__ = [
 ASKED = "vendor_question"
 ANSWERED = "vendor_question_answered"
 QUESTION_STATES = ("open", "answered")
+#: Who a question is put to: a vendor (by the agency), or the agency (by a vendor).
+DIRECTIONS = QUESTION_DIRECTIONS
+TO_VENDOR, TO_AGENCY = QUESTION_DIRECTIONS
+#: A reminder lists open questions to the agency due within this many hours (default).
+REMIND_HOURS = 24.0
 MAX_SUBJECT = 200
 #: Longest question body or answer (64 KiB of characters); longer ones are refused by length.
 MAX_BODY = 64 * 1024
@@ -68,6 +89,8 @@ class Question:
 
     question_id: str
     vendor: str
+    direction: str
+    category: str | None
     subject: str
     body: str | None
     asked_by: str | None
@@ -85,6 +108,12 @@ class Question:
     def overdue(self) -> bool:
         """Open and past its due time."""
         return self.state == "open" and self.late
+
+    def due_within(self, now: datetime | str, hours: float) -> bool:
+        """Open, not yet due at ``now``, and due within ``hours`` of it."""
+        at = _parse(format_time(now))
+        due = _parse(self.due_at)
+        return self.state == "open" and at <= due <= at + timedelta(hours=hours)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +158,51 @@ def _check_vendor(vendors: Mapping[str, Vendor], vendor: str) -> Vendor:
     return vendors[key]
 
 
+def check_category(commitments: Mapping[str, float], category: str) -> str:
+    """A category of milepost_question_commitments. UserError (one line) otherwise."""
+    key = check_text(category, "--category", max_len=64)
+    if key not in commitments:
+        known = _named(sorted(commitments)) or (
+            "none: set milepost_question_commitments in the inventory (group_vars/all)"
+        )
+        raise UserError(
+            f"unknown question category {shown(key)}: milepost_question_commitments has {known}"
+        )
+    return key
+
+
+def _append_question(
+    ledger: Ledger,
+    *,
+    stamp: str,
+    vendor: str,
+    direction: str,
+    category: str | None,
+    subject: str,
+    details: str | None,
+    asked_by: str,
+    hours: float,
+) -> Question:
+    due_at = format_time(_parse(stamp) + timedelta(hours=hours))
+    question_id = "Q-" + secrets.token_hex(4)
+    body: dict[str, Any] = {
+        "question_id": question_id,
+        "vendor": vendor,
+        "direction": direction,
+        "subject": subject,
+        "body": details,
+        "asked_by": asked_by,
+        "response_hours": hours,
+        "due_at": due_at,
+    }
+    if category is not None:
+        body["category"] = category
+    ledger.append(
+        [{"kind": ASKED, "run_id": None, "host": None, "recorded_at": stamp, "body": body}]
+    )
+    return next(q for q in questions(ledger) if q.question_id == question_id)
+
+
 def ask(
     ledger: Ledger,
     vendors: Mapping[str, Vendor],
@@ -145,30 +219,52 @@ def ask(
     text, details = check_question(subject, body)
     found = _check_vendor(vendors, vendor)
     stamp = utc_now() if asked_at is None else _moment(asked_at, "asked at")
-    hours = found.commitments.question_response_hours
-    due_at = format_time(_parse(stamp) + timedelta(hours=hours))
-    question_id = "Q-" + secrets.token_hex(4)
     who = check_text(asked_by, "asked by", max_len=MAX_SUBJECT) if asked_by else operator_name()
-    ledger.append(
-        [
-            {
-                "kind": ASKED,
-                "run_id": None,
-                "host": None,
-                "recorded_at": stamp,
-                "body": {
-                    "question_id": question_id,
-                    "vendor": found.key,
-                    "subject": text,
-                    "body": details,
-                    "asked_by": who,
-                    "response_hours": hours,
-                    "due_at": due_at,
-                },
-            }
-        ]
+    return _append_question(
+        ledger,
+        stamp=stamp,
+        vendor=found.key,
+        direction=TO_VENDOR,
+        category=None,
+        subject=text,
+        details=details,
+        asked_by=who,
+        hours=found.commitments.question_response_hours,
     )
-    return next(q for q in questions(ledger) if q.question_id == question_id)
+
+
+def ask_agency(
+    ledger: Ledger,
+    vendors: Mapping[str, Vendor],
+    commitments: Mapping[str, float],
+    *,
+    vendor: str,
+    category: str,
+    subject: str,
+    body: str | None = None,
+    asked_at: datetime | str | None = None,
+    asked_by: str | None = None,
+) -> Question:
+    """Append a vendor_question record of a question ``vendor`` put to the agency, due
+    within the days milepost_question_commitments sets for ``category``; return it.
+    ``asked_by``: the vendor's person who asked (default: the operator recording it).
+    UserError (nothing appended) for an unknown vendor or category, or bad text."""
+    text, details = check_question(subject, body)
+    found = _check_vendor(vendors, vendor)
+    key = check_category(commitments, category)
+    stamp = utc_now() if asked_at is None else _moment(asked_at, "asked at")
+    who = check_text(asked_by, "--asked-by", max_len=MAX_SUBJECT) if asked_by else operator_name()
+    return _append_question(
+        ledger,
+        stamp=stamp,
+        vendor=found.key,
+        direction=TO_AGENCY,
+        category=key,
+        subject=text,
+        details=details,
+        asked_by=who,
+        hours=round(commitments[key] * 24, 2),
+    )
 
 
 def answer(
@@ -263,6 +359,8 @@ def load_questions(conn: Connection, now: datetime | str | None = None) -> list[
             Question(
                 question_id=question_id,
                 vendor=str(body.get("vendor") or ""),
+                direction=str(body.get("direction") or TO_VENDOR),
+                category=_text(body.get("category")),
                 subject=str(body.get("subject") or ""),
                 body=_text(body.get("body")),
                 asked_by=_text(body.get("asked_by")),
@@ -287,3 +385,23 @@ def questions(ledger: Ledger, now: datetime | str | None = None) -> list[Questio
     """Every question, oldest first, with its state and lateness at ``now``."""
     with ledger.read_transaction() as conn:
         return load_questions(conn, now)
+
+
+def check_hours(value: float, what: str = "--within") -> float:
+    """A number of hours ahead, more than 0 and at most 400 days."""
+    if not 0 < value <= 24 * 400:
+        raise UserError(f"{what} must be more than 0 and at most {24 * 400} hours, not {value:g}")
+    return value
+
+
+def due_soon(
+    found: list[Question],
+    now: datetime | str,
+    within_hours: float = REMIND_HOURS,
+    direction: str = TO_AGENCY,
+) -> list[Question]:
+    """The open questions of ``direction`` not yet due at ``now`` and due within
+    ``within_hours`` of it, soonest first: what a reminder lists."""
+    hours = check_hours(within_hours)
+    soon = [q for q in found if q.direction == direction and q.due_within(now, hours)]
+    return sorted(soon, key=lambda q: q.due_at)

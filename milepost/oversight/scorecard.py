@@ -12,8 +12,10 @@ For one vendor and one period (a calendar month, UTC):
 - drift findings on its hosts first seen in the period, and those still open;
 - runs in the period in which one of its hosts failed or was unreachable, and the hosts
   rolled back (a package changed and changed back in one run);
-- questions asked in the period: answered on time, answered late, open past due, and the
-  median response time against the committed response time.
+- questions asked in the period, both ways: those put to the vendor (answered on time,
+  answered late, open past due, the median response time against the contract's response
+  time) and those the vendor put to the agency (the same counts, against the agency's own
+  commitments per category, milepost_question_commitments).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from milepost.input_checks import shown
 from milepost.ledger.bodies import usable
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
-from milepost.oversight.questions import questions
+from milepost.oversight.questions import TO_AGENCY, TO_VENDOR, questions
 from milepost.patching.advisories import load_advisories
 from milepost.patching.exposure import exposures
 
@@ -118,6 +120,14 @@ class Scorecard:
     open_overdue: int
     median_response_hours: float | None
     response_commitment_hours: float | None
+    #: The vendor's questions to the agency asked in the period, and how the agency did.
+    agency_questions: int = 0
+    agency_answered_on_time: int = 0
+    agency_answered_late: int = 0
+    agency_open_overdue: int = 0
+    agency_median_response_hours: float | None = None
+    #: The ids of the vendor's questions to the agency open past their due time (any period).
+    agency_overdue_ids: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,6 +204,11 @@ def _runs(ledger: Ledger, hosts: set[str], period: Period) -> tuple[list[str], l
     return failed, sorted(set(rolled))
 
 
+def _median(values: Sequence[float | None]) -> float | None:
+    taken = [v for v in values if v is not None]
+    return round(statistics.median(taken), 1) if taken else None
+
+
 def scorecard(
     ledger: Ledger,
     vendor: Vendor,
@@ -201,10 +216,12 @@ def scorecard(
     settings: PatchSettings,
     period: Period,
     today: date | None = None,
+    now: datetime | None = None,
 ) -> Scorecard:
-    """The scorecard of ``vendor`` (operating ``hosts``) for ``period``."""
+    """The scorecard of ``vendor`` (operating ``hosts``) for ``period``; questions are
+    judged at ``now`` (default: the start of ``today``)."""
 
-    day = today or datetime.now(UTC).date()
+    day = today or (now.astimezone(UTC).date() if now else datetime.now(UTC).date())
     host_set = set(hosts)
     advisories = load_advisories(ledger)
     # The agency's policy alone, and each host's own deadlines: its group's policy cut
@@ -235,11 +252,11 @@ def scorecard(
         if f.host in host_set and period.start_text <= f.first_seen < period.end_text
     ]  # fmt: skip
     failed_runs, rolled_back = _runs(ledger, host_set, period)
-    asked = [
-        q for q in questions(ledger, now=datetime(day.year, day.month, day.day, tzinfo=UTC))
-        if q.vendor == vendor.key and period.start_text <= q.asked_at < period.end_text
-    ]  # fmt: skip
-    taken = [q.response_hours_taken for q in asked if q.response_hours_taken is not None]
+    moment = now or datetime(day.year, day.month, day.day, tzinfo=UTC)
+    theirs = [q for q in questions(ledger, now=moment) if q.vendor == vendor.key]
+    in_period = [q for q in theirs if period.start_text <= q.asked_at < period.end_text]
+    asked = [q for q in in_period if q.direction == TO_VENDOR]
+    to_us = [q for q in in_period if q.direction == TO_AGENCY]
     return Scorecard(
         vendor=vendor.key,
         name=vendor.name,
@@ -260,8 +277,16 @@ def scorecard(
         answered_on_time=sum(1 for q in asked if q.state == "answered" and not q.late),
         answered_late=sum(1 for q in asked if q.state == "answered" and q.late),
         open_overdue=sum(1 for q in asked if q.state == "open" and q.late),
-        median_response_hours=round(statistics.median(taken), 1) if taken else None,
+        median_response_hours=_median([q.response_hours_taken for q in asked]),
         response_commitment_hours=vendor.commitments.question_response_hours,
+        agency_questions=len(to_us),
+        agency_answered_on_time=sum(1 for q in to_us if q.state == "answered" and not q.late),
+        agency_answered_late=sum(1 for q in to_us if q.state == "answered" and q.late),
+        agency_open_overdue=sum(1 for q in to_us if q.overdue),
+        agency_median_response_hours=_median([q.response_hours_taken for q in to_us]),
+        agency_overdue_ids=[
+            q.question_id for q in theirs if q.direction == TO_AGENCY and q.overdue
+        ],
     )
 
 
@@ -273,6 +298,7 @@ def scorecards(
     period: Period,
     only: str | None = None,
     today: date | None = None,
+    now: datetime | None = None,
 ) -> list[Scorecard]:
     """Scorecards of every vendor (or ``only`` that one: UserError if unknown)."""
     if only is not None and only not in vendors:
@@ -286,6 +312,7 @@ def scorecards(
             settings,
             period,
             today,
+            now,
         )
         for key, vendor in sorted(vendors.items())
         if only is None or key == only

@@ -195,7 +195,13 @@ def _build_status(
         for period, (total, up) in zip(periods, availability_by_month(ledger, periods), strict=True)
     ]
     cards = scorecards(
-        ledger, inventory.vendors, inventory.host_vendor, settings, periods[-1], today=today
+        ledger,
+        inventory.vendors,
+        inventory.host_vendor,
+        settings,
+        periods[-1],
+        today=today,
+        now=moment,
     )
     return DashboardStatus(
         program=inventory.program,

@@ -142,6 +142,10 @@ class VendorRow:
     questions: int
     questions_overdue: int
     questions_text: str
+    #: The vendor's questions to the agency open past the agency's answer time.
+    agency_questions_overdue: int = 0
+    agency_questions_text: str = "None overdue"
+    agency_overdue_ids: list[str] = field(default_factory=list)
 
 
 @dataclass

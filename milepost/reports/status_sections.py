@@ -347,6 +347,13 @@ def _vendor_rows(cards: Sequence[Any], vendors: Mapping[str, Vendor]) -> list[Ve
                 questions_text=(
                     f"{count(overdue, 'question')} overdue" if overdue else "None overdue"
                 ),
+                agency_questions_overdue=len(card.agency_overdue_ids),
+                agency_questions_text=(
+                    f"{count(len(card.agency_overdue_ids), 'question')} overdue"
+                    if card.agency_overdue_ids
+                    else "None overdue"
+                ),
+                agency_overdue_ids=list(card.agency_overdue_ids),
             )
         )
     return rows

@@ -20,6 +20,9 @@ description:
     C(app_update_versions) must map Debian package names to Debian versions.
   - Every entry of C(milepost_interfaces) needs a C(url) (https) or a C(host) (sftp);
     C(os_patch_scope) and C(os_patch_reboot) must be one of their choices.
+  - C(milepost_phase) (group all's and each RUC host's) must be V(normal), V(hypercare) or a
+    mapping C({name, launch, end}) whose end is not before its launch;
+    C(milepost_question_commitments) must map question categories to days.
   - A problem fails the task with one line naming each problem and its hosts. The rules
     are those of the milepost package (milepost.inventory.checks), which the command line
     applies too (with more checks, such as the pins the package source offers).

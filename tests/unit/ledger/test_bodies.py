@@ -28,7 +28,7 @@ from milepost.ledger.bodies import collecting, usable_run
 from milepost.ledger.chain import canonical_record, chain_hash, utc_now
 from milepost.ledger.runs import run_started, task_result
 from milepost.ledger.schema import records as T
-from milepost.notify.send import _already_told
+from milepost.notify.send import _already_reminded, _already_told
 from milepost.oversight.catch_rate import catch_rate
 from milepost.oversight.questions import questions
 from milepost.oversight.register_reading import notes
@@ -239,6 +239,13 @@ MALFORMED = {
         [
             {"question_id": "Q-bad", "vendor": "harbor_payments", "due_at": "tomorrow"},
             {"question_id": "Q-bad", "vendor": "harbor_payments", "response_hours": "72"},
+            {"question_id": "Q-bad", "vendor": "harbor_payments", "direction": "sideways"},
+            {
+                "question_id": "Q-bad",
+                "vendor": "harbor_payments",
+                "direction": "to_agency",
+                "category": ["billing"],
+            },
             NOT_AN_OBJECT,
         ],
     ),
@@ -294,6 +301,8 @@ MALFORMED = {
         [
             {"notice": "upcoming", "about": ["w1"]},
             {"about": {}},
+            {"notice": "question_reminder", "about": {"questions": "Q-1"}},
+            {"notice": "daily_review", "about": {"day": "yesterday"}},
             NOT_AN_OBJECT,
         ],
     ),
@@ -397,6 +406,7 @@ def read_everything(ledger, inventory_dir) -> dict:
         "notes": notes(ledger),
         "questions": questions(ledger),
         "told": _already_told(ledger, "staff", False),
+        "reminded": _already_reminded(ledger, "staff"),
         "run": usable_run(ledger.run("r1")),
         "status": build_status(ledger, sources, 2, NOW),
         "plans": load_plans(ledger),

@@ -128,6 +128,7 @@ def test_ask_records_a_question_due_within_the_vendors_commitment(ledger, vendor
     assert body == {
         "question_id": asked.question_id,
         "vendor": "harbor_payments",
+        "direction": "to_vendor",
         "subject": "When is the 2.4.1 fix due?",
         "body": "Line one\nline two",
         "asked_by": "alice",
