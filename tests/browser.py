@@ -38,6 +38,7 @@ class DashboardDom(HTMLParser):
                 "data-glitch",
                 "data-vendor",
                 "data-update",
+                "data-action",
             ):
                 if key in found:
                     row = {"attrs": found, "text": ""}

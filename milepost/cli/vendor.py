@@ -23,6 +23,7 @@ from milepost.cli.common import (
     short_time,
 )
 from milepost.input_checks import check_text
+from milepost.inventory.systems import load_systems
 from milepost.inventory.vendors import load_vendors, vendor_of_host
 from milepost.oversight.questions import answer, ask, check_question, questions
 from milepost.oversight.scorecard import parse_period, scorecards
@@ -204,15 +205,19 @@ def vendor_scorecard(
 ) -> None:
     """How each vendor met its commitments in a month: patch compliance of its hosts
     (against the agency's policy and its contract), interface availability, drift
-    findings, failed and rolled-back runs, question response times."""
+    findings, failed and rolled-back runs, question response times, and follow-up actions
+    of lessons from its glitches past their due date."""
 
     month = parse_period(period)
     sources = _sources(inventory)
     vendors = load_vendors(sources)
     settings = patch_policy.load(sources)
+    systems = load_systems(sources)
     ledger = open_ledger()
     try:
-        cards = scorecards(ledger, vendors, vendor_of_host(sources), settings, month, only=vendor)
+        cards = scorecards(
+            ledger, vendors, vendor_of_host(sources), settings, month, only=vendor, systems=systems
+        )
     finally:
         ledger.close()
     if as_json:
@@ -232,6 +237,7 @@ def vendor_scorecard(
         "rolled back",
         "questions on time/late/overdue",
         "median answer",
+        "actions overdue",
         title=f"vendor scorecard {month.label}",
     )
     for card in cards:
@@ -258,8 +264,16 @@ def vendor_scorecard(
             str(len(card.rolled_back)),
             f"{card.answered_on_time}/{card.answered_late}/{card.open_overdue}",
             answer,
+            f"[red]{len(card.actions_overdue)}[/red]" if card.actions_overdue else "0",
         )
     console.print(table)
     for card in cards:
         for item in card.patch_contract.missed_items:
             console.print(f"  {escape(card.vendor)}: missed patch deadline {escape(item)}")
+        for action in card.actions_overdue:
+            console.print(
+                f"  {escape(card.vendor)}: overdue action {escape(action.action_id)}"
+                f" ({escape(action.kind)}, owner {escape(action.owner)}, due {action.due},"
+                f" {action.days_overdue} day(s) late; lesson {escape(action.lesson_id)}"
+                f" from {escape(', '.join(action.glitches) or '-')}): {escape(action.title)}"
+            )

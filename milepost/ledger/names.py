@@ -31,6 +31,10 @@ QC_PROCESS = "qc-process"
 NOTE_TYPES = (LESSON, DESIRED_CHANGE, GLITCH, QC_PROCESS)
 NOTE_CATEGORIES = ("policy", "technology", "communications")
 LINK_KINDS = ("runs", "glitches", "notes")
+#: What a lesson's follow-up action changes (milepost.oversight.lesson_actions): a QC check
+#: added or changed, a desired change (DC-...), a runbook, a baseline; and its states.
+ACTION_KINDS = ("qc-check", "desired-change", "runbook", "baseline")
+ACTION_STATUSES = ("open", "done")
 
 #: What a change plan may be made for (milepost.change_control.plans), and the part a
 #: signature over a plan plays: its author's, or an approver's.

@@ -13,7 +13,10 @@ For one vendor and one period (a calendar month, UTC):
 - runs in the period in which one of its hosts failed or was unreachable, and the hosts
   rolled back (a package changed and changed back in one run);
 - questions asked in the period: answered on time, answered late, open past due, and the
-  median response time against the committed response time.
+  median response time against the committed response time;
+- follow-up actions of lessons learned from glitches that concern the vendor (its hosts,
+  or systems it operates: milepost.oversight.action_concerns) overdue at the period's end,
+  or today in the current month.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -32,11 +35,15 @@ from milepost.input_checks import shown
 from milepost.ledger.bodies import usable
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
+from milepost.oversight.action_concerns import action_glitches, action_vendors
+from milepost.oversight.lesson_actions import Action, actions, overdue
 from milepost.oversight.questions import questions
+from milepost.oversight.register_reading import notes
 from milepost.patching.advisories import load_advisories
 from milepost.patching.exposure import exposures
 
 if TYPE_CHECKING:
+    from milepost.inventory.systems import System
     from milepost.inventory.vendors import Vendor
     from milepost.ledger.book import Ledger
     from milepost.patching.policy import PatchSettings
@@ -86,6 +93,20 @@ class PatchCompliance:
 
 
 @dataclass
+class OverdueAction:
+    """A follow-up action past its due date, as a scorecard lists it."""
+
+    action_id: str
+    lesson_id: str
+    glitches: list[str]
+    kind: str
+    title: str
+    owner: str
+    due: str
+    days_overdue: int
+
+
+@dataclass
 class Scorecard:
     vendor: str
     name: str
@@ -108,6 +129,8 @@ class Scorecard:
     open_overdue: int
     median_response_hours: float | None
     response_commitment_hours: float | None
+    #: Follow-up actions concerning the vendor overdue at the period's end (or today).
+    actions_overdue: list[OverdueAction] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,6 +207,39 @@ def _runs(ledger: Ledger, hosts: set[str], period: Period) -> tuple[list[str], l
     return failed, sorted(set(rolled))
 
 
+def _overdue_actions(
+    ledger: Ledger,
+    vendor: Vendor,
+    hosts: Sequence[str],
+    systems: Mapping[str, System],
+    period: Period,
+    today: date,
+) -> list[OverdueAction]:
+    """The follow-up actions concerning ``vendor`` overdue at the end of the period's last
+    day, or of ``today`` when that is earlier."""
+    day = min(period.end - timedelta(days=1), today)
+    as_of = datetime.combine(day, time.max, tzinfo=UTC)
+    late: list[Action] = overdue(actions(ledger), as_of)
+    if not late:
+        return []
+    known = {n.note_id: n for n in notes(ledger)}
+    host_vendor = {host: vendor.key for host in hosts}
+    return [
+        OverdueAction(
+            action_id=a.action_id,
+            lesson_id=a.lesson_id,
+            glitches=[g.note_id for g in action_glitches(a, known)],
+            kind=a.kind,
+            title=a.title,
+            owner=a.owner,
+            due=a.due_at(as_of),
+            days_overdue=a.days_overdue(as_of),
+        )
+        for a in late
+        if vendor.key in action_vendors(a, known, systems, host_vendor)
+    ]
+
+
 def scorecard(
     ledger: Ledger,
     vendor: Vendor,
@@ -191,8 +247,10 @@ def scorecard(
     settings: PatchSettings,
     period: Period,
     today: date | None = None,
+    systems: Mapping[str, System] | None = None,
 ) -> Scorecard:
-    """The scorecard of ``vendor`` (operating ``hosts``) for ``period``."""
+    """The scorecard of ``vendor`` (operating ``hosts``) for ``period``, as of ``today``.
+    ``systems`` (the inventory's) maps glitches naming a system to its vendors."""
 
     day = today or datetime.now(UTC).date()
     host_set = set(hosts)
@@ -252,6 +310,7 @@ def scorecard(
         open_overdue=sum(1 for q in asked if q.state == "open" and q.late),
         median_response_hours=round(statistics.median(taken), 1) if taken else None,
         response_commitment_hours=vendor.commitments.question_response_hours,
+        actions_overdue=_overdue_actions(ledger, vendor, hosts, systems or {}, period, day),
     )
 
 
@@ -263,6 +322,7 @@ def scorecards(
     period: Period,
     only: str | None = None,
     today: date | None = None,
+    systems: Mapping[str, System] | None = None,
 ) -> list[Scorecard]:
     """Scorecards of every vendor (or ``only`` that one: UserError if unknown)."""
     if only is not None and only not in vendors:
@@ -276,6 +336,7 @@ def scorecards(
             settings,
             period,
             today,
+            systems,
         )
         for key, vendor in sorted(vendors.items())
         if only is None or key == only

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from milepost.reports.maintenance import LastMaintenance
+from milepost.reports.overdue_actions import OverdueActionRow
 from milepost.reports.recent_changes import ChangeRow
 
 __all__ = [
@@ -184,6 +185,8 @@ class DashboardStatus:
     exposure: ExposureSummary
     vendors: list[VendorRow]
     emergencies: list[EmergencyRow] = field(default_factory=list)
+    #: For engineers: lessons' follow-up actions past their due date, longest overdue first.
+    overdue_actions: list[OverdueActionRow] = field(default_factory=list)
     patch_compliance: list[MonthPoint] = field(default_factory=list)
     availability: list[MonthPoint] = field(default_factory=list)
     #: Warnings about ledger records left out because they could not be used
