@@ -41,6 +41,7 @@ class DashboardDom(HTMLParser):
                 "data-stale-check",
                 "data-flaky-check",
                 "data-recurring",
+                "data-action",
             ):
                 if key in found:
                     row = {"attrs": found, "text": ""}

@@ -98,7 +98,7 @@ NOUNS: dict[str, tuple[str, str, str]] = {
     "note": (
         "milepost.cli.note",
         "note_app",
-        "Registers: lessons learned, desired changes, glitches.",
+        "Registers: lessons learned and their follow-up actions, desired changes, glitches.",
     ),
     "qc": ("milepost.cli.qc", "qc_app", "Quality control after every change."),
     "report": (

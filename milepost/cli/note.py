@@ -1,4 +1,6 @@
-"""`milepost note ...`: the registers of lessons learned, desired changes and glitches.
+"""`milepost note ...`: the registers of lessons learned, desired changes and glitches,
+closing a glitch with its cause and lesson, and the lessons' follow-up actions
+(`milepost note action ...`, milepost.cli.note_actions).
 
 Exit codes: 0 done; 2 bad input (one line on stderr, nothing appended).
 """
@@ -6,6 +8,7 @@ Exit codes: 0 done; 2 bad input (one line on stderr, nothing appended).
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,9 +17,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from milepost.cli.common import JsonOption, console, open_ledger, print_json
+from milepost.cli.note_actions import action_app, lesson_actions_text
 from milepost.errors import UserError
 from milepost.input_checks import check_text, shown
 from milepost.ledger.files import atomic_file
+from milepost.oversight.catch_rate import catch_rate
+from milepost.oversight.lesson_actions import actions
 from milepost.oversight.register_export import EXPORT_FORMATS, export
 from milepost.oversight.register_reading import notes
 from milepost.oversight.register_writing import add_note, update_note
@@ -25,8 +31,10 @@ if TYPE_CHECKING:
     from milepost.oversight.registers import Note
 
 note_app = typer.Typer(
-    help="Registers: lessons learned, desired changes, glitches.", no_args_is_help=True
+    help="Registers: lessons learned and their follow-up actions, desired changes, glitches.",
+    no_args_is_help=True,
 )
+note_app.add_typer(action_app, name="action")
 
 
 STATUS_STYLE = {
@@ -64,6 +72,30 @@ TextOption = Annotated[
 ImpactOption = Annotated[
     str | None,
     typer.Option("--impact", metavar="TEXT", help="Glitches: the impact on customers."),
+]
+CauseOption = Annotated[
+    str | None,
+    typer.Option("--cause", metavar="TEXT", help="Glitches: the root cause (to close one)."),
+]
+LessonOption = Annotated[
+    str | None,
+    typer.Option(
+        "--lesson",
+        metavar="L-ID",
+        help="Glitches: the lesson learned from it (with an action, to close one); the"
+        " lesson is linked to the glitch.",
+    ),
+]
+NoActionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--no-action-reason",
+        metavar="TEXT",
+        help="Glitches: why no action follows (to close one without a lesson's action).",
+    ),
+]
+CommentOption = Annotated[
+    str | None, typer.Option("--comment", metavar="TEXT", help="Why, or what happened.")
 ]
 
 
@@ -197,6 +229,7 @@ def note_show(
     ledger = open_ledger()
     try:
         every = notes(ledger)
+        follow_ups = actions(ledger)
     finally:
         ledger.close()
     found = next((n for n in every if n.note_id == wanted), None)
@@ -221,7 +254,11 @@ def note_show(
             ("hosts", escape(", ".join(n.hosts) or "-")),
             ("customer impact", escape(n.customer_impact or "unknown")),
             ("resolution", escape(n.resolution or "-")),
+            ("root cause", escape(n.cause or "-")),
+            ("lesson", escape(n.lesson or "-")),
         ]
+        if n.no_action_reason:
+            rows.append(("no action because", escape(n.no_action_reason)))
         if n.resources:
             rows.append(("resources", escape(", ".join(n.resources))))
         if n.findings:
@@ -237,6 +274,11 @@ def note_show(
         console.print("  text:")
         for line in n.text.split("\n"):
             console.print(f"    {escape(line)}")
+    if n.type == "lesson":
+        lines = lesson_actions_text(n.note_id, follow_ups, datetime.now(UTC))
+        console.print("  actions:" + ("" if lines else " none (`milepost note action add`)"))
+        for line in lines:
+            console.print(line)
     if not n.history:
         console.print("  history: no updates")
         return
@@ -274,11 +316,14 @@ def note_update(
     run: RunOption = None,
     glitch: GlitchOption = None,
     note: NoteOption = None,
-    comment: Annotated[
-        str | None, typer.Option("--comment", metavar="TEXT", help="Why, or what happened.")
-    ] = None,
+    comment: CommentOption = None,
+    cause: CauseOption = None,
+    lesson: LessonOption = None,
+    no_action_reason: NoActionOption = None,
 ) -> None:
-    """Append an update (status, owner, text, links, comment); the history is kept."""
+    """Append an update (status, owner, text, links, comment; a glitch's cause, lesson or
+    no-action reason); the history is kept. A glitch is resolved or closed only with its
+    root cause and a lesson with an action or a reason for none (see `note close`)."""
 
     ledger = open_ledger()
     try:
@@ -292,6 +337,9 @@ def note_update(
             text=text,
             add_links=_links(run, glitch, note),
             comment=comment,
+            cause=cause,
+            lesson=lesson,
+            no_action_reason=no_action_reason,
         )
     finally:
         ledger.close()
@@ -301,6 +349,47 @@ def note_update(
     )
 
 
+@note_app.command("close")
+def note_close(
+    glitch_id: Annotated[str, typer.Argument(metavar="G-ID", help="The glitch.")],
+    cause: CauseOption = None,
+    lesson: LessonOption = None,
+    no_action_reason: NoActionOption = None,
+    resolution: Annotated[
+        str | None, typer.Option("--resolution", metavar="TEXT", help="How it was fixed.")
+    ] = None,
+    status: Annotated[
+        str, typer.Option("--status", metavar="S", help="resolved or closed (default).")
+    ] = "closed",
+    comment: CommentOption = None,
+) -> None:
+    """Close a glitch: its root cause (--cause), and a lesson that has at least one
+    follow-up action (--lesson L-...) or the reason no action follows
+    (--no-action-reason)."""
+
+    wanted = check_text(glitch_id, "glitch ID", max_len=80)
+    if not wanted.startswith("G-"):
+        raise UserError(f"{shown(wanted)} is not a glitch ID (G-...): `note close` closes glitches")
+    if status not in ("resolved", "closed"):
+        raise UserError(f"--status {shown(status)} does not close a glitch: use resolved or closed")
+    ledger = open_ledger()
+    try:
+        updated = update_note(
+            ledger,
+            wanted,
+            status=status,
+            resolution=resolution,
+            comment=comment,
+            cause=cause,
+            lesson=lesson,
+            no_action_reason=no_action_reason,
+        )
+    finally:
+        ledger.close()
+    follows = updated.lesson or f"no action: {updated.no_action_reason or '-'}"
+    console.print(f"glitch {escape(updated.note_id)} {escape(updated.status)} ({escape(follows)})")
+
+
 @note_app.command("export")
 def note_export(
     fmt: Annotated[str, typer.Option("--format", metavar="md|csv", help="md or csv.")],
@@ -308,19 +397,23 @@ def note_export(
         Path | None, typer.Option("--out", help="Write to FILE (default: standard output).")
     ] = None,
 ) -> None:
-    """Every register entry as Markdown (grouped by register) or CSV (one row each)."""
+    """Every register entry and follow-up action (owner, due date, overdue) and QC's
+    catch rate of the last six months, as Markdown (grouped by register, then the actions,
+    then the catch rate) or CSV (one row each)."""
 
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"--format {shown(fmt)} is not one of {', '.join(EXPORT_FORMATS)}")
     ledger = open_ledger()
     try:
         found = notes(ledger)
+        follow_ups = actions(ledger)
+        catch = catch_rate(ledger)
     finally:
         ledger.close()
     if out is None:
-        export(found, fmt, sys.stdout)
+        export(found, fmt, sys.stdout, actions=follow_ups, catch=catch)
         sys.stdout.flush()
         return
     with atomic_file(out, newline="") as handle:
-        count = export(found, fmt, handle)
+        count = export(found, fmt, handle, actions=follow_ups, catch=catch)
     print(f"milepost: exported {count} register entries to {out}", file=sys.stderr)

@@ -27,6 +27,7 @@ from milepost.cli.common import (
 from milepost.errors import MilepostError, UserError
 from milepost.input_checks import check_text
 from milepost.inventory.question_commitments import load_commitments
+from milepost.inventory.systems import load_systems
 from milepost.inventory.vendors import load_vendors, vendor_of_host
 from milepost.ledger.chain import utc_now
 from milepost.notify import send_notice
@@ -290,15 +291,19 @@ def vendor_scorecard(
 ) -> None:
     """How each vendor met its commitments in a month: patch compliance of its hosts
     (against the agency's policy and its contract), interface availability, drift
-    findings, failed and rolled-back runs, question response times."""
+    findings, failed and rolled-back runs, question response times, and follow-up actions
+    of lessons from its glitches past their due date."""
 
     month = parse_period(period)
     sources = _sources(inventory)
     vendors = load_vendors(sources)
     settings = patch_policy.load(sources)
+    systems = load_systems(sources)
     ledger = open_ledger()
     try:
-        cards = scorecards(ledger, vendors, vendor_of_host(sources), settings, month, only=vendor)
+        cards = scorecards(
+            ledger, vendors, vendor_of_host(sources), settings, month, only=vendor, systems=systems
+        )
     finally:
         ledger.close()
     if as_json:
@@ -320,6 +325,7 @@ def vendor_scorecard(
         "median answer",
         "to us on time/late/overdue",
         "our median answer",
+        "actions overdue",
         title=f"vendor scorecard {month.label}",
     )
     for card in cards:
@@ -351,11 +357,19 @@ def vendor_scorecard(
             "-"
             if card.agency_median_response_hours is None
             else f"{card.agency_median_response_hours:g} h",
+            f"[red]{len(card.actions_overdue)}[/red]" if card.actions_overdue else "0",
         )
     console.print(table)
     for card in cards:
         for item in card.patch_contract.missed_items:
             console.print(f"  {escape(card.vendor)}: missed patch deadline {escape(item)}")
+        for action in card.actions_overdue:
+            console.print(
+                f"  {escape(card.vendor)}: overdue action {escape(action.action_id)}"
+                f" ({escape(action.kind)}, owner {escape(action.owner)}, due {action.due},"
+                f" {action.days_overdue} day(s) late; lesson {escape(action.lesson_id)}"
+                f" from {escape(', '.join(action.glitches) or '-')}): {escape(action.title)}"
+            )
         for question_id in card.agency_overdue_ids:
             console.print(
                 f"  {escape(card.vendor)}: question {escape(question_id)} to the agency is OVERDUE"

@@ -29,6 +29,8 @@ from milepost.inventory.debian import check_package_name, check_version
 from milepost.inventory.severities import SEVERITIES
 from milepost.ledger.chain import format_time
 from milepost.ledger.names import (
+    ACTION_KINDS,
+    ACTION_STATUSES,
     ADVISORY_SOURCES,
     APPROVAL_ROLES,
     DRIFT_MODES,
@@ -368,11 +370,35 @@ def _note_updated(body: Mapping[str, Any]) -> None:
     _text(body, "note_id", required=True, limit=64)
     _text(body, "status")
     fields = _dict(body, "fields")
-    for key in ("owner", "resolution", "customer_impact", "text"):
+    for key in ("owner", "resolution", "customer_impact", "text", "cause", "no_action_reason"):
         _text(fields, key, limit=MAX_TEXT)
+    _text(fields, "lesson", limit=64)
     _text(body, "comment", limit=MAX_TEXT)
     _text(body, "updated_by")
     _links(body)
+
+
+def _lesson_action(body: Mapping[str, Any]) -> None:
+    _text(body, "action_id", required=True, limit=64)
+    _text(body, "lesson_id", required=True, limit=64)
+    _choice(body, "kind", ACTION_KINDS, required=True)
+    _text(body, "title", required=True, limit=1000)
+    _text(body, "text", limit=MAX_TEXT)
+    _text(body, "owner", required=True)
+    _date(body, "due", required=True)
+    _text(body, "ref", limit=1000)
+    _text(body, "added_by")
+
+
+def _lesson_action_updated(body: Mapping[str, Any]) -> None:
+    _text(body, "action_id", required=True, limit=64)
+    _choice(body, "status", ACTION_STATUSES, required=False)
+    fields = _dict(body, "fields")
+    _text(fields, "owner")
+    _date(fields, "due")
+    _text(fields, "ref", limit=1000)
+    _text(body, "comment", limit=MAX_TEXT)
+    _text(body, "updated_by")
 
 
 def _vendor_question(body: Mapping[str, Any]) -> None:
@@ -486,6 +512,8 @@ CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "note": _note,
     "glitch": _glitch,
     "note_updated": _note_updated,
+    "lesson_action": _lesson_action,
+    "lesson_action_updated": _lesson_action_updated,
     "vendor_question": _vendor_question,
     "vendor_question_answered": _vendor_question_answered,
     "interface_check": _interface_check,

@@ -37,6 +37,10 @@ QC_RESULT = "qc_result"
 
 #: Who a vendor question is put to (milepost.oversight.questions): a vendor, or the agency.
 QUESTION_DIRECTIONS = ("to_vendor", "to_agency")
+#: What a lesson's follow-up action changes (milepost.oversight.lesson_actions): a QC check
+#: added or changed, a desired change (DC-...), a runbook, a baseline; and its states.
+ACTION_KINDS = ("qc-check", "desired-change", "runbook", "baseline")
+ACTION_STATUSES = ("open", "done")
 
 #: What a change plan may be made for (milepost.change_control.plans), and the part a
 #: signature over a plan plays: its author's, or an approver's.

@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 
 from milepost.errors import UserError
 from milepost.input_checks import check_text, shown
-from milepost.inventory.systems import System, systems_of_hosts
+from milepost.inventory.systems import System
 from milepost.notify.content import Content, _base, _Plain, _when
+from milepost.oversight.glitch_systems import glitch_systems
 from milepost.oversight.register_reading import notes
 from milepost.oversight.registers import GLITCH
 
@@ -44,13 +45,7 @@ def _open_glitches(
 
 
 def _glitch_systems(note: Note, setup: NotifySetup) -> list[System]:
-    chosen = {s.key: s for s in systems_of_hosts(setup.systems, note.hosts)}
-    by_name = {s.name.lower(): s for s in setup.systems.values()}
-    for named in note.affected_systems:
-        system = setup.systems.get(named) or by_name.get(named.lower())
-        if system is not None:
-            chosen.setdefault(system.key, system)
-    return [s for s in setup.systems.values() if s.key in chosen]
+    return [setup.systems[key] for key in glitch_systems(note, setup.systems)]
 
 
 def _glitch_summary(note: Note, setup: NotifySetup, plain: _Plain) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from milepost.ledger.names import GLITCH, LESSON, LINK_KINDS
 from milepost.ledger.names import NOTE_CATEGORIES as CATEGORIES
 from milepost.ledger.schema import records as T
 from milepost.oversight.register_checks import _check_status, _check_type, _choice
-from milepost.oversight.registers import NOTE_KIND, STATUSES, UPDATED_KIND, Note
+from milepost.oversight.registers import NOTE_KIND, STATUSES, UPDATE_FIELDS, UPDATED_KIND, Note
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -112,7 +112,7 @@ def _apply(note: Note, recorded_at: str, body: dict[str, Any]) -> None:
     if status is not None:
         entry["status"] = {"from": note.status, "to": status}
         note.status = status
-    for name in ("owner", "resolution", "customer_impact", "text"):
+    for name in UPDATE_FIELDS:
         if name in fields:
             value = _str(fields[name])
             entry["fields"][name] = value

@@ -23,8 +23,11 @@ from milepost.ledger.names import NOTE_CATEGORIES as CATEGORIES
 from milepost.ledger.schema import records as T
 from milepost.ledger.store import prepare
 from milepost.operator import operator_name
+from milepost.oversight.glitch_closing import check_closing, check_lesson, closes
+from milepost.oversight.lesson_actions import load_actions
 from milepost.oversight.register_checks import (
     _check_links,
+    _check_note_id,
     _check_run_id,
     _check_status,
     _check_time,
@@ -34,6 +37,7 @@ from milepost.oversight.register_checks import (
 )
 from milepost.oversight.register_reading import load_notes
 from milepost.oversight.registers import (
+    GLITCH_ONLY_FIELDS,
     MAX_IMPACT,
     MAX_NAME,
     MAX_TITLE,
@@ -50,6 +54,15 @@ if TYPE_CHECKING:
     from milepost.ledger.book import Ledger
 
 __all__ = ["add_note", "glitch_body", "open_glitch", "run_glitch_record", "update_note"]
+
+#: The option of each glitch field, for messages.
+GLITCH_OPTIONS = {
+    "resolution": "resolution",
+    "customer_impact": "impact",
+    "cause": "cause",
+    "lesson": "lesson",
+    "no_action_reason": "no-action-reason",
+}
 
 
 def _known_runs(conn: Connection, run_ids: Sequence[str]) -> set[str]:
@@ -96,17 +109,19 @@ def _append_checked(
     build: Any,
 ) -> dict[str, Any]:
     """Under the write lock: load the registers, let ``build(conn, known)`` check and return
-    the record, append it. Returns the record."""
+    the record (or a list of records, appended together), append it. Returns the (first)
+    record."""
     try:
         with ledger.write_transaction() as conn:
             known = {n.note_id: n for n in load_notes(conn)}
-            record: dict[str, Any] = build(conn, known)
-            ledger.append_locked(conn, [prepare(record)])
+            built: dict[str, Any] | list[dict[str, Any]] = build(conn, known)
+            records = built if isinstance(built, list) else [built]
+            ledger.append_locked(conn, [prepare(record) for record in records])
     except (SQLAlchemyError, OSError) as bad:
         raise LedgerUnavailable(
             f"cannot write to the ledger {ledger.masked_url}: {problem(bad)}"
         ) from bad
-    return record
+    return records[0]
 
 
 def _find(ledger: Ledger, note_id: str) -> Note:
@@ -330,14 +345,20 @@ def update_note(
     text: str | None = None,
     add_links: Mapping[str, Iterable[str]] | None = None,
     comment: str | None = None,
+    cause: str | None = None,
+    lesson: str | None = None,
+    no_action_reason: str | None = None,
 ) -> Note:
     """Append a ``note_updated`` record for ``note_id`` (a lesson, desired change or glitch)
     and return the entry as it is now.
 
-    Only what changes is recorded; a comment alone is an update. UserError (nothing
-    appended) for an unknown ID, a status not valid for the entry's type, a resolution or
-    customer impact for something that is not a glitch, a linked ID not in the ledger, or
-    nothing to change. The check and the append hold the ledger's write lock.
+    Only what changes is recorded; a comment alone is an update. ``cause``, ``lesson``
+    (an L-... the glitch taught; the lesson is linked to the glitch in the same
+    transaction) and ``no_action_reason`` are a glitch's; closing a glitch needs them as
+    milepost.oversight.glitch_closing says. UserError (nothing appended) for an unknown ID,
+    a status not valid for the entry's type, a glitch field for something that is not a
+    glitch, a glitch closed without its cause and lesson or reason, a linked ID not in the
+    ledger, or nothing to change. The check and the append hold the ledger's write lock.
     """
     wanted = check_text(note_id, "note ID", max_len=80)
     clean_owner = check_text(owner, "owner", max_len=MAX_NAME) if owner is not None else None
@@ -349,52 +370,90 @@ def update_note(
     )
     clean_text = check_multiline(text, "text") if text is not None else None
     clean_comment = check_multiline(comment, "comment") if comment is not None else None
+    clean_cause = check_multiline(cause, "cause") if cause is not None else None
+    clean_lesson = _check_note_id(lesson, "lesson") if lesson is not None else None
+    clean_reason = (
+        check_multiline(no_action_reason, "no-action reason")
+        if no_action_reason is not None
+        else None
+    )
     clean_links = _check_links(add_links)
     updated_by = operator_name()
+    given = {
+        "owner": clean_owner,
+        "resolution": clean_resolution,
+        "customer_impact": clean_impact,
+        "text": clean_text,
+        "cause": clean_cause,
+        "lesson": clean_lesson,
+        "no_action_reason": clean_reason,
+    }
 
-    def build(conn: Connection, known: Mapping[str, Note]) -> dict[str, Any]:
+    def build(conn: Connection, known: Mapping[str, Note]) -> list[dict[str, Any]]:
         note = known.get(wanted)
         if note is None:
             raise UserError(f"unknown note ID {shown(wanted)}: `milepost note list` shows them")
         new_status = _check_status(note.type, status) if status is not None else None
-        if note.type != GLITCH and (clean_resolution is not None or clean_impact is not None):
-            raise UserError(
-                f"{note.note_id} is a {note.type}: --resolution and --impact are for glitches"
-            )
+        glitch_only = [name for name in GLITCH_ONLY_FIELDS if given[name] is not None]
+        if note.type != GLITCH and glitch_only:
+            options = ", ".join("--" + GLITCH_OPTIONS[name] for name in glitch_only)
+            verb = "is" if len(glitch_only) == 1 else "are"
+            raise UserError(f"{note.note_id} is a {note.type}: {options} {verb} for glitches only")
         if wanted in clean_links["notes"] or wanted in clean_links["glitches"]:
             raise UserError(f"{note.note_id} cannot be linked to itself")
         _check_links_exist(conn, clean_links, known)
         fields = {
             name: value
-            for name, value in (
-                ("owner", clean_owner),
-                ("resolution", clean_resolution),
-                ("customer_impact", clean_impact),
-                ("text", clean_text),
-            )
+            for name, value in given.items()
             if value is not None and value != getattr(note, name)
         }
-        links = {k: [v for v in ids if v not in note.links[k]] for k, ids in clean_links.items()}
+        if clean_lesson is not None:
+            check_lesson(clean_lesson, known)
+            clean_links["notes"] = list(dict.fromkeys([*clean_links["notes"], clean_lesson]))
         if new_status == note.status:
             new_status = None
+        if closes(note, new_status):
+            assert new_status is not None
+            check_closing(note, new_status, fields, known, load_actions(conn))
+        links = {k: [v for v in ids if v not in note.links[k]] for k, ids in clean_links.items()}
         if new_status is None and not fields and not any(links.values()) and not clean_comment:
             raise UserError(
                 f"nothing to change in {note.note_id} (status {note.status}): give --status,"
                 " --owner, --text, --run, --glitch, --note or --comment with something new"
             )
-        return {
-            "kind": UPDATED_KIND,
-            "run_id": None,
-            "host": None,
-            "body": {
-                "note_id": note.note_id,
-                "status": new_status,
-                "fields": fields,
-                "links": links,
-                "comment": clean_comment,
-                "updated_by": updated_by,
-            },
-        }
+        records = [
+            {
+                "kind": UPDATED_KIND,
+                "run_id": None,
+                "host": None,
+                "body": {
+                    "note_id": note.note_id,
+                    "status": new_status,
+                    "fields": fields,
+                    "links": links,
+                    "comment": clean_comment,
+                    "updated_by": updated_by,
+                },
+            }
+        ]
+        if clean_lesson is not None and note.note_id not in known[clean_lesson].links["glitches"]:
+            # The lesson names the glitch it comes from.
+            records.append(
+                {
+                    "kind": UPDATED_KIND,
+                    "run_id": None,
+                    "host": None,
+                    "body": {
+                        "note_id": clean_lesson,
+                        "status": None,
+                        "fields": {},
+                        "links": {"runs": [], "glitches": [note.note_id], "notes": []},
+                        "comment": None,
+                        "updated_by": updated_by,
+                    },
+                }
+            )
+        return records
 
     _append_checked(ledger, build)
     return _find(ledger, wanted)

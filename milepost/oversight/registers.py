@@ -17,8 +17,14 @@ added_by. Glitches written by other code are read with whatever subset of these 
 have.
 
 note_updated body: note_id (an L-, DC- or G- id), status (or null), fields {owner,
-resolution, customer_impact, text: only those that change}, links (added) {runs, glitches,
-notes}, comment, updated_by.
+resolution, customer_impact, text, and for a glitch cause, lesson, no_action_reason: only
+those that change}, links (added) {runs, glitches, notes}, comment, updated_by.
+
+A glitch is closed (resolved or closed) only with its root cause and either a lesson that
+has at least one follow-up action or a stated reason for no action
+(milepost.oversight.glitch_closing); the lesson then links the glitch. Glitches closed
+before that rule keep their status and are read as they are. Follow-up actions are
+milepost.oversight.lesson_actions.
 
 Entries are checked by milepost.oversight.register_checks, read from the ledger by
 milepost.oversight.register_reading, written by milepost.oversight.register_writing and
@@ -81,6 +87,17 @@ MAX_NAME = 100
 MAX_IMPACT = 2000
 MAX_RUN_ID = 128
 MAX_LINKS = 100
+#: Fields a note_updated record may set (the last three on a glitch only).
+UPDATE_FIELDS = (
+    "owner",
+    "resolution",
+    "customer_impact",
+    "text",
+    "cause",
+    "lesson",
+    "no_action_reason",
+)
+GLITCH_ONLY_FIELDS = ("resolution", "customer_impact", "cause", "lesson", "no_action_reason")
 NOTE_ID = re.compile(r"(?:L|DC|G|QC)-[A-Za-z0-9._-]{1,64}")
 
 
@@ -114,6 +131,11 @@ class Note:
     hosts: list[str] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)
+    #: Glitches: the root cause, the lesson learned from it (L-...) and why no action
+    #: follows (when none does); required to close it.
+    cause: str | None = None
+    lesson: str | None = None
+    no_action_reason: str | None = None
     #: What code attached (a qc-process entry: the catalogue's digest and files).
     details: dict[str, Any] = field(default_factory=dict)
 

@@ -16,6 +16,9 @@ For one vendor and one period (a calendar month, UTC):
   answered late, open past due, the median response time against the contract's response
   time) and those the vendor put to the agency (the same counts, against the agency's own
   commitments per category, milepost_question_commitments).
+- follow-up actions of lessons learned from glitches that concern the vendor (its hosts,
+  or systems it operates: milepost.oversight.action_concerns) overdue at the period's end,
+  or today in the current month.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -34,11 +37,15 @@ from milepost.input_checks import shown
 from milepost.ledger.bodies import usable
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
+from milepost.oversight.action_concerns import action_glitches, action_vendors
+from milepost.oversight.lesson_actions import Action, actions, overdue
 from milepost.oversight.questions import TO_AGENCY, TO_VENDOR, questions
+from milepost.oversight.register_reading import notes
 from milepost.patching.advisories import load_advisories
 from milepost.patching.exposure import exposures
 
 if TYPE_CHECKING:
+    from milepost.inventory.systems import System
     from milepost.inventory.vendors import Vendor
     from milepost.ledger.book import Ledger
     from milepost.patching.policy import PatchSettings
@@ -98,6 +105,20 @@ class PatchCompliance:
 
 
 @dataclass
+class OverdueAction:
+    """A follow-up action past its due date, as a scorecard lists it."""
+
+    action_id: str
+    lesson_id: str
+    glitches: list[str]
+    kind: str
+    title: str
+    owner: str
+    due: str
+    days_overdue: int
+
+
+@dataclass
 class Scorecard:
     vendor: str
     name: str
@@ -128,6 +149,8 @@ class Scorecard:
     agency_median_response_hours: float | None = None
     #: The ids of the vendor's questions to the agency open past their due time (any period).
     agency_overdue_ids: list[str] = field(default_factory=list)
+    #: Follow-up actions concerning the vendor overdue at the period's end (or today).
+    actions_overdue: list[OverdueAction] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -209,6 +232,39 @@ def _median(values: Sequence[float | None]) -> float | None:
     return round(statistics.median(taken), 1) if taken else None
 
 
+def _overdue_actions(
+    ledger: Ledger,
+    vendor: Vendor,
+    hosts: Sequence[str],
+    systems: Mapping[str, System],
+    period: Period,
+    today: date,
+) -> list[OverdueAction]:
+    """The follow-up actions concerning ``vendor`` overdue at the end of the period's last
+    day, or of ``today`` when that is earlier."""
+    day = min(period.end - timedelta(days=1), today)
+    as_of = datetime.combine(day, time.max, tzinfo=UTC)
+    late: list[Action] = overdue(actions(ledger), as_of)
+    if not late:
+        return []
+    known = {n.note_id: n for n in notes(ledger)}
+    host_vendor = {host: vendor.key for host in hosts}
+    return [
+        OverdueAction(
+            action_id=a.action_id,
+            lesson_id=a.lesson_id,
+            glitches=[g.note_id for g in action_glitches(a, known)],
+            kind=a.kind,
+            title=a.title,
+            owner=a.owner,
+            due=a.due_at(as_of),
+            days_overdue=a.days_overdue(as_of),
+        )
+        for a in late
+        if vendor.key in action_vendors(a, known, systems, host_vendor)
+    ]
+
+
 def scorecard(
     ledger: Ledger,
     vendor: Vendor,
@@ -217,9 +273,11 @@ def scorecard(
     period: Period,
     today: date | None = None,
     now: datetime | None = None,
+    systems: Mapping[str, System] | None = None,
 ) -> Scorecard:
-    """The scorecard of ``vendor`` (operating ``hosts``) for ``period``; questions are
-    judged at ``now`` (default: the start of ``today``)."""
+    """The scorecard of ``vendor`` (operating ``hosts``) for ``period``, as of ``today``;
+    questions are judged at ``now`` (default: the start of ``today``). ``systems`` (the
+    inventory's) maps glitches naming a system to its vendors."""
 
     day = today or (now.astimezone(UTC).date() if now else datetime.now(UTC).date())
     host_set = set(hosts)
@@ -287,6 +345,7 @@ def scorecard(
         agency_overdue_ids=[
             q.question_id for q in theirs if q.direction == TO_AGENCY and q.overdue
         ],
+        actions_overdue=_overdue_actions(ledger, vendor, hosts, systems or {}, period, day),
     )
 
 
@@ -299,6 +358,7 @@ def scorecards(
     only: str | None = None,
     today: date | None = None,
     now: datetime | None = None,
+    systems: Mapping[str, System] | None = None,
 ) -> list[Scorecard]:
     """Scorecards of every vendor (or ``only`` that one: UserError if unknown)."""
     if only is not None and only not in vendors:
@@ -313,6 +373,7 @@ def scorecards(
             period,
             today,
             now,
+            systems,
         )
         for key, vendor in sorted(vendors.items())
         if only is None or key == only

@@ -32,6 +32,8 @@ from milepost.errors import UserError
 from milepost.ledger.bodies import collecting
 from milepost.ledger.chain import format_time
 from milepost.oversight.catch_rate import catch_rate
+from milepost.oversight.glitch_systems import glitch_systems
+from milepost.oversight.lesson_actions import actions
 from milepost.oversight.register_reading import notes
 from milepost.oversight.registers import GLITCH
 from milepost.oversight.scorecard import PatchCompliance, _judge, scorecards
@@ -40,6 +42,7 @@ from milepost.patching.advisories import load_advisories
 from milepost.patching.exposure import exposures
 from milepost.reports.checks import availability_by_month, latest_qc
 from milepost.reports.maintenance import last_maintenance, system_runs
+from milepost.reports.overdue_actions import overdue_action_rows
 from milepost.reports.plain import (
     DEFAULT_MONTHS,
     MAX_MONTHS,
@@ -53,7 +56,6 @@ from milepost.reports.status_sections import (
     _Cleaner,
     _emergencies,
     _exposure_summary,
-    _glitch_systems,
     _glitches,
     _has_records,
     _integrity,
@@ -121,7 +123,8 @@ def _build_status(
 
     integrity = _integrity(ledger)
     runs = system_runs(ledger, {k: s.hosts for k, s in systems.items()}, moment)
-    open_glitches = [n for n in notes(ledger, type=GLITCH) if n.is_open]
+    every_note = notes(ledger)
+    open_glitches = [n for n in every_note if n.type == GLITCH and n.is_open]
     qc = latest_qc(ledger, all_hosts)
     advisories = load_advisories(ledger)
     items = exposures(ledger, settings, advisories=advisories, on=today)
@@ -129,7 +132,7 @@ def _build_status(
     rows = []
     for key, system in systems.items():
         hosts = set(system.hosts)
-        glitched = [n for n in open_glitches if key in _glitch_systems(n, systems)]
+        glitched = [n for n in open_glitches if key in glitch_systems(n, systems)]
         qc_failed = sorted(h for h in hosts if h in qc and not qc[h].ok)
         overdue = sorted({e.host for e in items if e.overdue and e.host in hosts})
         if key in runs.under_way:
@@ -202,6 +205,7 @@ def _build_status(
         periods[-1],
         today=today,
         now=moment,
+        systems=systems,
     )
     return DashboardStatus(
         program=inventory.program,
@@ -214,6 +218,15 @@ def _build_status(
         glitches=_glitches(open_glitches, systems, clean),
         changes=recent_changes(ledger, systems, moment),
         emergencies=_emergencies(ledger, sources, moment),
+        overdue_actions=overdue_action_rows(
+            actions(ledger),
+            {n.note_id: n for n in every_note},
+            systems,
+            inventory.vendors,
+            inventory.host_vendor,
+            moment,
+            clean,
+        ),
         exposure=_exposure_summary(items, advisories, systems, today),
         vendors=_vendor_rows(cards, inventory.vendors),
         patch_compliance=compliance,

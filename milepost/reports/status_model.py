@@ -11,6 +11,7 @@ from typing import Any
 
 from milepost.oversight.catch_rate import CatchRate
 from milepost.reports.maintenance import LastMaintenance
+from milepost.reports.overdue_actions import OverdueActionRow
 from milepost.reports.recent_changes import ChangeRow
 
 __all__ = [
@@ -189,6 +190,8 @@ class DashboardStatus:
     exposure: ExposureSummary
     vendors: list[VendorRow]
     emergencies: list[EmergencyRow] = field(default_factory=list)
+    #: For engineers: lessons' follow-up actions past their due date, longest overdue first.
+    overdue_actions: list[OverdueActionRow] = field(default_factory=list)
     patch_compliance: list[MonthPoint] = field(default_factory=list)
     availability: list[MonthPoint] = field(default_factory=list)
     #: Quality control's catch rate per month, with the checks to review and the flaky

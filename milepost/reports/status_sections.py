@@ -34,6 +34,7 @@ from milepost.inventory.vendors import INTERFACES_VAR, load_vendors, vendor_of_h
 from milepost.inventory.windows import window_state
 from milepost.ledger.chain import format_time
 from milepost.ledger.schema import records as T
+from milepost.oversight.glitch_systems import glitch_systems
 from milepost.oversight.scorecard import last_months
 from milepost.patching.exposure import open_hosts
 from milepost.reports.checks import latest_interface_checks
@@ -179,23 +180,12 @@ def _integrity(ledger: Ledger) -> Integrity:
     )
 
 
-def _glitch_systems(note: Note, systems: Mapping[str, System]) -> list[str]:
-    """Keys of the systems a glitch names: by its hosts, or by key or name."""
-
-    keys = [s.key for s in systems_of_hosts(systems, note.hosts)]
-    named = {text.strip().lower() for text in note.affected_systems}
-    for system in systems.values():
-        if system.key not in keys and named & {system.key.lower(), system.name.lower()}:
-            keys.append(system.key)
-    return keys
-
-
 def _glitches(
     notes: Sequence[Note], systems: Mapping[str, System], clean: _Cleaner
 ) -> list[GlitchRow]:
     rows = []
     for note in sorted(notes, key=lambda n: n.added_at, reverse=True):
-        keys = _glitch_systems(note, systems)
+        keys = glitch_systems(note, systems)
         names = [systems[k].name for k in keys]
         impact = note.customer_impact
         assessed = impact is not None and impact.strip().lower() not in UNKNOWN_IMPACT

@@ -258,6 +258,9 @@ VALID_FOR: dict[tuple[str, str], str] = {
     ("ledger host", "name"): "pay-east-01.ruc.example.gov",
     ("change open", "hosts"): "pay-east-01.ruc.example.gov",
     ("note update", "status"): "open",
+    ("note close", "status"): "closed",
+    ("note action add", "kind"): "runbook",
+    ("note action add", "lesson"): "L-0001",
 }
 VALID: dict[str, str] = {
     "advisory": "CVE-2025-12345",
@@ -305,6 +308,12 @@ VALID: dict[str, str] = {
     "change_id": "C-0001",
     "question_id": "Q-0001",
     "note_id": "L-0001",
+    "glitch_id": "G-0001",
+    "action_id": "A-0001",
+    "lesson": "L-0001",
+    "cause": "a root cause",
+    "no_action_reason": "nothing to change",
+    "ref": "docs/runbook.md",
     "public_key": "AAAA",
     "inventory": str(EXAMPLE),
     "out": f"{OUT}/written",

@@ -29,9 +29,12 @@ from milepost.ledger.chain import canonical_record, chain_hash, utc_now
 from milepost.ledger.runs import run_started, task_result
 from milepost.ledger.schema import records as T
 from milepost.notify.send import _already_reminded, _already_told
+from milepost.oversight.action_writing import add_action
 from milepost.oversight.catch_rate import catch_rate
+from milepost.oversight.lesson_actions import actions
 from milepost.oversight.questions import questions
 from milepost.oversight.register_reading import notes
+from milepost.oversight.register_writing import add_note
 from milepost.oversight.scorecard import parse_period, scorecards
 from milepost.patching import policy as patch_policy
 from milepost.patching.advisories import load_advisories
@@ -212,6 +215,63 @@ MALFORMED = {
         None,
         [
             {"note_id": "G-x", "fields": ["owner"]},
+            {"note_id": "G-x", "status": "closed", "fields": {"cause": ["x"]}},
+            {"note_id": "G-x", "fields": {"lesson": "L-" + "x" * 100}},
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "lesson_action": (
+        None,
+        None,
+        [
+            {
+                "action_id": "A-0000bad1",
+                "lesson_id": "L-0000bad1",
+                "kind": "meeting",
+                "title": "t",
+                "owner": "o",
+                "due": "2030-01-01",
+            },
+            {
+                "action_id": "A-0000bad1",
+                "lesson_id": "L-0000bad1",
+                "kind": "runbook",
+                "title": "t",
+                "due": "2030-01-01",
+            },
+            {
+                "action_id": "A-0000bad1",
+                "lesson_id": "L-0000bad1",
+                "kind": "runbook",
+                "title": "t",
+                "owner": "o",
+                "due": "next friday",
+            },
+            {
+                "lesson_id": "L-0000bad1",
+                "kind": "runbook",
+                "title": "t",
+                "owner": "o",
+                "due": "2030-01-01",
+            },
+            {
+                "action_id": "A-0000bad1",
+                "lesson_id": "L-0000bad1",
+                "kind": "runbook",
+                "title": TEMPLATE * 100,
+                "owner": ["o"],
+                "due": "2030-01-01",
+            },
+            NOT_AN_OBJECT,
+        ],
+    ),
+    "lesson_action_updated": (
+        None,
+        None,
+        [
+            {"action_id": "A-0000bad1", "status": "finished"},
+            {"action_id": "A-0000bad1", "fields": {"due": "2030-02-30"}},
+            {"status": "done"},
             NOT_AN_OBJECT,
         ],
     ),
@@ -404,6 +464,7 @@ def read_everything(ledger, inventory_dir) -> dict:
         "drift": findings(ledger),
         "changes": changes(ledger),
         "notes": notes(ledger),
+        "actions": actions(ledger),
         "questions": questions(ledger),
         "told": _already_told(ledger, "staff", False),
         "reminded": _already_reminded(ledger, "staff"),
@@ -435,13 +496,24 @@ def assert_good_records_used(found: dict) -> None:
     assert {s.key: s.status for s in status.systems}["account_management"] == "overdue"
     assert status.exposure.hosts_overdue == 1
     assert found["scorecards"]
+    assert [a.owner for a in found["status"].overdue_actions] == ["Lee"]
+    assert [a.owner for a in found["actions"]] == ["Lee"]
+
+
+def build_good(ledger) -> None:
+    """The dashboard's scenario and a lesson of its open glitch with an overdue action."""
+    glitch_id = build_ledger(ledger, NOW)
+    lesson = add_note(ledger, "lesson", title="Stage the ingest update", category="technology",
+                      links={"glitches": [glitch_id]})  # fmt: skip
+    add_action(ledger, lesson.note_id, kind="qc-check", title="Check ingest after updates",
+               owner="Lee", due="2020-01-01")  # fmt: skip
 
 
 @pytest.mark.parametrize(("kind", "host", "run_id", "body"), CASES)
 def test_a_malformed_record_is_skipped_with_one_warning(
     ledger, dashboard_inventory, kind, host, run_id, body, capsys
 ):
-    build_ledger(ledger, NOW)
+    build_good(ledger)
     if kind == "run_ended":  # a run whose start is good
         ledger.append([run_started(playbook="maintain.yml", kind="scheduled", run_id=run_id)])
         ledger.append([task_result(run_id, "pay-01", "PATCH | x", "ok")])
@@ -461,7 +533,7 @@ def test_a_malformed_record_is_skipped_with_one_warning(
 
 
 def test_good_records_alone_raise_no_warning(ledger, dashboard_inventory):
-    build_ledger(ledger, NOW)
+    build_good(ledger)
     with collecting() as skipped:
         assert_good_records_used(read_everything(ledger, dashboard_inventory))
     assert skipped.messages == []

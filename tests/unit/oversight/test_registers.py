@@ -164,7 +164,10 @@ def test_export_markdown_and_csv(ledger, capsys, tmp_path):
     )  # fmt: skip
     change = add_note(ledger, "desired-change", title="=SUM(A1)", category="policy")
     glitch = add_note(ledger, "glitch", title="Duplicate charges", detected_by="qc")
-    update_note(ledger, glitch.note_id, status="resolved", resolution="Reversed the charges")
+    update_note(
+        ledger, glitch.note_id, status="resolved", resolution="Reversed the charges",
+        cause="A retried settlement file", no_action_reason="The processor fixed its retry",
+    )  # fmt: skip
 
     md_file = tmp_path / "out" / "registers.md"
     code, out, err = run_cli(capsys, "note", "export", "--format", "md", "--out", str(md_file))
@@ -212,6 +215,7 @@ def test_a_drift_glitch_is_listed_and_can_be_resolved(ledger, capsys):
     code, out, err = run_cli(
         capsys, "note", "update", glitch_id, "--status", "resolved",
         "--resolution", "Reran remediation", "--owner", "on-call",
+        "--cause", "A config file edited by hand", "--no-action-reason", "Drift checks catch it",
     )  # fmt: skip
     assert code == 0, err
     (now,) = notes(ledger, type="glitch")

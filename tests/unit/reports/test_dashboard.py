@@ -191,7 +191,8 @@ def build_ledger(ledger, now: datetime) -> str:
     # A glitch on a payments host, resolved: it no longer counts.
     old = open_glitch(ledger, title="Payments slow for an hour", detected_by="monitoring",
                       hosts=["pay-01"])  # fmt: skip
-    update_note(ledger, old.note_id, status="resolved", resolution="Cache restarted.")
+    update_note(ledger, old.note_id, status="resolved", resolution="Cache restarted.",
+                cause="A full cache", no_action_reason="It now evicts by itself")  # fmt: skip
     # Interface checks: payments up every month, file exchange slow at last, accounts never.
     ledger.append(
         [interface_check("payments-api", "ok", ago(now, days), cert_days=60 + days)
