@@ -187,7 +187,7 @@ def test_export_markdown_and_csv(ledger, capsys, tmp_path):
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert tuple(rows[0]) == CSV_FIELDS
-    by_id = {r["note_id"]: r for r in rows}
+    by_id = {r["note_id"]: r for r in rows if r["type"] != "catch-rate"}
     assert set(by_id) == {lesson.note_id, change.note_id, glitch.note_id}
     assert by_id[lesson.note_id]["text"] == "a\n## not a heading"
     assert by_id[change.note_id]["title"] == "'=SUM(A1)"  # no formula reaches a spreadsheet
