@@ -249,16 +249,21 @@ def drift_check(inventory: InventoryOption = None, limit: LimitOption = None) ->
         )
 
 
+#: The findings a remediation corrects (`drift remediate`, `plan remediate`).
+FindingOption = Annotated[
+    list[str] | None,
+    typer.Option("--finding", metavar="ID", help="Correct this open finding (repeatable)."),
+]
+IncludePlannedOption = Annotated[
+    bool,
+    typer.Option("--include-planned", help="Also correct drift an open change covers."),
+]
+
+
 @drift_app.command("remediate")
 def drift_remediate(
-    finding: Annotated[
-        list[str] | None,
-        typer.Option("--finding", metavar="ID", help="Correct this open finding (repeatable)."),
-    ] = None,
-    include_planned: Annotated[
-        bool,
-        typer.Option("--include-planned", help="Also correct drift an open change covers."),
-    ] = False,
+    finding: FindingOption = None,
+    include_planned: IncludePlannedOption = False,
     full: Annotated[
         bool,
         typer.Option(

@@ -46,7 +46,13 @@ from milepost.cli.common import (
     open_ledger,
     print_json,
 )
-from milepost.cli.drift import check_remediation, remediation_limit, remediation_targets
+from milepost.cli.drift import (
+    FindingOption,
+    IncludePlannedOption,
+    check_remediation,
+    remediation_limit,
+    remediation_targets,
+)
 from milepost.cli.maintain import parse_extra_vars
 from milepost.drift.findings import open_findings
 from milepost.errors import MilepostError, Refused, UserError
@@ -226,14 +232,8 @@ def _remediation_dry_run(
 
 @plan_app.command("remediate")
 def plan_remediate(
-    finding: Annotated[
-        list[str] | None,
-        typer.Option("--finding", metavar="ID", help="Correct this open finding (repeatable)."),
-    ] = None,
-    include_planned: Annotated[
-        bool,
-        typer.Option("--include-planned", help="Also correct drift an open change covers."),
-    ] = False,
+    finding: FindingOption = None,
+    include_planned: IncludePlannedOption = False,
     full: Annotated[
         bool,
         typer.Option(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,41 +162,36 @@ def _recipients(setup: NotifySetup, audience: Audience, about: content.Content) 
     return tuple(dict.fromkeys(addresses))
 
 
-def _already_reminded(ledger: Ledger, audience: str) -> set[str]:
-    """The questions a question_reminder already went to ``audience`` about."""
-
-    told: set[str] = set()
+def _sent(ledger: Ledger, notice: str, audience: str) -> Iterator[dict[str, Any]]:
+    """The ``about`` of every ``notice`` sent to ``audience`` (usable records only)."""
     with ledger.read_transaction() as conn:
         rows = conn.execute(select(T.c.seq, T.c.body).where(T.c.kind == KIND).order_by(T.c.seq))
         for seq, text in rows:
             body = usable(seq, KIND, text)
-            if body is None or body["notice"] != "question_reminder":
+            if body is None or body["notice"] != notice:
                 continue
-            about = body.get("about") or {}
             if body.get("audience") == audience and body.get("result") == SENT:
-                told.update(str(key) for key in about.get("questions") or ())
-    return told
+                given = body.get("about")
+                yield given if isinstance(given, dict) else {}
+
+
+def _already_reminded(ledger: Ledger, audience: str) -> set[str]:
+    """The questions a question_reminder already went to ``audience`` about."""
+    return {
+        str(key)
+        for about in _sent(ledger, "question_reminder", audience)
+        for key in about.get("questions") or ()
+    }
 
 
 def _already_told(ledger: Ledger, audience: str, starting_now: bool) -> set[str]:
     """The window keys upcoming notices already went to ``audience`` about."""
-
-    told: set[str] = set()
-    with ledger.read_transaction() as conn:
-        rows = conn.execute(select(T.c.seq, T.c.body).where(T.c.kind == KIND).order_by(T.c.seq))
-        for seq, text in rows:
-            body = usable(seq, KIND, text)
-            if body is None or body["notice"] != "upcoming":
-                continue
-            given = body.get("about")
-            about: dict[str, Any] = given if isinstance(given, dict) else {}
-            if (
-                body.get("audience") == audience
-                and body.get("result") == SENT
-                and bool(about.get("starting_now")) == starting_now
-            ):
-                told.update(str(key) for key in about.get("windows") or ())
-    return told
+    return {
+        str(key)
+        for about in _sent(ledger, "upcoming", audience)
+        if bool(about.get("starting_now")) == starting_now
+        for key in about.get("windows") or ()
+    }
 
 
 # ------------------------------------------------------------------ delivering
