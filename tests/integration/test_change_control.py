@@ -78,7 +78,7 @@ def test_plan_approve_apply_changes_exactly_the_plan_and_refuses_each_shortcut(a
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert remediate.returncode != 0, remediate.stdout[-2000:]
-    assert "drift remediation is not yet planned" in remediate.stdout, remediate.stdout[-2000:]
+    assert "`milepost plan remediate --key KEY`" in remediate.stdout, remediate.stdout[-2000:]
     assert host_versions(container) == before
     awx = [r for r in records(env, "run_started") if "maintain" in r["body"]["playbook"]][-1]
     awx = awx["body"]
