@@ -31,8 +31,13 @@ def milepost(env, *args):
     return subprocess.run(["milepost", *args], capture_output=True, text=True, env=env)
 
 
-def qc_run(env, host):
-    return milepost(env, "qc", "run", "--limit", host, "-i", str(INVENTORY), "--json")
+def qc_with_the_gateway_stopped(env, pay):
+    """`milepost qc run` on the payment host while its gateway is stopped (restarted after)."""
+    assert ssh(pay["port"], f"sudo {PAY_SERVICE} stop").returncode == 0
+    try:
+        return milepost(env, "qc", "run", "--limit", pay["name"], "-i", str(INVENTORY), "--json")
+    finally:
+        assert ssh(pay["port"], f"sudo {PAY_SERVICE} start").returncode == 0
 
 
 def test_a_glitch_ends_in_a_lesson_whose_check_catches_it_next_time(lab_hosts, tmp_path):
@@ -43,11 +48,7 @@ def test_a_glitch_ends_in_a_lesson_whose_check_catches_it_next_time(lab_hosts, t
     env = {**env_for(tmp_path), "MILEPOST_ROOT": str(project)}
 
     # QC finds the stopped service first: a glitch detected by QC.
-    assert ssh(pay["port"], f"sudo {PAY_SERVICE} stop").returncode == 0
-    try:
-        first = qc_run(env, pay["name"])
-    finally:
-        assert ssh(pay["port"], f"sudo {PAY_SERVICE} start").returncode == 0
+    first = qc_with_the_gateway_stopped(env, pay)
     assert first.returncode == 1, first.stdout[-2000:] + first.stderr[-2000:]
     glitch = json.loads(first.stdout)["glitch"]
 
@@ -79,11 +80,7 @@ def test_a_glitch_ends_in_a_lesson_whose_check_catches_it_next_time(lab_hosts, t
     assert f"answers {glitch}" in recorded.stdout
 
     # The same failure again: the added check catches it and the new glitch says so.
-    assert ssh(pay["port"], f"sudo {PAY_SERVICE} stop").returncode == 0
-    try:
-        again = qc_run(env, pay["name"])
-    finally:
-        assert ssh(pay["port"], f"sudo {PAY_SERVICE} start").returncode == 0
+    again = qc_with_the_gateway_stopped(env, pay)
     assert again.returncode == 1, again.stdout[-2000:] + again.stderr[-2000:]
     shown = json.loads(again.stdout)
     caught = [r for r in shown["results"] if r["check"] == "test_the_payment_gateway_process_is_up"]

@@ -68,6 +68,15 @@ def loop(ledger):
             "change": change.note_id}  # fmt: skip
 
 
+def action_add(lesson="{lesson}", *, kind="runbook", owner="Dana", due="2030-01-01", more=()):
+    """`note action add` arguments: a valid action but for what a case changes (None: the
+    option left out)."""
+    argv = ["action", "add", lesson, "--kind", kind, "--title", "x"]
+    argv += ["--owner", owner] if owner is not None else []
+    argv += ["--due", due] if due is not None else []
+    return [*argv, *more]
+
+
 BAD_INPUTS = [
     # Closing a glitch without its cause, or without a lesson with an action or a reason.
     (["close", "{glitch}", "--lesson", "{lesson}"], "needs its root cause"),
@@ -86,144 +95,16 @@ BAD_INPUTS = [
         "linked glitch",
     ),  # fmt: skip
     # Actions: no owner, a due date that is not a date, an unknown kind, an unknown lesson.
-    (
-        ["action", "add", "{lesson}", "--kind", "runbook", "--title", "x", "--due", "2030-01-01"],
-        "needs --owner",
-    ),  # fmt: skip
-    (
-        [
-            "action",
-            "add",
-            "{lesson}",
-            "--kind",
-            "runbook",
-            "--title",
-            "x",
-            "--owner",
-            " ",
-            "--due",
-            "2030-01-01",
-        ],
-        "needs --owner",
-    ),  # fmt: skip
-    (
-        [
-            "action",
-            "add",
-            "{lesson}",
-            "--kind",
-            "runbook",
-            "--title",
-            "x",
-            "--owner",
-            "Dana",
-            "--due",
-            "next friday",
-        ],
-        "is not a date",
-    ),  # fmt: skip
-    (
-        [
-            "action",
-            "add",
-            "{lesson}",
-            "--kind",
-            "runbook",
-            "--title",
-            "x",
-            "--owner",
-            "Dana",
-            "--due",
-            "2026-02-30",
-        ],
-        "is not a date",
-    ),  # fmt: skip
-    (
-        ["action", "add", "{lesson}", "--kind", "runbook", "--title", "x", "--owner", "Dana"],
-        "needs --due",
-    ),  # fmt: skip
-    (
-        [
-            "action",
-            "add",
-            "{lesson}",
-            "--kind",
-            "meeting",
-            "--title",
-            "x",
-            "--owner",
-            "Dana",
-            "--due",
-            "2030-01-01",
-        ],
-        "action kind 'meeting' is not one of",
-    ),  # fmt: skip
-    (
-        [
-            "action",
-            "add",
-            "L-00000000",
-            "--kind",
-            "runbook",
-            "--title",
-            "x",
-            "--owner",
-            "Dana",
-            "--due",
-            "2030-01-01",
-        ],
-        "not in the ledger",
-    ),  # fmt: skip
-    (
-        [
-            "action",
-            "add",
-            "{glitch}",
-            "--kind",
-            "runbook",
-            "--title",
-            "x",
-            "--owner",
-            "Dana",
-            "--due",
-            "2030-01-01",
-        ],
-        "not a lesson",
-    ),  # fmt: skip
-    (
-        [
-            "action",
-            "add",
-            "{lesson}",
-            "--kind",
-            "desired-change",
-            "--title",
-            "x",
-            "--owner",
-            "Dana",
-            "--due",
-            "2030-01-01",
-        ],
-        "needs --ref DC-",
-    ),  # fmt: skip
-    (
-        [
-            "action",
-            "add",
-            "{lesson}",
-            "--kind",
-            "desired-change",
-            "--title",
-            "x",
-            "--owner",
-            "Dana",
-            "--due",
-            "2030-01-01",
-            "--ref",
-            "{bare}",
-        ],
-        "not a desired change",
-    ),  # fmt: skip
+    (action_add(owner=None), "needs --owner"),
+    (action_add(owner=" "), "needs --owner"),
+    (action_add(due="next friday"), "is not a date"),
+    (action_add(due="2026-02-30"), "is not a date"),
+    (action_add(due=None), "needs --due"),
+    (action_add(kind="meeting"), "action kind 'meeting' is not one of"),
+    (action_add("L-00000000"), "not in the ledger"),
+    (action_add("{glitch}"), "not a lesson"),
+    (action_add(kind="desired-change"), "needs --ref DC-"),
+    (action_add(kind="desired-change", more=("--ref", "{bare}")), "not a desired change"),
     (["action", "done", "A-00000000"], "unknown action"),
     (["action", "done", "L-00000000"], "not an action ID"),
     (["action", "update", "A-00000000", "--due", "soon"], "is not a date"),
